@@ -1,0 +1,74 @@
+"""The interface every inference backend implements."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import pathlib
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    """One model input: its name, element type and shape (None for a dynamic dimension)."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int | None, ...]
+
+    @property
+    def batch(self) -> int | None:
+        return self.shape[0] if self.shape else None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunTiming:
+    """Times of one batch, in milliseconds, as the backend measures them.
+
+    ``compute_ms`` is the model's execution alone (ais_infer's NPU_compute_time); the transfers
+    are None where the backend has no separate host-to-device or device-to-host copy.
+    """
+
+    compute_ms: float
+    h2d_ms: float | None = None
+    d2h_ms: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineInfo:
+    """What the infer stage knows of an engine: its file (if any) and the record convert wrote."""
+
+    path: pathlib.Path | None
+    record: dict[str, Any]
+
+
+class Backend(abc.ABC):
+    """Loads one engine and runs batches through it.
+
+    Construction does no work; ``open`` loads the engine (and may fail with a one-line error).
+    """
+
+    name: str = ""
+
+    @classmethod
+    @abc.abstractmethod
+    def open(cls, engine: EngineInfo, device: str, options: dict[str, Any]) -> "Backend":
+        """Load the engine on ``device`` (e.g. 'cpu', 'cuda:0'); ``options`` are backend-specific."""
+
+    @property
+    @abc.abstractmethod
+    def input(self) -> TensorSpec:
+        """The single image input the engine takes."""
+
+    @abc.abstractmethod
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, RunTiming]:
+        """Logits [batch, classes] for a batch whose shape and dtype match ``input``."""
+
+    @abc.abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Device, providers, library versions: recorded in summary.json."""
+
+    def close(self) -> None:
+        """Release the engine and the device."""

@@ -1,0 +1,1 @@
+"""ONNX Runtime backend: CPU by default; CUDA and TensorRT execution providers where installed."""

@@ -1,0 +1,152 @@
+"""Commit a stage's output: every file first, then one manifest object last.
+
+The manifest (``_manifest.json``) lists each file with its size and sha256, the producer, the
+parameters and the timings. Its presence is the one sign that an output is finished: a stage
+that died halfway left files but no manifest, and a rerun starts over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import pathlib
+import platform
+import socket
+import time
+from typing import Any, Iterator
+
+from jobs import errors, store as store_mod
+
+MANIFEST = "_manifest.json"
+FORMAT_VERSION = 1
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(store: store_mod.Store) -> dict[str, Any] | None:
+    """The committed manifest at this location, or None when nothing is committed there."""
+    if not store.exists(MANIFEST):
+        return None
+    try:
+        manifest = json.loads(store.read_text(MANIFEST))
+    except (ValueError, UnicodeDecodeError):
+        return None  # unreadable: treat as not committed, the stage rebuilds
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        return None
+    return manifest
+
+
+def require_committed(uri: str, what: str) -> tuple[store_mod.Store, dict[str, Any]]:
+    """Open an upstream output; a missing manifest is bad input naming ``what`` and the URI."""
+    store = store_mod.open_store(uri)
+    manifest = read_manifest(store)
+    if manifest is None:
+        raise errors.NotCommitted(f"{what} {store.uri}: no committed output there (no {MANIFEST})")
+    return store, manifest
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def producer() -> dict[str, str]:
+    from jobs import __version__
+
+    return {
+        "name": "ghostbench",
+        "version": __version__,
+        "host": socket.gethostname(),
+        "python": platform.python_version(),
+        "pid": str(os.getpid()),
+    }
+
+
+class Output:
+    """A stage output being built in a local staging directory, committed in one step.
+
+    Use as ``with Output(store, stage, params) as out: ...write under out.dir...; out.record[...] = ...``.
+    Leaving the block normally uploads every file, then the manifest. An exception leaves
+    nothing committed (files already put stay behind but are not listed by any manifest).
+    """
+
+    def __init__(self, store: store_mod.Store, stage: str, params: dict[str, Any]):
+        self.store = store
+        self.stage = stage
+        self.params = params
+        self.record: dict[str, Any] = {}
+        self._started = _now()
+        self._t0 = time.perf_counter()
+        self._staging: contextlib.AbstractContextManager[pathlib.Path] | None = None
+        self.dir: pathlib.Path
+
+    def __enter__(self) -> "Output":
+        self._staging = self.store.staging_dir()
+        self.dir = self._staging.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._commit()
+        finally:
+            assert self._staging is not None
+            self._staging.__exit__(exc_type, exc, tb)
+
+    def _commit(self) -> None:
+        # A rerun after a crash may find an old manifest from an earlier, different output only if
+        # the location was reused; remove it first so the old manifest never covers new files.
+        self.store.delete(MANIFEST)
+        files = []
+        for path in sorted(p for p in self.dir.rglob("*") if p.is_file()):
+            name = path.relative_to(self.dir).as_posix()
+            if name == MANIFEST:
+                raise errors.GhostbenchError(f"stage wrote a file named {MANIFEST}, which is reserved")
+            files.append({"name": name, "size": path.stat().st_size, "sha256": sha256_file(path)})
+            self.store.put_file(name, path)
+        manifest = {
+            "format": FORMAT_VERSION,
+            "stage": self.stage,
+            "producer": producer(),
+            "params": self.params,
+            "files": files,
+            "timings": {
+                "started": self._started,
+                "finished": _now(),
+                "seconds": round(time.perf_counter() - self._t0, 3),
+            },
+            "record": self.record,
+        }
+        self.store.write_text(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+def file_entry(manifest: dict[str, Any], name: str) -> dict[str, Any]:
+    for entry in manifest["files"]:
+        if entry["name"] == name:
+            return entry
+    raise errors.BadInput(f"committed output has no file {name!r} (files: {len(manifest['files'])})")
+
+
+@contextlib.contextmanager
+def local_copy(store: store_mod.Store, manifest: dict[str, Any], name: str) -> Iterator[pathlib.Path]:
+    """A local path to a committed file: the file itself when the store is local, else a verified copy."""
+    entry = file_entry(manifest, name)
+    path = store.local_path(name)
+    if path is not None:
+        yield path
+        return
+    with store.staging_dir() as tmp:
+        target = tmp / pathlib.Path(name).name
+        store.get_file(name, target)
+        if sha256_file(target) != entry["sha256"]:
+            raise errors.StoreError(f"{store.uri}/{name}: checksum does not match the manifest")
+        yield target

@@ -1,0 +1,36 @@
+"""Errors that stages raise, and the exit codes they map to.
+
+A stage exits 0 on success, 2 on bad input or arguments (one line: what and where), 3 when a
+needed tool or library is missing, and 1 on any other failure.
+"""
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+EXIT_MISSING_DEPENDENCY = 3
+
+
+class GhostbenchError(Exception):
+    """Base class: an expected failure with a one-line message for the user."""
+
+    exit_code = EXIT_FAILURE
+
+
+class BadInput(GhostbenchError):
+    """The user's input (a file, a field, an argument) is wrong; retrying will not help."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class MissingDependency(GhostbenchError):
+    """A library or tool this step needs is not installed here."""
+
+    exit_code = EXIT_MISSING_DEPENDENCY
+
+
+class StoreError(GhostbenchError):
+    """The store could not be read or written."""
+
+
+class NotCommitted(BadInput):
+    """An input names a store location whose output was never committed."""
