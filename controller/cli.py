@@ -1,31 +1,183 @@
-"""The ``ghostbench`` command.
+"""The ``ghostbench`` command: plan and run sweeps, read their status and reports.
 
-``ghostbench stage NAME ARGS...`` runs one pipeline stage exactly as a pod would
-(``python -m jobs.NAME ARGS...``).
+  ghostbench run SPEC         run a sweep (locally by default)
+  ghostbench plan SPEC        print the steps and which are already done
+  ghostbench status SWEEP     each step's state, from the store
+  ghostbench report SWEEP     the sweep's report, from the store
+  ghostbench demo             the whole pipeline on a generated image set, offline
+  ghostbench stage NAME ...   run one stage exactly as a pod would
+
+Progress and messages go to stderr; results (tables, JSON) to stdout.
+Exit codes: 0 success, 1 a step or sweep failed, 2 bad input or usage, 3 a dependency is missing.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
 import sys
+from typing import Any
 
 import jobs
+from controller import display, executors, plan as plan_mod, runner, spec as spec_mod
+from jobs import errors, store as store_mod
+
+
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", metavar="URI",
+                   help=f"store to use instead of the spec's (default: the spec's, or ./{spec_mod.DEFAULT_STORE})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ghostbench", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:]))
+    parser.add_argument("--version", action="version", version=f"ghostbench {jobs.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a sweep")
+    p.add_argument("spec", help="sweep file (YAML)")
+    _store_arg(p)
+    p.add_argument("--executor", default="local", choices=executors.names(), help="where steps run (default: local)")
+    p.add_argument("--jobs", type=int, default=0, metavar="N",
+                   help="steps at once for the local executor (default: the number of cores)")
+
+    p = sub.add_parser("plan", help="print a sweep's steps and which are already done")
+    p.add_argument("spec", help="sweep file (YAML)")
+    _store_arg(p)
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    p = sub.add_parser("status", help="print the state of a sweep's steps")
+    p.add_argument("sweep", help="sweep id (its name)")
+    _store_arg(p)
+    p.add_argument("--json", action="store_true", help="print the status document as JSON")
+
+    p = sub.add_parser("report", help="print a sweep's report")
+    p.add_argument("sweep", help="sweep id (its name)")
+    _store_arg(p)
+    p.add_argument("--format", choices=("md", "json", "csv"), default="md")
+
+    p = sub.add_parser("demo", help="run the whole pipeline offline on a generated image set")
+    _store_arg(p)
+    p.add_argument("--images", type=int, default=48, metavar="N", help="images to generate (default: 48)")
+    p.add_argument("--batch-sizes", default="1,4,8,16,32", help="comma-separated (default: 1,4,8,16,32)")
+    p.add_argument("--offline", action="store_true", help="do not try the official weights' address")
+    p.add_argument("--jobs", type=int, default=0, metavar="N", help="steps at once (default: the number of cores)")
+
+    p = sub.add_parser("stage", help="run one pipeline stage, as a pod would", add_help=False)
+    p.add_argument("name", choices=jobs.STAGES)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _open_store(uri: str | None, spec: spec_mod.SweepSpec | None = None) -> store_mod.Store:
+    return store_mod.open_store(uri or (spec.store if spec else spec_mod.DEFAULT_STORE))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    spec = spec_mod.load(args.spec)
+    store = _open_store(args.store, spec)
+    plan = plan_mod.make_plan(spec, store.uri)
+    return execute(spec, plan, store, args.executor, args.jobs)
+
+
+def execute(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: store_mod.Store, executor_name: str,
+            jobs_n: int) -> int:
+    executor_cls = executors.get(executor_name)
+    runner.write_sweep_files(spec, plan, store)
+    executor = executor_cls(store, max_parallel=jobs_n or None)
+    progress = display.ProgressDisplay()
+    try:
+        result = runner.run(plan, store, executor, progress)
+    finally:
+        progress.close()
+    where = f"{store.uri}/{runner.sweep_dir(plan.sweep)}"
+    if result.ok:
+        print(f"sweep {plan.sweep}: {len(plan.steps)} steps done ({result.ran} run now) in "
+              f"{result.seconds:.1f}s; results in {where}/", file=sys.stderr)
+        return errors.EXIT_OK
+    print(f"sweep {plan.sweep}: FAILED: {len(result.failed())} step(s) failed, {len(result.blocked())} not run "
+          "because of them", file=sys.stderr)
+    for st in result.failed():
+        print(f"  {st.title}: {st.reason}; log: {store.uri}/{st.log}", file=sys.stderr)
+        for line in st.log_tail.splitlines()[-5:]:
+            print(f"    | {line}", file=sys.stderr)
+    return errors.EXIT_FAILURE
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    spec = spec_mod.load(args.spec)
+    store = _open_store(args.store, spec)
+    plan = plan_mod.make_plan(spec, store.uri)
+    done = runner.committed_keys(plan, store)
+    if args.json:
+        doc = plan.to_dict()
+        for s in doc["steps"]:
+            s["done"] = s["key"] in done
+        print(json.dumps(doc, indent=1))
+        return 0
+    for s in plan.steps:
+        print(f"{'done' if s.key in done else 'todo'}  {s.key}  {s.title}")
+    print(f"{len(plan.steps)} steps, {len(done)} done, {len(plan.steps) - len(done)} to run; "
+          f"store {store.uri}", file=sys.stderr)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    store = _open_store(args.store)
+    doc = runner.read_status(store, args.sweep)
+    if doc is None:
+        raise errors.BadInput(f"sweep {args.sweep!r}: no status in {store.uri}/{runner.sweep_dir(args.sweep)}/")
+    if args.json:
+        print(json.dumps(doc, indent=1))
+        return 0
+    print(f"sweep {doc['sweep']}: {doc['state']} (updated {doc['updated']})")
+    for key, s in doc["steps"].items():
+        extra = f"  {s['seconds']:.1f}s" if s.get("seconds") is not None else ""
+        reason = f"  ({s['reason']})" if s.get("reason") else ""
+        print(f"  {s['state']:<8} {key}  {s['title']}{extra}{reason}")
+    return 0 if doc["state"] in ("succeeded", "running") else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    store = _open_store(args.store)
+    name = f"{runner.sweep_dir(args.sweep)}/report.{args.format}"
+    if not store.exists(name):
+        raise errors.BadInput(f"sweep {args.sweep!r}: no report at {store.uri}/{name} (has the sweep finished?)")
+    sys.stdout.write(store.read_text(name))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from controller import demo
+
+    return demo.run(args)
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    module = importlib.import_module(f"jobs.{args.name}")
+    return module.main(args.args)
+
+
+COMMANDS: dict[str, Any] = {"run": cmd_run, "plan": cmd_plan, "status": cmd_status, "report": cmd_report,
+                            "demo": cmd_demo, "stage": cmd_stage}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ghostbench", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"ghostbench {jobs.__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    st = sub.add_parser("stage", help="run one pipeline stage (as a pod would)", add_help=False)
-    st.add_argument("name", choices=jobs.STAGES)
-    st.add_argument("args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    if args.command == "stage":
-        module = importlib.import_module(f"jobs.{args.name}")
-        return module.main(args.args)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except errors.GhostbenchError as e:
+        print(f"ghostbench {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"ghostbench {args.command}: interrupted; rerun to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `ghostbench report X | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

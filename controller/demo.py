@@ -1,0 +1,139 @@
+"""``ghostbench demo``: the whole pipeline on this machine, offline, in a couple of minutes.
+
+It generates a small labelled image set, takes the official weights when their address answers
+(checksum verified) and deterministic weights otherwise, labels the images with the PyTorch
+reference model's own top-1 on the seed's preprocessing, and runs a sweep on ONNX Runtime CPU
+for float32 and uint8 input. Accuracy is therefore agreement with the reference model, and the
+demo passes when top-1 agreement is at least 99% for both input modes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import pathlib
+import sys
+import urllib.request
+
+from controller import cli, plan as plan_mod, runner, spec as spec_mod
+from jobs import commit, errors, models, store as store_mod
+
+log = logging.getLogger("ghostbench.demo")
+MODEL = "ghostnet_1.0x"
+WEIGHTS_SEED = 0
+IMAGES_SEED = 0
+
+
+def official_weights_reachable(info: models.ModelInfo, timeout_s: float = 5.0) -> bool:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(info.weights_uri, method="HEAD"), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _reference_labels(weights_path: pathlib.Path, images_dir: pathlib.Path, names: list[str],
+                      info: models.ModelInfo) -> list[int]:
+    """Top-1 of the PyTorch model on the seed-faithful preprocessing: the labels agreement is measured with."""
+    import numpy as np
+    import torch
+
+    from jobs import imaging, weights
+
+    net = models.build(info)
+    weights.apply_state_dict(net, weights.load_state_dict(weights_path), str(weights_path))
+    net.eval()
+    batch = np.stack([imaging.normalize(imaging.resize_crop(imaging.decode((images_dir / n).read_bytes(), n),
+                                                            info.resize_short, info.crop), info.mean, info.std)
+                      for n in names])
+    with torch.inference_mode():
+        logits = net(torch.from_numpy(batch)).numpy()
+    return [int(i) for i in logits.argmax(axis=1)]
+
+
+def prepare_inputs(store: store_mod.Store, count: int, offline: bool) -> dict[str, str]:
+    """Images, labels and weights in the store, made once and reused (committed like a stage output)."""
+    from jobs import weights
+    from jobs.tools import fake_imagenet
+
+    info = models.get(MODEL)
+    official = not offline and official_weights_reachable(info)
+    source = "official" if official else f"deterministic-seed{WEIGHTS_SEED}"
+    fingerprint = hashlib.sha256(json.dumps([count, IMAGES_SEED, MODEL, source]).encode()).hexdigest()[:12]
+    where = store.child(f"inputs/demo-{fingerprint}")
+    manifest = commit.read_manifest(where)
+    if manifest is None:
+        log.info("demo: making %d images and labels (%s weights) in %s", count, source, where.uri)
+        with commit.Output(where, "demo-inputs", {"count": count, "weights": source}) as out:
+            images_dir = out.dir / "images"
+            names = fake_imagenet.make_image_set(images_dir, count=count, seed=IMAGES_SEED)
+            if official:
+                weights_path = weights.fetch(info.weights_uri, info.checksum, out.dir / "download")
+                checksum, weights_uri = info.checksum, info.weights_uri
+            else:
+                weights_path = out.dir / "weights.pth"
+                checksum = weights.save_deterministic_weights(weights_path, MODEL, WEIGHTS_SEED)
+                weights_uri = where.uri + "/weights.pth"
+            labels = _reference_labels(weights_path, images_dir, names, info)
+            fake_imagenet.write_labels(out.dir, names, labels)
+            if official:
+                weights_path.unlink()
+            out.record.update({"weights_uri": weights_uri, "checksum": checksum, "official": official,
+                               "images": len(names), "distinct_labels": len(set(labels))})
+        manifest = commit.read_manifest(where)
+        assert manifest is not None
+    rec = manifest["record"]
+    return {"images": where.uri + "/images", "labels": where.uri + "/" + fake_imagenet.LABELS_FILE,
+            "weights": rec["weights_uri"], "checksum": rec["checksum"], "official": rec["official"]}
+
+
+def demo_spec(inputs: dict[str, str], store_uri: str, batch_sizes: list[int]) -> spec_mod.SweepSpec:
+    doc = {
+        "name": "demo",
+        "store": store_uri,
+        "model": {"name": MODEL, "weights": inputs["weights"], "checksum": inputs["checksum"]},
+        "dataset": {"images": inputs["images"], "labels": inputs["labels"]},
+        "targets": [
+            {"name": f"ort-cpu-{mode}", "backend": "onnxruntime", "device": "cpu", "engine": "onnxruntime",
+             "input_mode": mode, "batch_sizes": batch_sizes}
+            for mode in ("float32", "uint8")
+        ],
+        # The labels are the reference model's own predictions: 100% is perfect agreement.
+        "reference": {"top1": 100.0, "top5": 100.0, "kind": "agreement", "gate": 1.0},
+        "timing": {"warmup": 2, "min_batches": 10, "min_seconds": 1.0},
+    }
+    return spec_mod.parse(doc, "demo")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+        if not batch_sizes or min(batch_sizes) < 1:
+            raise ValueError
+    except ValueError:
+        raise errors.BadInput(f"--batch-sizes: expected comma-separated integers >= 1, got {args.batch_sizes!r}") \
+            from None
+    if args.images < 1:
+        raise errors.BadInput(f"--images: expected an integer >= 1, got {args.images}")
+    store = store_mod.open_store(args.store or spec_mod.DEFAULT_STORE)
+    inputs = prepare_inputs(store, args.images, args.offline)
+    print("demo: weights: " + ("the official checkpoint (checksum verified)" if inputs["official"] else
+                               f"deterministic (seed {WEIGHTS_SEED}), not the official checkpoint, which was "
+                               "not reachable"), file=sys.stderr)
+    print("demo: accuracy below is top-1/top-5 agreement with the PyTorch reference model, not ImageNet accuracy",
+          file=sys.stderr)
+    spec = demo_spec(inputs, store.uri, batch_sizes)
+    plan = plan_mod.make_plan(spec, store.uri)
+    code = cli.execute(spec, plan, store, "local", args.jobs)
+    if code != errors.EXIT_OK:
+        return code
+    report = json.loads(store.read_text(f"{runner.sweep_dir(spec.name)}/report.json"))
+    sys.stdout.write(store.read_text(f"{runner.sweep_dir(spec.name)}/report.md"))
+    if not report["all_pass"]:
+        print("demo: FAILED: top-1 agreement below 99% for at least one run", file=sys.stderr)
+        return errors.EXIT_FAILURE
+    print(f"demo: passed; report in {store.uri}/{runner.sweep_dir(spec.name)}/", file=sys.stderr)
+    return errors.EXIT_OK

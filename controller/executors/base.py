@@ -1,0 +1,40 @@
+"""The interface between the shared scheduler and a place that runs steps."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+
+from controller import plan as plan_mod
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How a step's process (or Job) ended; the scheduler still checks the store for its commit."""
+
+    exit_code: int | None
+    """The command's exit status (None if it never ran or was killed)."""
+    reason: str = ""
+    """One line on what happened when it failed."""
+    log_tail: str = ""
+    """The last lines of its log, for the sweep status."""
+
+
+class Executor(abc.ABC):
+    """Starts steps and reports their ends. All methods are called from one thread."""
+
+    @abc.abstractmethod
+    def can_start(self, step: plan_mod.Step, running: list[plan_mod.Step]) -> bool:
+        """Whether ``step`` may start now, given the steps already running (concurrency limits)."""
+
+    @abc.abstractmethod
+    def start(self, step: plan_mod.Step) -> None:
+        """Launch the step; return at once."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float) -> list[tuple[plan_mod.Step, Outcome]]:
+        """Steps that ended since the last call, waiting at most ``timeout`` seconds for one."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop every running step (the sweep is being interrupted)."""

@@ -1,0 +1,327 @@
+"""The sweep file: one YAML document describing a whole sweep, validated on load.
+
+Every error names the field path, what is allowed and what was given, in one line, e.g.
+``sweep.yaml: targets[0].batch_sizes: expected a non-empty list of integers >= 1, got []``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import pathlib
+import re
+import urllib.parse
+from typing import Any
+
+import yaml
+
+from jobs import errors
+
+DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32)
+INPUT_MODES = ("float32", "uint8")
+DEFAULT_STORE = "ghostbench-store"
+
+
+class SpecError(errors.BadInput):
+    """The sweep file is malformed; the message names the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    name: str = "ghostnet_1.0x"
+    """Registry name of the classifier (see ``jobs.models``)."""
+    weights: str = ""
+    """URI of the state_dict: a path, file://, https:// or a store URI. Default: the official address."""
+    checksum: str = ""
+    """``md5:HEX`` or ``sha256:HEX`` of the weights file. Default: the official checksum."""
+    opset: int = 11
+    """ONNX opset of the export (11: what the seed's ATC accepts)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    images: str
+    """Folder or store prefix with the validation images."""
+    labels: str
+    """``val_label.txt``: lines ``<file name> <0-based label>``."""
+    limit: int | None = None
+    """Use only the first N images in natural-sort order (None: all)."""
+    shards: int = 1
+    """Preprocessing shards (pods or processes that split the images)."""
+    skip_bad: bool = False
+    """Continue without undecodable or unlabelled images instead of failing."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSpec:
+    name: str
+    """Label of this target in reports, unique in the sweep (e.g. ``ort-cpu-fp32``)."""
+    backend: str = "onnxruntime"
+    """Inference backend (``jobs.backends``)."""
+    device: str = "cpu"
+    """Device for the backend: cpu, cuda:0, ..."""
+    engine: str = "onnxruntime"
+    """Engine target for the convert stage (``jobs.converters``)."""
+    input_mode: str = "float32"
+    """float32 (the seed's tensors) or uint8 (pixels; normalization inside the model)."""
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
+    """Batch sizes to run, one engine and one inference run each."""
+    convert_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Options passed to the converter (``--option KEY=VALUE``)."""
+    backend_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Options passed to the backend (``--option KEY=VALUE``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceSpec:
+    top1: float | None = None
+    """Reference top-1 %% (default: the model's published figure)."""
+    top5: float | None = None
+    """Reference top-5 %% (default: the model's published figure)."""
+    kind: str = "imagenet"
+    """imagenet, or agreement when the labels are a reference model's own predictions."""
+    gate: float = 1.0
+    """A run passes when it is at most this many points below the reference."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TimingSpec:
+    warmup: int = 2
+    """Untimed batches before timing."""
+    min_batches: int = 20
+    """Timed batches at least (further passes over the data until reached)."""
+    min_seconds: float = 2.0
+    """Timed compute seconds at least."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    """Sweep id: its results are under ``<store>/sweeps/<name>/``."""
+    dataset: DatasetSpec
+    targets: tuple[TargetSpec, ...]
+    model: ModelSpec = ModelSpec()
+    store: str = DEFAULT_STORE
+    """Where artifacts and results live: a directory, file:///dir or s3://bucket/prefix."""
+    reference: ReferenceSpec = ReferenceSpec()
+    timing: TimingSpec = TimingSpec()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for t in d["targets"]:
+            t["batch_sizes"] = list(t["batch_sizes"])
+        d["targets"] = list(d["targets"])
+        return d
+
+
+_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,38}[a-z0-9])?$")
+
+
+class _Loader:
+    """Walks the YAML tree, checking each field against its dataclass."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, path: str, expected: str, given: Any) -> None:
+        raise SpecError(f"{self.source}: {path}: expected {expected}, got {given!r}")
+
+    def obj(self, cls: type, data: Any, path: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            self.fail(path or "(top level)", "a mapping", data)
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise SpecError(f"{self.source}: {path + '.' if path else ''}{key}: unknown field{hint}; "
+                                f"allowed: {', '.join(allowed)}")
+        for key in required:
+            if key not in data:
+                raise SpecError(f"{self.source}: {path + '.' if path else ''}{key}: required field is missing")
+        return data
+
+    def str_(self, data: dict, key: str, path: str, default: Any, pattern: re.Pattern | None = None,
+             what: str = "a non-empty string") -> Any:
+        if key not in data:
+            return default
+        v = data[key]
+        if not isinstance(v, str) or not v or (pattern is not None and not pattern.match(v)):
+            self.fail(f"{path}{key}", what, v)
+        return v
+
+    def int_(self, data: dict, key: str, path: str, default: Any, minimum: int = 0, nullable: bool = False):
+        if key not in data:
+            return default
+        v = data[key]
+        if v is None and nullable:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            self.fail(f"{path}{key}", f"an integer >= {minimum}" + (" or null" if nullable else ""), v)
+        return v
+
+    def float_(self, data: dict, key: str, path: str, default: Any, minimum: float = 0.0, nullable: bool = False):
+        if key not in data:
+            return default
+        v = data[key]
+        if v is None and nullable:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < minimum:
+            self.fail(f"{path}{key}", f"a number >= {minimum:g}" + (" or null" if nullable else ""), v)
+        return float(v)
+
+    def bool_(self, data: dict, key: str, path: str, default: bool) -> bool:
+        v = data.get(key, default)
+        if not isinstance(v, bool):
+            self.fail(f"{path}{key}", "true or false", v)
+        return v
+
+    def choice(self, data: dict, key: str, path: str, default: str, allowed: tuple[str, ...]) -> str:
+        v = data.get(key, default)
+        if v not in allowed:
+            self.fail(f"{path}{key}", f"one of {', '.join(allowed)}", v)
+        return v
+
+    def uri(self, data: dict, key: str, path: str, default: Any, schemes: tuple[str, ...]) -> Any:
+        v = self.str_(data, key, path, default, what="a URI or path")
+        if v is default:
+            return v
+        scheme = urllib.parse.urlparse(v).scheme
+        if scheme not in schemes:
+            self.fail(f"{path}{key}", f"a path or a URI with scheme {', '.join(s + '://' for s in schemes if s)}", v)
+        if scheme == "s3" and not urllib.parse.urlparse(v).netloc:
+            self.fail(f"{path}{key}", "s3://bucket/prefix with a bucket name", v)
+        return v
+
+    def options(self, data: dict, key: str, path: str) -> dict[str, Any]:
+        v = data.get(key, {})
+        if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
+            self.fail(f"{path}{key}", "a mapping of option names to values", v)
+        return dict(v)
+
+
+_STORE_SCHEMES = ("", "file", "s3")
+_INPUT_SCHEMES = ("", "file", "s3")
+_WEIGHTS_SCHEMES = ("", "file", "s3", "https", "http")
+
+
+def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None) -> SweepSpec:
+    """Validate a loaded YAML document; relative paths are taken relative to ``base_dir``."""
+    ld = _Loader(source)
+    top = ld.obj(SweepSpec, data, "", required=("dataset", "targets"))
+    name = ld.str_(top, "name", "", None, _NAME_RE,
+                   "a lower-case name of letters, digits, '.' and '-' (at most 40 characters)")
+    if name is None:
+        name = _default_name(source)
+
+    m = ld.obj(ModelSpec, top.get("model", {}), "model")
+    model = ModelSpec(
+        name=ld.str_(m, "name", "model.", ModelSpec.name),
+        weights=ld.uri(m, "weights", "model.", "", _WEIGHTS_SCHEMES),
+        checksum=ld.str_(m, "checksum", "model.", "", re.compile(r"^(md5:[0-9a-fA-F]{32}|sha256:[0-9a-fA-F]{64})$"),
+                         "md5:<32 hex digits> or sha256:<64 hex digits>"),
+        opset=ld.int_(m, "opset", "model.", 11, minimum=7),
+    )
+    if bool(model.weights) != bool(model.checksum):
+        missing = "checksum" if model.weights else "weights"
+        raise SpecError(f"{source}: model.{missing}: required when model.{'weights' if model.weights else 'checksum'} "
+                        "is given (weights are always checked against a checksum)")
+    from jobs import models
+
+    try:
+        models.get(model.name)
+    except errors.BadInput as e:
+        raise SpecError(f"{source}: model.name: {e}") from None
+
+    d = ld.obj(DatasetSpec, top["dataset"], "dataset", required=("images", "labels"))
+    dataset = DatasetSpec(
+        images=_resolve(ld.uri(d, "images", "dataset.", None, _INPUT_SCHEMES), base_dir),
+        labels=_resolve(ld.uri(d, "labels", "dataset.", None, _INPUT_SCHEMES), base_dir),
+        limit=ld.int_(d, "limit", "dataset.", None, minimum=1, nullable=True),
+        shards=ld.int_(d, "shards", "dataset.", 1, minimum=1),
+        skip_bad=ld.bool_(d, "skip_bad", "dataset.", False),
+    )
+
+    raw_targets = top["targets"]
+    if not isinstance(raw_targets, list) or not raw_targets:
+        ld.fail("targets", "a non-empty list of targets", raw_targets)
+    targets = []
+    for i, t in enumerate(raw_targets):
+        p = f"targets[{i}]."
+        ld.obj(TargetSpec, t, f"targets[{i}]", required=("name",))
+        bs = t.get("batch_sizes", list(DEFAULT_BATCH_SIZES))
+        if (not isinstance(bs, list) or not bs
+                or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in bs)):
+            ld.fail(f"{p}batch_sizes", "a non-empty list of integers >= 1", bs)
+        if len(set(bs)) != len(bs):
+            ld.fail(f"{p}batch_sizes", "distinct batch sizes", bs)
+        targets.append(TargetSpec(
+            name=ld.str_(t, "name", p, None, _NAME_RE, "a lower-case name of letters, digits, '.' and '-'"),
+            backend=ld.str_(t, "backend", p, TargetSpec.backend),
+            device=ld.str_(t, "device", p, TargetSpec.device),
+            engine=ld.str_(t, "engine", p, TargetSpec.engine),
+            input_mode=ld.choice(t, "input_mode", p, "float32", INPUT_MODES),
+            batch_sizes=tuple(bs),
+            convert_options=ld.options(t, "convert_options", p),
+            backend_options=ld.options(t, "backend_options", p),
+        ))
+        from jobs import backends, converters
+
+        if targets[-1].backend not in backends.REGISTRY:
+            ld.fail(f"{p}backend", f"one of {', '.join(backends.names())}", targets[-1].backend)
+        if targets[-1].backend != "null" and targets[-1].engine not in converters.REGISTRY:
+            ld.fail(f"{p}engine", f"one of {', '.join(converters.names())}", targets[-1].engine)
+    names = [t.name for t in targets]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        ld.fail("targets[].name", "unique target names", dupes[0])
+
+    r = ld.obj(ReferenceSpec, top.get("reference", {}), "reference")
+    reference = ReferenceSpec(
+        top1=ld.float_(r, "top1", "reference.", None, nullable=True),
+        top5=ld.float_(r, "top5", "reference.", None, nullable=True),
+        kind=ld.choice(r, "kind", "reference.", "imagenet", ("imagenet", "agreement")),
+        gate=ld.float_(r, "gate", "reference.", 1.0),
+    )
+    tm = ld.obj(TimingSpec, top.get("timing", {}), "timing")
+    timing = TimingSpec(
+        warmup=ld.int_(tm, "warmup", "timing.", 2),
+        min_batches=ld.int_(tm, "min_batches", "timing.", 20, minimum=1),
+        min_seconds=ld.float_(tm, "min_seconds", "timing.", 2.0),
+    )
+    # An explicit store is relative to the sweep file; the default one to the working directory.
+    store = _resolve(ld.uri(top, "store", "", DEFAULT_STORE, _STORE_SCHEMES), base_dir) if "store" in top \
+        else DEFAULT_STORE
+    return SweepSpec(name=name, dataset=dataset, targets=tuple(targets), model=model, store=store,
+                     reference=reference, timing=timing)
+
+
+def _default_name(source: str) -> str:
+    stem = pathlib.Path(source).stem.lower()
+    stem = re.sub(r"[^a-z0-9.-]+", "-", stem).strip("-.")[:40] or "sweep"
+    return stem
+
+
+def _resolve(uri: str, base_dir: pathlib.Path | None) -> str:
+    """Relative plain paths are relative to the sweep file, so a spec means the same from any cwd."""
+    if base_dir is None or urllib.parse.urlparse(uri).scheme:
+        return uri
+    path = pathlib.Path(uri).expanduser()
+    return str(path if path.is_absolute() else (base_dir / path).resolve())
+
+
+def load(path: str | pathlib.Path) -> SweepSpec:
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such sweep file") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the sweep file ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise SpecError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    return parse(data, str(path), path.parent.resolve())
