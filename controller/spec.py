@@ -267,10 +267,12 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
         ))
         from jobs import backends, converters
 
-        if targets[-1].backend not in backends.REGISTRY:
-            ld.fail(f"{p}backend", f"one of {', '.join(backends.names())}", targets[-1].backend)
-        if targets[-1].backend != "null" and targets[-1].engine not in converters.REGISTRY:
-            ld.fail(f"{p}engine", f"one of {', '.join(converters.names())}", targets[-1].engine)
+        if not backends.known(targets[-1].backend):
+            ld.fail(f"{p}backend", f"one of {', '.join(sorted([*backends.REGISTRY, *backends.PLANNED]))}",
+                    targets[-1].backend)
+        if targets[-1].backend != "null" and not converters.known(targets[-1].engine):
+            ld.fail(f"{p}engine", f"one of {', '.join(sorted([*converters.REGISTRY, *converters.PLANNED]))}",
+                    targets[-1].engine)
     names = [t.name for t in targets]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

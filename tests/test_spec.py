@@ -58,7 +58,7 @@ def test_default_batch_sizes_and_name_from_file(tmp_path):
     ("model: {name: resnet}\ndataset: {images: a, labels: b}\ntargets: [{name: t}]\n",
      "model.name: model 'resnet' is not known"),
     ("dataset: {images: a, labels: b}\ntargets: [{name: t, backend: tensorflow}]\n",
-     "targets[0].backend: expected one of null, onnxruntime, got 'tensorflow'"),
+     "targets[0].backend: expected one of acl, null, onnxruntime, got 'tensorflow'"),
     ("dataset: {images: a, labels: b}\ntargets: [{name: t}]\nstore: s3://\n",
      "store: expected s3://bucket/prefix with a bucket name, got 's3://'"),
     ("dataset: {images: a, labels: b\n", "sweep.yaml:2: not valid YAML"),

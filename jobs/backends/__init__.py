@@ -17,13 +17,23 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "null": ("jobs.backends.null.backend:NullBackend", ""),
 }
 
+# Backends the design has a seam for but this version does not implement yet. Sweep files may
+# name them (so that plans for Ascend clusters can be made and checked); running them fails clearly.
+PLANNED = {"acl": "the Ascend aclruntime backend is not implemented yet; it runs in the Ascend inference image"}
+
 
 def names() -> list[str]:
     return sorted(REGISTRY)
 
 
+def known(name: str) -> bool:
+    return name in REGISTRY or name in PLANNED
+
+
 def get(name: str) -> type[Backend]:
     """The backend class registered as ``name``; a missing library is reported with its install hint."""
+    if name in PLANNED:
+        raise errors.BadInput(f"backend {name!r}: {PLANNED[name]}")
     try:
         target, extra = REGISTRY[name]
     except KeyError:

@@ -28,6 +28,10 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
+def known(name: str) -> bool:
+    return name in REGISTRY or name in PLANNED
+
+
 def get(name: str) -> Converter:
     if name in PLANNED:
         raise errors.BadInput(f"target {name!r}: {PLANNED[name]}")
