@@ -112,7 +112,7 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
             shard_name = f"shard-{i:05d}-of-{ds.shards:05d}"
             key = _key("preprocess", {"root": root_key, "shard": i}, [])
             args = ["--images", ds.images, "--labels", ds.labels, "--shard", str(i), "--num-shards", str(ds.shards),
-                    "--mode", mode, "--model", info.name, "--out", _uri(store, f"{root}/{shard_name}")]
+                    "--mode", mode, "--model", info.name, "--out", _uri(store, root)]
             if ds.limit is not None:
                 args += ["--limit", str(ds.limit)]
             if ds.skip_bad:

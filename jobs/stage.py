@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 import traceback
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from jobs import commit, errors, store as store_mod
 
@@ -33,21 +33,24 @@ def setup_logging(quiet: bool = False) -> None:
 
 
 def main(stage: str, build_parser: Callable[[], argparse.ArgumentParser],
-         run: Callable[[argparse.Namespace, store_mod.Store], dict[str, Any] | None],
-         argv: Sequence[str] | None = None) -> int:
+         run: Callable[[argparse.Namespace, store_mod.Store], None],
+         argv: Sequence[str] | None = None,
+         locate: Callable[[argparse.Namespace, store_mod.Store], store_mod.Store] | None = None) -> int:
     """Parse arguments, skip if already committed, run, and map failures to exit codes.
 
-    ``run`` builds the output (usually inside ``commit.Output``) and returns nothing.
+    ``run(args, out)`` builds the output (usually inside ``commit.Output``). ``locate`` maps
+    ``--out`` to where the output is committed, when that is below it (a preprocessing shard).
     """
     args = build_parser().parse_args(argv)
     setup_logging(args.quiet)
     try:
         out = store_mod.open_store(args.out)
-        if not args.force and commit.read_manifest(out) is not None:
-            log.info("%s: committed output exists at %s; nothing to do", stage, out.uri)
+        target = locate(args, out) if locate else out
+        if not args.force and commit.read_manifest(target) is not None:
+            log.info("%s: committed output exists at %s; nothing to do", stage, target.uri)
             return errors.EXIT_OK
         run(args, out)
-        log.info("%s: committed %s", stage, out.uri)
+        log.info("%s: committed %s", stage, target.uri)
         return errors.EXIT_OK
     except errors.GhostbenchError as e:
         print(f"ghostbench {stage}: error: {e}", file=sys.stderr)

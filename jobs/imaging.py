@@ -1,0 +1,126 @@
+"""The seed's image recipe (``imagenet_torch_preprocess.py``) as pure functions.
+
+decode -> resize_crop -> normalize (float32 CHW) or to_chw_uint8 (uint8 CHW), pixel for pixel the
+same as the seed: PIL ``convert('RGB')``, shorter side to 256 with BILINEAR (long side truncated),
+centre crop 224 with rounded offsets, then ``/255``, minus mean, over std in float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+# GhostNet 1.0x recipe defaults (the seed's model_config['ghostnet']); the model registry may override.
+RESIZE_SHORT = 256
+CROP = 224
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How an image becomes a model input."""
+
+    resize_short: int = RESIZE_SHORT  # the shorter side is resized to this (BILINEAR)
+    crop: int = CROP  # centre crop to crop x crop
+    mean: tuple[float, float, float] = MEAN  # per-channel RGB mean, on the 0..1 scale
+    std: tuple[float, float, float] = STD  # per-channel RGB std, on the 0..1 scale
+
+    def to_dict(self) -> dict:
+        return {"resize_short": self.resize_short, "crop": self.crop, "interpolation": "bilinear",
+                "mean": list(self.mean), "std": list(self.std), "layout": "CHW", "color": "RGB"}
+
+
+class UndecodableImage(Exception):
+    """An image file that PIL cannot decode; the message says which file and why."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+def decode(data: bytes, name: str = "<bytes>") -> Image.Image:
+    """Decode image bytes (any format PIL reads, whatever the file is named) to an RGB image."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.convert("RGB")  # convert() loads the pixels: truncated data fails here
+    except UnidentifiedImageError:
+        raise UndecodableImage(name, "not an image file PIL can identify") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise UndecodableImage(name, f"cannot decode ({e})") from None
+
+
+def resize_crop(img: Image.Image, resize_short: int = RESIZE_SHORT, crop: int = CROP) -> np.ndarray:
+    """Shorter side to ``resize_short`` (BILINEAR), centre crop ``crop``: a uint8 HWC RGB array."""
+    w, h = img.size
+    if not ((w <= h and w == resize_short) or (h <= w and h == resize_short)):  # else unchanged
+        if w < h:
+            size = (resize_short, int(resize_short * h / w))
+        else:
+            size = (int(resize_short * w / h), resize_short)
+        img = img.resize(size, Image.BILINEAR)
+    w, h = img.size
+    top = round((h - crop) / 2.0)  # the seed's int(round(...)): an int here
+    left = round((w - crop) / 2.0)
+    img = img.crop((left, top, left + crop, top + crop))
+    return np.asarray(img, dtype=np.uint8)
+
+
+_LUTS: dict[tuple, np.ndarray] = {}
+
+
+def _lut(mean, std) -> np.ndarray:
+    """[3, 256] float32: the seed's arithmetic applied to every uint8 value, per channel."""
+    key = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
+    lut = _LUTS.get(key)
+    if lut is None:
+        v = np.arange(256, dtype=np.float32)[None, :].repeat(3, axis=0)
+        v = v / 255.0
+        v -= np.array(key[0], dtype=np.float32)[:, None]
+        v /= np.array(key[1], dtype=np.float32)[:, None]
+        lut = _LUTS[key] = np.ascontiguousarray(v, dtype=np.float32)
+    return lut
+
+
+def normalize(hwc: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
+    """uint8 HWC -> contiguous float32 CHW: ``/255``, minus mean, over std, all in float32.
+
+    Each output value depends only on its channel and input byte, so the seed's float32 arithmetic
+    is done once per (channel, byte) into a table and looked up: bit-identical, and faster.
+    """
+    if hwc.dtype != np.uint8 or hwc.ndim != 3 or hwc.shape[2] != 3:
+        raise ValueError(f"expected a uint8 HWC RGB array, got {hwc.dtype} {hwc.shape}")
+    lut = _lut(mean, std)
+    chw = to_chw_uint8(hwc)
+    out = np.empty(chw.shape, dtype=np.float32)
+    for c in range(3):
+        np.take(lut[c], chw[c], out=out[c])
+    return out
+
+
+def normalize_reference(hwc: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
+    """The seed's own arithmetic, step by step (kept for tests of ``normalize``)."""
+    img = np.array(hwc, dtype=np.float32).transpose(2, 0, 1)
+    img = img / 255.0
+    img -= np.array(mean, dtype=np.float32)[:, None, None]
+    img /= np.array(std, dtype=np.float32)[:, None, None]
+    return np.ascontiguousarray(img)
+
+
+def to_chw_uint8(hwc: np.ndarray) -> np.ndarray:
+    """uint8 HWC -> contiguous uint8 CHW."""
+    return np.ascontiguousarray(hwc.transpose(2, 0, 1), dtype=np.uint8)
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that orders digit runs by value: 'img2' < 'img10'."""
+    parts = _DIGITS.split(name)  # text, digits, text, ...: the same kind at the same position
+    return (tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name)

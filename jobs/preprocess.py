@@ -1,0 +1,246 @@
+"""Stage: decode, resize, crop and normalize images into one shard of .npy parts (seed step 4).
+
+``python -m jobs.preprocess --images URI --labels URI --out ROOT [--shard I --num-shards N] ...``
+
+Lists the images below ``--images`` in natural-sort order, takes the contiguous slice I of N, and
+commits it at ``ROOT/shard-0000I-of-0000N`` (see ``jobs.shards``); ``jobs.shards.open_dataset(ROOT)``
+reads all N shards back in order. With ``--write-bin`` it also writes the seed's per-image ``.bin``
+files and ``ghostnet_prep_bin.info``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from jobs import commit, errors, imaging, progress, shards, stage
+from jobs import store as store_mod
+
+log = logging.getLogger("ghostbench.preprocess")
+
+STAGE = "preprocess"
+DEFAULT_MODEL = "ghostnet_1.0x"
+INFO_FILE = "ghostnet_prep_bin.info"
+# Objects below --images that are surely not images (labels, listings, manifests, notes).
+NON_IMAGE_SUFFIXES = (".txt", ".json", ".info", ".md", ".csv", ".yaml", ".yml", ".npy", ".npz", ".bin",
+                      ".tar", ".gz", ".zip", ".py", ".sh")
+MAX_NAMED = 3  # bad files named in the one-line error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = stage.parser(STAGE, "Preprocess images into shards of model-ready arrays (seed step 4).")
+    p.add_argument("--images", required=True, metavar="URI",
+                   help="directory or store prefix holding the validation images (any file name; "
+                        "*.txt, *.json and similar are skipped)")
+    p.add_argument("--labels", required=True, metavar="URI",
+                   help="val_label.txt: lines 'ILSVRC2012_val_00000001.JPEG 65', 0-based labels")
+    p.add_argument("--shard", type=int, default=0, metavar="I", help="which shard to build (0-based, default 0)")
+    p.add_argument("--num-shards", type=int, default=1, metavar="N", help="number of shards (default 1)")
+    p.add_argument("--mode", choices=sorted(shards.MODES), default="float32",
+                   help="float32: normalized as the seed (602,112 bytes/image); uint8: raw RGB pixels in CHW "
+                        "(150,528 bytes/image), normalized later (default float32)")
+    p.add_argument("--images-per-part", type=int, default=shards.DEFAULT_IMAGES_PER_PART, metavar="K",
+                   help=f"rows per part-NNNNN.npy file (default {shards.DEFAULT_IMAGES_PER_PART})")
+    p.add_argument("--write-bin", action="store_true",
+                   help=f"also write the seed's bin/<name>.bin per image and {INFO_FILE}")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out undecodable or unlabelled images (listed in index.json) instead of failing")
+    p.add_argument("--limit", type=int, default=None, metavar="K",
+                   help="use only the first K images in natural order (before sharding)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model whose recipe to use (default {DEFAULT_MODEL})")
+    return p
+
+
+def recipe_for(model: str) -> imaging.Recipe:
+    """The model's preprocessing recipe from the registry, or GhostNet's defaults without one."""
+    try:
+        from jobs import models
+    except ImportError:
+        models = None
+    get = getattr(models, "get", None)
+    if get is None:
+        if model != DEFAULT_MODEL:
+            raise errors.BadInput(f"--model {model!r}: no model registry here; only {DEFAULT_MODEL!r} is known")
+        return imaging.Recipe()
+    info = get(model)
+    interpolation = getattr(info, "interpolation", "bilinear")
+    if interpolation != "bilinear":
+        raise errors.BadInput(f"model {model!r}: interpolation {interpolation!r} is not supported "
+                              f"(only 'bilinear')")
+    return imaging.Recipe(resize_short=int(info.resize_short), crop=int(info.crop),
+                          mean=tuple(float(v) for v in info.mean), std=tuple(float(v) for v in info.std))
+
+
+def _is_image_name(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    return not base.startswith((".", "_")) and not base.lower().endswith(NON_IMAGE_SUFFIXES)
+
+
+def list_images(images: store_mod.Store, limit: int | None) -> list[str]:
+    """All image names below the store, natural order, the first ``limit`` of them."""
+    names = sorted((n for n in images.list() if _is_image_name(n)), key=imaging.natural_key)
+    if not names:
+        raise errors.BadInput(f"--images {images.uri}: no image files there")
+    return names[:limit] if limit is not None else names
+
+
+def shard_slice(names: list[str], shard: int, num_shards: int) -> list[str]:
+    """The contiguous slice ``shard`` of ``num_shards``: concatenated in order they give ``names``."""
+    n = len(names)
+    return names[shard * n // num_shards:(shard + 1) * n // num_shards]
+
+
+def read_labels(uri: str) -> dict[str, int]:
+    """{file name: 0-based label} from a val_label.txt; a malformed line is bad input naming it."""
+    store, name = store_mod.split_object_uri(uri)
+    if not store.exists(name):
+        raise errors.BadInput(f"--labels {uri}: no such file")
+    try:
+        text = store.read_text(name)
+    except UnicodeDecodeError as e:
+        raise errors.BadInput(f"--labels {uri}: not UTF-8 text ({e})") from None
+    labels: dict[str, int] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or not fields[1].isdigit():
+            raise errors.BadInput(f"{uri}:{lineno}: expected '<file name> <0-based label>', got {line.strip()!r}")
+        if fields[0] in labels:
+            raise errors.BadInput(f"{uri}:{lineno}: {fields[0]} is labelled twice")
+        labels[fields[0]] = int(fields[1])
+    if not labels:
+        raise errors.BadInput(f"--labels {uri}: no labels in the file")
+    return labels
+
+
+def _bin_name(name: str) -> str:
+    """The seed's file name: ``bin/<base name before its first '.'>.bin``."""
+    return f"bin/{name.rsplit('/', 1)[-1].split('.', 1)[0]}.bin"
+
+
+def _bad_images_error(rejected: list[dict[str, str]], seen: int) -> errors.BadInput:
+    named = "; ".join(f"{r['name']}: {r['reason']}" for r in rejected[:MAX_NAMED])
+    more = f" (and {len(rejected) - MAX_NAMED} more)" if len(rejected) > MAX_NAMED else ""
+    return errors.BadInput(f"{len(rejected)} of {seen} images cannot be used: {named}{more}; "
+                           f"rerun with --skip-bad to leave them out")
+
+
+def validate(args: argparse.Namespace) -> None:
+    if args.num_shards < 1:
+        raise errors.BadInput(f"--num-shards {args.num_shards}: must be at least 1")
+    if not 0 <= args.shard < args.num_shards:
+        raise errors.BadInput(f"--shard {args.shard}: must be in 0..{args.num_shards - 1} for --num-shards "
+                              f"{args.num_shards}")
+    if args.images_per_part < 1:
+        raise errors.BadInput(f"--images-per-part {args.images_per_part}: must be at least 1")
+    if args.limit is not None and args.limit < 1:
+        raise errors.BadInput(f"--limit {args.limit}: must be at least 1")
+
+
+def shard_location(args: argparse.Namespace, root: store_mod.Store) -> store_mod.Store:
+    """Every shard's job gets the same --out (the root); each commits below it."""
+    return root.child(shards.shard_dir_name(args.shard, args.num_shards))
+
+
+def run(args: argparse.Namespace, root: store_mod.Store) -> None:
+    validate(args)
+    out_store = shard_location(args, root)
+    recipe = recipe_for(args.model)
+    images = store_mod.open_store(args.images)
+    labels = read_labels(args.labels)
+    names = shard_slice(list_images(images, args.limit), args.shard, args.num_shards)
+    params = {k: getattr(args, k) for k in ("images", "labels", "shard", "num_shards", "mode", "images_per_part",
+                                            "write_bin", "skip_bad", "limit", "model")}
+    recipe_dict = {"model": args.model, **recipe.to_dict()}
+    shape = (3, recipe.crop, recipe.crop)
+    log.info("%s: shard %d of %d: %d images from %s, mode %s -> %s", STAGE, args.shard, args.num_shards,
+             len(names), images.uri, args.mode, out_store.uri)
+
+    with commit.Output(out_store, STAGE, params) as out:
+        writer = shards.ShardWriter(out.dir, args.shard, args.num_shards, args.mode, shape, recipe_dict,
+                                    args.images_per_part)
+        try:
+            summary = _process(args, images, labels, names, recipe, writer, out)
+        finally:
+            writer.abort()
+        out.record.update(summary)
+    if summary["counts"]["accepted"] < summary["counts"]["seen"]:
+        log.warning("%s: left out %d of %d images (--skip-bad); see index.json 'rejected'", STAGE,
+                    summary["counts"]["seen"] - summary["counts"]["accepted"], summary["counts"]["seen"])
+
+
+def _process(args, images, labels, names, recipe, writer, out) -> dict[str, Any]:
+    bins: dict[str, str] = {}
+    if args.write_bin:
+        (out.dir / "bin").mkdir()
+        for name in names:
+            b = _bin_name(name)
+            if b in bins:
+                raise errors.BadInput(f"--write-bin: {bins[b]} and {name} would both be written as {b}")
+            bins[b] = name
+    bins_by_name = {v: k for k, v in bins.items()}
+    failing = False  # a bad image found without --skip-bad: only check the rest, write nothing more
+    t0 = time.perf_counter()
+    prog = progress.Progress(f"{STAGE} shard {args.shard}/{args.num_shards}", len(names), log)
+    info_lines = []
+    for name in names:
+        base = name.rsplit("/", 1)[-1]
+        label = labels.get(base)
+        if label is None:
+            writer.reject(name, f"no label in {args.labels}", "unlabelled")
+            failing = failing or not args.skip_bad
+            prog.advance()
+            continue
+        try:
+            img = imaging.decode(images.read_bytes(name), name)
+        except imaging.UndecodableImage as e:
+            writer.reject(name, e.reason, "undecodable")
+            failing = failing or not args.skip_bad
+            prog.advance()
+            continue
+        if failing:
+            prog.advance()
+            continue
+        hwc = imaging.resize_crop(img, recipe.resize_short, recipe.crop)
+        if args.mode == "float32":
+            arr = imaging.normalize(hwc, recipe.mean, recipe.std)
+        else:
+            arr = imaging.to_chw_uint8(hwc)
+        writer.add(name, label, arr)
+        if args.write_bin:
+            b = bins_by_name[name]
+            arr.tofile(out.dir / b)
+            info_lines.append(f"{len(info_lines)} {b} {recipe.crop} {recipe.crop}\n")
+        prog.advance()
+    prog.finish()
+    seconds = time.perf_counter() - t0
+    if failing:
+        raise _bad_images_error(writer.rejected, len(names))
+    index = writer.close()
+    if args.write_bin:
+        (out.dir / INFO_FILE).write_text("".join(info_lines))
+    return {
+        "shard": args.shard,
+        "num_shards": args.num_shards,
+        "mode": args.mode,
+        "num_images": index["num_images"],
+        "num_parts": index["num_parts"],
+        "counts": index["counts"],
+        "rejected": index["rejected"][:20],
+        "bytes": writer.bytes_written,
+        "seconds": round(seconds, 3),
+        "images_per_s": round(len(names) / seconds, 1) if seconds > 0 else None,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return stage.main(STAGE, build_parser, run, argv, locate=shard_location)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""The preprocessed-dataset format: shards of .npy parts, their writer and a streaming reader.
+
+A preprocess root location holds one sub-location per shard, ``shard-00000-of-00004`` ...; each is
+a committed stage output (``_manifest.json``) with::
+
+    index.json          which image is where, what was rejected, the recipe
+    part-00000.npy      [n, 3, 224, 224] float32 or uint8, at most images_per_part rows
+    part-00001.npy      ...
+
+Concatenating the shards 0..N-1 and their parts in order gives the dataset in natural-sort order.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import struct
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from jobs import commit, errors
+from jobs import store as store_mod
+
+FORMAT_VERSION = 1
+INDEX = "index.json"
+MODES = {"float32": np.dtype(np.float32), "uint8": np.dtype(np.uint8)}
+DEFAULT_IMAGES_PER_PART = 500
+_SHARD_RE = re.compile(r"^shard-(\d{5})-of-(\d{5})$")
+_HEADER_LEN = 128  # the whole .npy preamble (magic, length, dict, padding): fixed, so it can be rewritten
+
+
+def shard_dir_name(i: int, n: int) -> str:
+    return f"shard-{i:05d}-of-{n:05d}"
+
+
+def part_name(p: int) -> str:
+    return f"part-{p:05d}.npy"
+
+
+def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """A version 1.0 .npy preamble padded to exactly ``_HEADER_LEN`` bytes (64-byte aligned)."""
+    descr = np.lib.format.dtype_to_descr(dtype)
+    text = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': {tuple(shape)!r}, }}"
+    magic = np.lib.format.magic(1, 0)
+    pad = _HEADER_LEN - len(magic) - 2 - len(text) - 1
+    if pad < 0:
+        raise ValueError(f"shape {shape} does not fit a {_HEADER_LEN}-byte .npy header")
+    text = text + " " * pad + "\n"
+    return magic + struct.pack("<H", len(text)) + text.encode("latin1")
+
+
+class ShardWriter:
+    """Writes one shard into a local directory, streaming: memory stays at one image.
+
+    ``add`` appends an accepted image to the current part file (its header says 0 rows until the
+    part is closed, then is rewritten in place with the real count); ``reject`` lists one that was
+    not; ``close`` writes index.json and returns it.
+    """
+
+    def __init__(self, directory: pathlib.Path, shard: int, num_shards: int, mode: str,
+                 image_shape: tuple[int, ...], recipe: dict[str, Any],
+                 images_per_part: int = DEFAULT_IMAGES_PER_PART):
+        if mode not in MODES:
+            raise errors.BadInput(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+        if images_per_part < 1:
+            raise errors.BadInput(f"images_per_part {images_per_part}: must be at least 1")
+        self.dir = pathlib.Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.shard, self.num_shards, self.mode = shard, num_shards, mode
+        self.dtype = MODES[mode]
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.recipe = recipe
+        self.images_per_part = images_per_part
+        self.images: list[dict[str, Any]] = []
+        self.rejected: list[dict[str, str]] = []
+        self.counts = {"seen": 0, "accepted": 0, "undecodable": 0, "unlabelled": 0}
+        self._part = -1
+        self._rows = 0
+        self._file: BinaryIO | None = None
+        self.bytes_written = 0
+
+    def _open_part(self) -> None:
+        self._close_part()
+        self._part += 1
+        self._rows = 0
+        self._file = open(self.dir / part_name(self._part), "wb")  # noqa: SIM115 (closed in _close_part)
+        self._file.write(_npy_header(self.dtype, (0,) + self.image_shape))
+
+    def _close_part(self) -> None:
+        if self._file is None:
+            return
+        self._file.seek(0)
+        self._file.write(_npy_header(self.dtype, (self._rows,) + self.image_shape))
+        self._file.close()
+        self._file = None
+
+    def add(self, name: str, label: int | None, array: np.ndarray) -> None:
+        """Append one image (already in this shard's dtype and shape) in dataset order."""
+        if array.dtype != self.dtype or array.shape != self.image_shape:
+            raise ValueError(f"{name}: got {array.dtype} {array.shape}, "
+                             f"shard holds {self.dtype} {self.image_shape}")
+        if self._file is None or self._rows >= self.images_per_part:
+            self._open_part()
+        assert self._file is not None
+        data = memoryview(np.ascontiguousarray(array)).cast("B")
+        self._file.write(data)
+        self.bytes_written += data.nbytes
+        self.images.append({"name": name, "label": label, "part": self._part, "row": self._rows})
+        self._rows += 1
+        self.counts["seen"] += 1
+        self.counts["accepted"] += 1
+
+    def reject(self, name: str, reason: str, kind: str) -> None:
+        """List an image that is not in the shard; ``kind`` is 'undecodable' or 'unlabelled'."""
+        if kind not in ("undecodable", "unlabelled"):
+            raise ValueError(f"reject kind {kind!r}")
+        self.rejected.append({"name": name, "reason": reason})
+        self.counts["seen"] += 1
+        self.counts[kind] += 1
+
+    def close(self) -> dict[str, Any]:
+        self._close_part()
+        index = {
+            "format": FORMAT_VERSION,
+            "shard": self.shard,
+            "num_shards": self.num_shards,
+            "mode": self.mode,
+            "dtype": self.dtype.name,
+            "image_shape": list(self.image_shape),
+            "recipe": self.recipe,
+            "num_images": len(self.images),
+            "num_parts": self._part + 1,
+            "images_per_part": self.images_per_part,
+            "images": self.images,
+            "rejected": self.rejected,
+            "counts": self.counts,
+        }
+        (self.dir / INDEX).write_text(_dump_index(index))
+        return index
+
+    def abort(self) -> None:
+        """Close the open part file without finishing the shard (the directory is thrown away)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _dump_index(index: dict[str, Any]) -> str:
+    """JSON with one line per top-level key and one line per image: readable, and small at 50,000 images."""
+    fields = []
+    for key, value in index.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            body = ",\n  ".join(json.dumps(v, separators=(", ", ": ")) for v in value)
+            fields.append(f"{json.dumps(key)}: [\n  {body}\n ]")
+        else:
+            fields.append(f"{json.dumps(key)}: {json.dumps(value)}")
+    return "{\n " + ",\n ".join(fields) + "\n}\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_npy_header(f: BinaryIO, what: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Parse a .npy preamble from a stream; leaves the stream at the first data byte."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f".npy version {version} is not supported")
+    except ValueError as e:
+        raise errors.BadInput(f"{what}: not a readable .npy file ({e})") from None
+    if fortran:
+        raise errors.BadInput(f"{what}: Fortran-ordered arrays are not supported")
+    return tuple(shape), dtype
+
+
+def _read_exact(f: BinaryIO, view: memoryview, what: str) -> None:
+    done = 0
+    total = view.nbytes
+    while done < total:
+        n = f.readinto(view[done:])
+        if not n:
+            raise errors.BadInput(f"{what}: ends early ({done} of {total} bytes in this read)")
+        done += n
+
+
+class Dataset:
+    """A committed, preprocessed dataset: all shards of a preprocess root, read in order."""
+
+    def __init__(self, uri: str, root: store_mod.Store, shards: list[store_mod.Store],
+                 index: list[dict[str, Any]]):
+        self.uri = uri
+        self._root = root
+        self._shards = shards
+        self.index = index
+        first = index[0]
+        self.mode: str = first["mode"]
+        self.dtype: np.dtype = np.dtype(first["dtype"])
+        self.image_shape: tuple[int, ...] = tuple(first["image_shape"])
+        self.recipe: dict[str, Any] = first["recipe"]
+        self.num_shards = len(shards)
+        self.names: list[str] = [im["name"] for ix in index for im in ix["images"]]
+        self.labels = np.array([-1 if im["label"] is None else im["label"]
+                                for ix in index for im in ix["images"]], dtype=np.int64)
+        self.num_images = len(self.names)
+        self.bytes_per_image = int(np.prod(self.image_shape)) * self.dtype.itemsize
+        # (shard number, part number, rows) in reading order
+        self._parts: list[tuple[int, int, int]] = []
+        for s, ix in enumerate(index):
+            rows: dict[int, int] = {}
+            for im in ix["images"]:
+                rows[im["part"]] = rows.get(im["part"], 0) + 1
+            for p in sorted(rows):
+                self._parts.append((s, p, rows[p]))
+
+    def __repr__(self) -> str:
+        return (f"Dataset({self.uri!r}, {self.num_images} images, {self.mode}, "
+                f"{self.num_shards} shards)")
+
+    def __len__(self) -> int:
+        return self.num_images
+
+    def iter_batches(self, batch_size: int, reuse: bool = True) -> Iterator[tuple[np.ndarray, int]]:
+        """Yield ``(array [batch_size, *image_shape], real_rows)`` in dataset order.
+
+        Every array has exactly ``batch_size`` rows; the last one is zero-padded after its real
+        rows. Reads stream from the store ``batch_size`` images at a time. With ``reuse`` (the
+        default) the same array is filled again for each batch: it is valid until the next batch
+        is asked for, so copy it to keep it. Each call starts a new pass.
+        """
+        if batch_size < 1:
+            raise errors.BadInput(f"batch size {batch_size}: must be at least 1")
+        bpi = self.bytes_per_image
+        buf = np.empty((batch_size,) + self.image_shape, dtype=self.dtype)
+        flat = memoryview(buf).cast("B")
+        filled = 0
+        for s, p, rows in self._parts:
+            store = self._shards[s]
+            name = part_name(p)
+            what = f"{store.uri}/{name}"
+            with store.open_read(name) as f:
+                shape, dtype = read_npy_header(f, what)
+                if shape != (rows,) + self.image_shape or dtype != self.dtype:
+                    raise errors.BadInput(f"{what}: holds {dtype} {shape}, index.json says "
+                                          f"{self.dtype} {(rows,) + self.image_shape}")
+                left = rows
+                while left:
+                    take = min(left, batch_size - filled)
+                    _read_exact(f, flat[filled * bpi:(filled + take) * bpi], what)
+                    filled += take
+                    left -= take
+                    if filled == batch_size:
+                        yield buf, batch_size
+                        if not reuse:
+                            buf = np.empty_like(buf)
+                            flat = memoryview(buf).cast("B")
+                        filled = 0
+        if filled:
+            buf[filled:] = 0
+            yield buf, filled
+
+
+def _shard_stores(root: store_mod.Store) -> dict[int, dict[int, store_mod.Store]]:
+    """{num_shards: {shard: store}} for every shard-XXXXX-of-YYYYY folder holding any object."""
+    found: dict[int, dict[int, store_mod.Store]] = {}
+    for name in root.list():
+        top = name.split("/", 1)[0]
+        m = _SHARD_RE.match(top)
+        if m and "/" in name:
+            found.setdefault(int(m.group(2)), {})[int(m.group(1))] = root.child(top)
+    return found
+
+
+def open_dataset(uri: str) -> Dataset:
+    """Open the preprocess root at ``uri``: every shard must be committed and consistent."""
+    root = store_mod.open_store(uri)
+    found = _shard_stores(root)
+    if not found:
+        raise errors.NotCommitted(f"preprocessed dataset {root.uri}: no shard-XXXXX-of-YYYYY outputs there")
+    if len(found) > 1:
+        raise errors.BadInput(f"preprocessed dataset {root.uri}: shards of different runs "
+                              f"(num_shards {', '.join(str(n) for n in sorted(found))}); use a fresh location")
+    (num_shards, present), = found.items()
+    shards = [root.child(shard_dir_name(i, num_shards)) for i in range(num_shards)]
+    missing = [i for i in range(num_shards) if i not in present or commit.read_manifest(shards[i]) is None]
+    if missing:
+        listed = ", ".join(shard_dir_name(i, num_shards) for i in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise errors.NotCommitted(f"preprocessed dataset {root.uri}: {len(missing)} of {num_shards} shards "
+                                  f"not committed: {listed}{more}")
+    index = []
+    for i, store in enumerate(shards):
+        what = f"{store.uri}/{INDEX}"
+        try:
+            ix = json.loads(store.read_text(INDEX))
+        except errors.StoreError:
+            raise errors.BadInput(f"{what}: missing from a committed shard") from None
+        except ValueError as e:
+            raise errors.BadInput(f"{what}: not valid JSON ({e})") from None
+        if not isinstance(ix, dict) or ix.get("format") != FORMAT_VERSION:
+            raise errors.BadInput(f"{what}: format {ix.get('format') if isinstance(ix, dict) else None!r}, "
+                                  f"expected {FORMAT_VERSION}")
+        if ix.get("shard") != i or ix.get("num_shards") != num_shards:
+            raise errors.BadInput(f"{what}: says shard {ix.get('shard')} of {ix.get('num_shards')}, "
+                                  f"expected {i} of {num_shards}")
+        if ix.get("mode") not in MODES or ix.get("dtype") != MODES[ix["mode"]].name:
+            raise errors.BadInput(f"{what}: mode {ix.get('mode')!r} dtype {ix.get('dtype')!r} not valid")
+        if index:
+            for key in ("mode", "dtype", "image_shape", "recipe"):
+                if ix.get(key) != index[0].get(key):
+                    raise errors.BadInput(f"{what}: {key} {ix.get(key)!r} differs from shard 0's "
+                                          f"{index[0].get(key)!r}")
+        index.append(ix)
+    return Dataset(uri, root, shards, index)
