@@ -113,7 +113,8 @@ def run(args: argparse.Namespace, out: store_mod.Store) -> None:
             runs.append(r)
             log.info("eval: %s bs%d top-1 %.2f%% top-5 %.2f%% %s", r["target"], r["batch_size"],
                      r["accuracy"]["1"], r["accuracy"].get("5", 0.0), "pass" if r["gate_pass"] else "FAIL")
-        runs.sort(key=lambda r: (list(dict.fromkeys(x["target"] for x in runs)).index(r["target"]), r["batch_size"]))
+        target_order = list(dict.fromkeys(r["target"] for r in runs))  # as the runs were given
+        runs.sort(key=lambda r: (target_order.index(r["target"]), r["batch_size"]))
         report = {
             "model": args.model,
             "reference": {"top1": args.reference_top1, "top5": args.reference_top5, "gate": args.gate,
