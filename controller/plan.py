@@ -90,7 +90,7 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
     modes = list(dict.fromkeys(t.input_mode for t in spec.targets))
 
     exports: dict[str, Step] = {}
-    for mode in modes:
+    for mode in dict.fromkeys(t.input_mode for t in spec.targets if t.backend != "null"):  # null needs no model
         fields = {"model": info.name, "checksum": checksum, "opset": spec.model.opset, "input_dtype": mode}
         key = _key("export", fields, [])
         out = f"artifacts/export/{key}"
@@ -126,13 +126,13 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
     infers: list[Step] = []
     timing = spec.timing
     for t in spec.targets:
-        export = exports[t.input_mode]
         data_root, shard_keys = preprocess_roots[t.input_mode]
         for bs in t.batch_sizes:
             labels = {"target": t.name, "batch_size": str(bs), "input_mode": t.input_mode}
             engine_args: list[str] = []
             deps = list(shard_keys)
             if t.backend != "null":
+                export = exports[t.input_mode]
                 fields = {"engine": t.engine, "batch_size": bs, "options": t.convert_options}
                 ckey = _key("convert", fields, [export.key])
                 cout = f"artifacts/convert/{ckey}"

@@ -20,6 +20,11 @@ from typing import BinaryIO, Iterator
 
 from jobs import errors
 
+# mkstemp creates files readable by their owner only; objects get the usual umask-based mode.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 # Names starting with this are in-flight writes or staging areas; listings never show them.
 _TMP_MARK = ".ghostbench-tmp-"
 
@@ -140,6 +145,7 @@ class FileStore(Store):
             raise errors.BadInput("store object name must not be empty")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=_TMP_MARK, dir=path.parent)
+        os.fchmod(fd, _FILE_MODE)
         os.close(fd)
         return path, pathlib.Path(tmp)
 
@@ -171,6 +177,7 @@ class FileStore(Store):
             except OSError:
                 shutil.copyfile(path, tmp)
             with open(tmp, "rb+") as f:
+                os.fchmod(f.fileno(), _FILE_MODE)
                 os.fsync(f.fileno())
             os.replace(tmp, target)
         finally:

@@ -1,0 +1,259 @@
+"""Stage ``export``: verified PyTorch weights -> ``model.onnx`` (opset 11 by default), with a parity check.
+
+Seed step 3.1 (``ghostnet_pth2onnx.py``): TorchScript export with input ``image``, output ``class`` and a
+dynamic batch axis. On top of the seed: the weights' checksum is verified before loading, the no-op
+Slices of the ghost modules are removed (logits unchanged, about 1.5x faster on ONNX Runtime CPU),
+normalization can be folded into the graph for uint8 input, and every export is compared with
+PyTorch on a fixed batch; an export whose logits differ by more than 1e-4 of their range fails.
+
+    python -m jobs.export --model ghostnet_1.0x --weights URI --checksum md5:HEX --out URI
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import pathlib
+import sys
+import tempfile
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from jobs import commit, errors, models, stage
+from jobs import store as store_mod
+from jobs import weights as weights_mod
+
+log = logging.getLogger("ghostbench")
+
+STAGE = "export"
+MODEL_FILE = "model.onnx"
+RECORD_FILE = "export_record.json"
+INPUT_NAME = "image"
+OUTPUT_NAME = "class"
+PARITY_TOLERANCE = 1e-4  # max |torch - onnxruntime| / max |logit|
+PARITY_SEED = 20240611
+INPUT_DTYPES = ("float32", "uint8")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = stage.parser(STAGE, __doc__.strip().splitlines()[0])
+    p.add_argument("--model", required=True, metavar="NAME",
+                   help=f"registered model name (known: {', '.join(sorted(models.REGISTRY))})")
+    p.add_argument("--weights", required=True, metavar="URI",
+                   help="state_dict file: a path, file:// URI, https:// URL or store object URI")
+    p.add_argument("--checksum", required=True, metavar="ALGO:HEX",
+                   help="checksum of the weights file, md5:HEX or sha256:HEX; verified before loading")
+    p.add_argument("--opset", type=int, default=11, help="ONNX opset to write (default 11, what ATC accepts)")
+    p.add_argument("--input-dtype", choices=INPUT_DTYPES, default="float32",
+                   help="float32: normalized NCHW input (the seed's); uint8: raw NCHW pixels, "
+                        "normalization folded into the graph")
+    p.add_argument("--keep-noops", action="store_true",
+                   help="keep no-op Slice/Identity nodes as the exporter wrote them")
+    p.add_argument("--parity-batch", type=int, default=4, metavar="N",
+                   help="images in the torch-vs-onnxruntime parity batch (default 4)")
+    return p
+
+
+def _require(module: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError:
+        raise errors.MissingDependency(
+            f"the export stage needs {module!r}; install ghostbench[export]") from None
+
+
+def fold_normalization(net, mean, std):
+    """A module taking uint8 NCHW pixels: ``(x - 255*mean) * (1 / (255*std))`` per channel, then ``net``.
+
+    The constants are float32, so the whole normalization lives in the exported graph.
+    """
+    import torch
+
+    class Uint8Input(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+            shift = torch.tensor([255.0 * m for m in mean], dtype=torch.float32).view(1, -1, 1, 1)
+            scale = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=torch.float32).view(1, -1, 1, 1)
+            self.register_buffer("shift", shift)
+            self.register_buffer("scale", scale)
+
+        def forward(self, x):
+            return self.net((x.float() - self.shift) * self.scale)
+
+    return Uint8Input().eval()
+
+
+def _parity_pixels(batch: int, size: int):
+    import numpy as np
+
+    rng = np.random.default_rng(PARITY_SEED)
+    return rng.integers(0, 256, size=(batch, 3, size, size), dtype=np.uint8)
+
+
+def _normalize(pixels, mean, std):
+    """The textbook recipe, in float64, as the reference for both input modes."""
+    import numpy as np
+
+    m = np.asarray(mean, dtype=np.float64).reshape(1, -1, 1, 1)
+    s = np.asarray(std, dtype=np.float64).reshape(1, -1, 1, 1)
+    return ((pixels.astype(np.float64) / 255.0 - m) / s).astype(np.float32)
+
+
+def _torch_export(module, dummy, opset: int) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in torch >= 2.9 but is the only one that writes
+        # opset 11; its deprecation notices are expected noise. Errors still raise.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.onnx.*")
+        try:
+            torch.onnx.export(
+                module, (dummy,), buf, dynamo=False, opset_version=opset,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            )
+        except (torch.onnx.errors.UnsupportedOperatorError, torch.onnx.errors.OnnxExporterError) as e:
+            raise errors.BadInput(f"--opset {opset}: export failed: {str(e).splitlines()[0]}") from None
+    return buf.getvalue()
+
+
+def _parity(model_bytes: bytes, net, pixels, info: models.ModelInfo, input_dtype: str) -> dict[str, Any]:
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    normalized = _normalize(pixels, info.mean, info.std)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(normalized)).numpy()
+    feed = pixels if input_dtype == "uint8" else normalized
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+    (actual,) = session.run([OUTPUT_NAME], {INPUT_NAME: feed})
+    diff = float(np.max(np.abs(actual.astype(np.float64) - expected)))
+    scale = float(np.max(np.abs(expected)))
+    return {
+        "batch": int(pixels.shape[0]),
+        "seed": PARITY_SEED,
+        "reference": "torch eval on (pixels/255 - mean)/std",
+        "max_abs_diff": diff,
+        "max_abs_logit": scale,
+        "relative": diff / scale if scale > 0 else diff,
+        "tolerance": PARITY_TOLERANCE,
+        "top1_agreement": float(np.mean(actual.argmax(1) == expected.argmax(1))),
+        "output_shape": list(actual.shape),
+    }
+
+
+def _io_desc(value_info) -> dict[str, Any]:
+    import onnx
+
+    t = value_info.type.tensor_type
+    return {
+        "name": value_info.name,
+        "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
+        "shape": [d.dim_param if d.HasField("dim_param") else d.dim_value for d in t.shape.dim],
+    }
+
+
+def run(args: argparse.Namespace, out_store: store_mod.Store) -> None:
+    info = models.get(args.model)
+    if args.parity_batch < 1:
+        raise errors.BadInput(f"--parity-batch {args.parity_batch}: must be at least 1")
+    if args.opset < 7:
+        raise errors.BadInput(f"--opset {args.opset}: must be 7 or more (the seed's ATC takes 9-13)")
+    algo, digest = weights_mod.parse_checksum(args.checksum, "--checksum")
+    checksum = f"{algo}:{digest}"
+    torch = _require("torch")
+    onnx = _require("onnx")
+    ort = _require("onnxruntime")
+    from jobs import onnx_graph
+
+    weights_uri = weights_mod.public_uri(args.weights)
+    params = {
+        "model": info.name, "weights": weights_uri, "checksum": checksum,
+        "opset": args.opset, "input_dtype": args.input_dtype, "keep_noops": args.keep_noops,
+        "parity_batch": args.parity_batch,
+    }
+    with tempfile.TemporaryDirectory(prefix="ghostbench-weights-") as tmp:
+        log.info("export: fetching weights %s", weights_uri)
+        path = weights_mod.fetch(args.weights, checksum, pathlib.Path(tmp))
+        log.info("export: loading %s into %s (strict)", path, info.name)
+        state_dict = weights_mod.load_state_dict(path)
+        net = models.build(info)
+        weights_mod.apply_state_dict(net, state_dict, weights_uri)
+    net.eval()
+
+    size = info.input_size
+    if args.input_dtype == "uint8":
+        module = fold_normalization(net, info.mean, info.std)
+        dummy = torch.zeros(1, 3, size, size, dtype=torch.uint8)
+    else:
+        module = net
+        dummy = torch.zeros(1, 3, size, size, dtype=torch.float32)
+    log.info("export: torch.onnx.export (TorchScript, opset %d, %s input)", args.opset, args.input_dtype)
+    exported = onnx.load_from_string(_torch_export(module, dummy, args.opset))
+    nodes_before = len(exported.graph.node)
+
+    removed: list[dict[str, Any]] = []
+    if args.keep_noops:
+        log.info("export: keeping no-op nodes (--keep-noops)")
+    else:
+        exported, removed = onnx_graph.remove_noop_slices(exported)
+        log.info("export: removed %d no-op nodes (%d Slice), %d nodes left", len(removed),
+                 sum(r["op"] == "Slice" for r in removed), len(exported.graph.node))
+    onnx.checker.check_model(exported, full_check=True)
+    model_bytes = exported.SerializeToString()
+
+    log.info("export: parity check, torch vs onnxruntime on %d images", args.parity_batch)
+    parity = _parity(model_bytes, net, _parity_pixels(args.parity_batch, size), info, args.input_dtype)
+    log.info("export: parity max|diff| %.3g, max|logit| %.3g, relative %.3g, top-1 agreement %.0f%%",
+             parity["max_abs_diff"], parity["max_abs_logit"], parity["relative"],
+             100 * parity["top1_agreement"])
+    if not parity["relative"] <= PARITY_TOLERANCE:
+        raise errors.GhostbenchError(
+            f"parity: onnxruntime differs from torch by {parity['relative']:.3g} of max |logit| "
+            f"(tolerance {PARITY_TOLERANCE:g}); nothing committed")
+
+    by_op: dict[str, int] = {}
+    for r in removed:
+        by_op[r["op"]] = by_op.get(r["op"], 0) + 1
+    record = {
+        "model": info.name,
+        "opset": next(o.version for o in exported.opset_import if o.domain in ("", "ai.onnx")),
+        "input": _io_desc(exported.graph.input[0]),
+        "output": _io_desc(exported.graph.output[0]),
+        "normalization_folded": args.input_dtype == "uint8",
+        "mean": list(info.mean),
+        "std": list(info.std),
+        "weights": {"uri": weights_uri, "checksum": checksum},
+        "nodes_before": nodes_before,
+        "nodes_after": len(exported.graph.node),
+        "removed_count": len(removed),
+        "constant_nodes_dropped": nodes_before - len(exported.graph.node) - len(removed),
+        "removed_by_op": by_op,
+        "removed": removed,
+        "parity": parity,
+        "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__},
+    }
+    with commit.Output(out_store, STAGE, params) as out:
+        (out.dir / MODEL_FILE).write_bytes(model_bytes)
+        (out.dir / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        out.record.update(record)
+        log.info("export: wrote %s (%.1f MB) and %s", MODEL_FILE, len(model_bytes) / 1e6, RECORD_FILE)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return stage.main(STAGE, build_parser, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
