@@ -1,0 +1,46 @@
+"""Run ghostbench's benchmarks: ``python -m benchmarks [NAME ...] [--out results.json]``.
+
+Each figure is measured side by side with its baseline in the same run, repeated; the table
+shows medians and ranges. These are measurements, never tests: nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+import time
+
+from benchmarks import common, controller_overhead, harness
+
+BENCHMARKS = {"harness": harness, "controller": controller_overhead}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    p.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], help="benchmarks to run (default: all)")
+    p.add_argument("--out", default="benchmark-results.json", help="raw numbers (JSON)")
+    p.add_argument("--work", help="work folder (default: a new temporary folder)")
+    p.add_argument("--repeats", type=int, default=5, help="repetitions of each measurement (default: 5)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    work = common.workdir(args.work)
+    doc = {"machine": common.machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": {}}
+    for name in args.names or list(BENCHMARKS):
+        module = BENCHMARKS[name]
+        print(f"== {name}: {module.__doc__.splitlines()[0]}", file=sys.stderr)
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(sys.stderr):  # stage output is not the benchmark's
+            res = module.run(work, repeats=args.repeats)
+        res["seconds"] = time.perf_counter() - t0
+        doc["results"][name] = res
+        print(f"\n{name} ({res['seconds']:.0f}s, {doc['machine']['cpu']}, {doc['machine']['cores']} cores)")
+        print(module.render(res))
+    common.write_results(common.pathlib.Path(args.out), doc)
+    print(f"\nraw numbers: {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
