@@ -36,6 +36,8 @@ class Step:
     """Keys of the steps whose outputs this one reads."""
     device: str = "cpu"
     """Where it runs: 'cpu' for the CPU stages, else the inference target's device."""
+    accelerator: str = ""
+    """Catalogue name (``jobs.devices``) of the accelerator the step needs; empty for the CPU."""
     exclusive: bool = False
     """Run alone (inference: other work on the machine would disturb its timings)."""
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -142,7 +144,7 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
                 engine_args = ["--engine", _uri(store, cout)]
                 deps = [ckey, *shard_keys]
             fields = {"backend": t.backend, "device": t.device, "batch_size": bs, "options": t.backend_options,
-                      "name": t.name, "timing": dataclasses.asdict(timing)}
+                      "name": t.name, "timing": dataclasses.asdict(timing), "accelerator": t.accelerator}
             ikey = _key("infer", fields, deps)
             iout = f"artifacts/infer/{ikey}"
             step = Step(ikey, "infer", f"infer {t.name} bs{bs}", iout, (
@@ -150,7 +152,7 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
                 "--batch-size", str(bs), *_options(t.backend_options), "--target-name", t.name,
                 "--warmup", str(timing.warmup), "--min-batches", str(timing.min_batches),
                 "--min-seconds", str(timing.min_seconds), "--out", _uri(store, iout)),
-                deps=tuple(deps), device=t.device, exclusive=True, labels=labels)
+                deps=tuple(deps), device=t.device, accelerator=t.accelerator, exclusive=True, labels=labels)
             infers.append(step)
             steps.append(step)
 

@@ -70,6 +70,9 @@ class TargetSpec:
     """Options passed to the converter (``--option KEY=VALUE``)."""
     backend_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Options passed to the backend (``--option KEY=VALUE``)."""
+    accelerator: str = ""
+    """Catalogue name (``jobs.devices``) of the accelerator it runs on, e.g. Ascend310P3 or nvidia-t4;
+    empty for the CPU. Kubernetes schedules the inference pod by it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,7 +267,13 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
             batch_sizes=tuple(bs),
             convert_options=ld.options(t, "convert_options", p),
             backend_options=ld.options(t, "backend_options", p),
+            accelerator=ld.str_(t, "accelerator", p, ""),
         ))
+        if targets[-1].accelerator:
+            from jobs import devices
+
+            if targets[-1].accelerator not in devices.CATALOGUE:
+                ld.fail(f"{p}accelerator", f"one of {', '.join(devices.CATALOGUE)}", targets[-1].accelerator)
         from jobs import backends, converters
 
         if not backends.known(targets[-1].backend):
