@@ -12,9 +12,9 @@ import logging
 import sys
 import time
 
-from benchmarks import common, controller_overhead, harness
+from benchmarks import common, controller_overhead, harness, s3_throughput
 
-BENCHMARKS = {"harness": harness, "controller": controller_overhead}
+BENCHMARKS = {"harness": harness, "controller": controller_overhead, "s3": s3_throughput}
 
 
 def main(argv=None) -> int:

@@ -1,11 +1,13 @@
 """The ``ghostbench`` command: plan and run sweeps, read their status and reports.
 
-  ghostbench run SPEC         run a sweep (locally by default)
+  ghostbench run SPEC         run a sweep (locally by default; --executor kubernetes for Jobs)
   ghostbench plan SPEC        print the steps and which are already done
   ghostbench status SWEEP     each step's state, from the store
   ghostbench report SWEEP     the sweep's report, from the store
   ghostbench demo             the whole pipeline on a generated image set, offline
   ghostbench stage NAME ...   run one stage exactly as a pod would
+  ghostbench manifests SPEC   print the Kubernetes Jobs a sweep would submit (submits nothing)
+  ghostbench cancel SWEEP     delete a sweep's Kubernetes Jobs
 
 Progress and messages go to stderr; results (tables, JSON) to stdout.
 Exit codes: 0 success, 1 a step or sweep failed, 2 bad input or usage, 3 a dependency is missing.
@@ -30,6 +32,13 @@ def _store_arg(p: argparse.ArgumentParser) -> None:
                    help=f"store to use instead of the spec's (default: the spec's, or ./{spec_mod.DEFAULT_STORE})")
 
 
+def _kubernetes_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--namespace", metavar="NS", help="namespace of the Jobs (default: the settings', else default)")
+    p.add_argument("--settings", metavar="FILE",
+                   help="Kubernetes settings (YAML: images, store ConfigMap and Secret, resources, limits; "
+                        "see docs/kubernetes.md)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ghostbench", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -42,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
     p.add_argument("--executor", default="local", choices=executors.names(), help="where steps run (default: local)")
     p.add_argument("--jobs", type=int, default=0, metavar="N",
-                   help="steps at once for the local executor (default: the number of cores)")
+                   help="steps at once for the local executor (default: the number of cores); with kubernetes, "
+                        "Jobs at once over all device classes (default: only the settings' per-class limits)")
+    _kubernetes_args(p)
+    p.add_argument("--verify", action="store_true",
+                   help="first check the sha256 of every committed output's files (reads them all) and rebuild "
+                        "those that no longer match their manifest")
 
     p = sub.add_parser("plan", help="print a sweep's steps and which are already done")
     p.add_argument("spec", help="sweep file (YAML)")
@@ -66,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="do not try the official weights' address")
     p.add_argument("--jobs", type=int, default=0, metavar="N", help="steps at once (default: the number of cores)")
 
+    p = sub.add_parser("manifests", help="print the Kubernetes Jobs a sweep would submit (YAML); submits nothing")
+    p.add_argument("spec", help="sweep file (YAML)")
+    _store_arg(p)
+    _kubernetes_args(p)
+    p.add_argument("--pending", action="store_true",
+                   help="only the Jobs of steps not committed in the store (reads the store)")
+
+    p = sub.add_parser("cancel", help="delete a sweep's Kubernetes Jobs and their pods")
+    p.add_argument("sweep", help="sweep id (its name)")
+    _kubernetes_args(p)
+
     p = sub.add_parser("stage", help="run one pipeline stage, as a pod would", add_help=False)
     p.add_argument("name", choices=jobs.STAGES)
     p.add_argument("args", nargs=argparse.REMAINDER)
@@ -80,19 +105,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = spec_mod.load(args.spec)
     store = _open_store(args.store, spec)
     plan = plan_mod.make_plan(spec, store.uri)
-    return execute(spec, plan, store, args.executor, args.jobs)
+    options: dict[str, Any] = {}
+    if args.executor == "kubernetes":
+        from controller import manifests
+
+        options = {"sweep": plan.sweep, "settings": manifests.load_settings(args.settings, args.namespace)}
+    elif args.namespace or args.settings:
+        raise errors.BadInput("--namespace and --settings: only with --executor kubernetes")
+    return execute(spec, plan, store, args.executor, args.jobs, verify=args.verify, executor_options=options)
 
 
 def execute(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: store_mod.Store, executor_name: str,
-            jobs_n: int) -> int:
+            jobs_n: int, verify: bool = False, executor_options: dict[str, Any] | None = None) -> int:
     executor_cls = executors.get(executor_name)
+    executor = executor_cls(store, max_parallel=jobs_n or None, **(executor_options or {}))
     runner.write_sweep_files(spec, plan, store)
-    executor = executor_cls(store, max_parallel=jobs_n or None)
     progress = display.ProgressDisplay()
     try:
-        result = runner.run(plan, store, executor, progress)
+        result = runner.run(plan, store, executor, progress, verify=verify)
     finally:
         progress.close()
+        executor.close()
     where = f"{store.uri}/{runner.sweep_dir(plan.sweep)}"
     if result.ok:
         print(f"sweep {plan.sweep}: {len(plan.steps)} steps done ({result.ran} run now) in "
@@ -150,6 +183,40 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_manifests(args: argparse.Namespace) -> int:
+    from controller import manifests
+
+    spec = spec_mod.load(args.spec)
+    settings = manifests.load_settings(args.settings, args.namespace)
+    store = _open_store(args.store, spec)  # no I/O: only --pending reads it
+    plan = plan_mod.make_plan(spec, store.uri)
+    steps = list(plan.steps)
+    if args.pending:
+        done = runner.committed_keys(plan, store)
+        steps = [s for s in steps if s.key not in done]
+    objs = manifests.jobs_for(plan, settings, steps)
+    sys.stdout.write(manifests.dump(objs))
+    print(f"{len(objs)} Job(s) for {len(steps)} step(s) of sweep {plan.sweep}; nothing submitted", file=sys.stderr)
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from controller import k8s_api, manifests
+    from controller.executors import kubernetes
+
+    settings = manifests.load_settings(args.settings, args.namespace)
+    api = k8s_api.Api.connect(settings.namespace, settings.context)
+    try:
+        deleted = kubernetes.cancel(api, args.sweep)
+    finally:
+        api.close()
+    for name in deleted:
+        print(name)
+    print(f"sweep {args.sweep}: deleted {len(deleted)} Job(s) and their pods in namespace {settings.namespace}",
+          file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from controller import demo
 
@@ -162,7 +229,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Any] = {"run": cmd_run, "plan": cmd_plan, "status": cmd_status, "report": cmd_report,
-                            "demo": cmd_demo, "stage": cmd_stage}
+                            "demo": cmd_demo, "stage": cmd_stage, "manifests": cmd_manifests, "cancel": cmd_cancel}
 
 
 def main(argv: list[str] | None = None) -> int:

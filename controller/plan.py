@@ -15,7 +15,7 @@ from typing import Any
 
 import jobs
 from controller import spec as spec_mod
-from jobs import models
+from jobs import devices, models
 
 KEY_LENGTH = 16
 
@@ -82,6 +82,28 @@ def _options(options: dict[str, Any]) -> list[str]:
     return args
 
 
+def _aipp(t: spec_mod.TargetSpec) -> bool:
+    """ATC with uint8 input normalizes on the chip (AIPP) unless the sweep says otherwise."""
+    return t.engine == "atc" and bool(t.convert_options.get("aipp", t.input_mode == "uint8"))
+
+
+def _export_mode(t: spec_mod.TargetSpec) -> str:
+    """The export a target's engine is built from: AIPP needs the float32 model (the uint8 export
+    already normalizes in the graph, and AIPP would normalize a second time)."""
+    return "float32" if _aipp(t) else t.input_mode
+
+
+def _convert_options(t: spec_mod.TargetSpec) -> dict[str, Any]:
+    """The converter's options: the sweep's, plus for ATC the accelerator's soc_version and AIPP."""
+    options = dict(t.convert_options)
+    if t.engine == "atc":
+        if "soc_version" not in options and t.accelerator:
+            options["soc_version"] = devices.get(t.accelerator).soc_version
+        if _aipp(t):
+            options["aipp"] = True
+    return options
+
+
 def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
     """The steps of a sweep, with output locations under ``store`` (default: the spec's)."""
     store = store or spec.store
@@ -92,7 +114,7 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
     modes = list(dict.fromkeys(t.input_mode for t in spec.targets))
 
     exports: dict[str, Step] = {}
-    for mode in dict.fromkeys(t.input_mode for t in spec.targets if t.backend != "null"):  # null needs no model
+    for mode in dict.fromkeys(_export_mode(t) for t in spec.targets if t.backend != "null"):  # null needs no model
         fields = {"model": info.name, "checksum": checksum, "opset": spec.model.opset, "input_dtype": mode}
         key = _key("export", fields, [])
         out = f"artifacts/export/{key}"
@@ -134,13 +156,20 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
             engine_args: list[str] = []
             deps = list(shard_keys)
             if t.backend != "null":
-                export = exports[t.input_mode]
-                fields = {"engine": t.engine, "batch_size": bs, "options": t.convert_options}
+                export = exports[_export_mode(t)]
+                options = _convert_options(t)
+                # A dynamic-batch engine serves every batch size: one convert step (same key) for all.
+                dynamic = options.get("dynamic_batch_sizes")
+                cbs = max(dynamic) if dynamic else bs
+                fields = {"engine": t.engine, "batch_size": cbs, "options": options}
                 ckey = _key("convert", fields, [export.key])
                 cout = f"artifacts/convert/{ckey}"
-                steps.append(Step(ckey, "convert", f"convert {t.name} bs{bs}", cout, (
-                    "--model", _uri(store, export.out), "--target", t.engine, "--batch-size", str(bs),
-                    *_options(t.convert_options), "--out", _uri(store, cout)), deps=(export.key,), labels=labels))
+                title = f"convert {t.name} " + ("dynamic" if dynamic else f"bs{bs}")
+                if t.engine == "atc":
+                    title += f" (.om, {options.get('soc_version', '?')})"
+                steps.append(Step(ckey, "convert", title, cout, (
+                    "--model", _uri(store, export.out), "--target", t.engine, "--batch-size", str(cbs),
+                    *_options(options), "--out", _uri(store, cout)), deps=(export.key,), labels=labels))
                 engine_args = ["--engine", _uri(store, cout)]
                 deps = [ckey, *shard_keys]
             fields = {"backend": t.backend, "device": t.device, "batch_size": bs, "options": t.backend_options,
@@ -160,6 +189,11 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
     top1 = ref.top1 if ref.top1 is not None else info.published_top1
     top5 = ref.top5 if ref.top5 is not None else info.published_top5
     fields = {"model": info.name, "top1": top1, "top5": top5, "gate": ref.gate, "kind": ref.kind}
+    accelerators = {t.name: t.accelerator for t in spec.targets if t.accelerator}
+    if spec.report.ratios:  # only when set, so that sweeps without them keep their keys
+        fields["ratios"] = list(spec.report.ratios)
+    if accelerators:
+        fields["accelerators"] = accelerators
     ekey = _key("eval", fields, [s.key for s in infers])
     eout = f"artifacts/eval/{ekey}"
     label_root = preprocess_roots[modes[0]][0]
@@ -167,6 +201,10 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
              "--reference-top5", str(top5), "--reference-kind", ref.kind, "--gate", str(ref.gate)]
     for s in infers:
         eargs += ["--run", _uri(store, s.out)]
+    for ratio in spec.report.ratios:
+        eargs += ["--ratio", ratio]
+    for name, acc in accelerators.items():
+        eargs += ["--accelerator", f"{name}={acc}"]
     eargs += ["--out", _uri(store, eout)]
     steps.append(Step(ekey, "eval", "eval", eout, tuple(eargs),
                       deps=tuple(s.key for s in infers) + tuple(preprocess_roots[modes[0]][1])))

@@ -71,6 +71,22 @@ def committed_keys(plan: plan_mod.Plan, store: store_mod.Store) -> set[str]:
     return {s.key for s in plan.steps if commit.read_manifest(store.child(s.out)) is not None}
 
 
+def uncommit_corrupted(plan: plan_mod.Plan, store: store_mod.Store) -> list[str]:
+    """Check every committed output's files against its manifest's sha256 (reading every byte);
+    uncommit the outputs that differ, so that their steps run again. Returns what was uncommitted."""
+    found = []
+    for s in plan.steps:
+        out = store.child(s.out)
+        manifest = commit.read_manifest(out)
+        if manifest is None:
+            continue
+        bad = commit.corrupted_files(out, manifest)
+        if bad:
+            commit.uncommit(out)
+            found.append(f"{s.title} ({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''})")
+    return found
+
+
 def write_sweep_files(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: store_mod.Store) -> None:
     d = sweep_dir(plan.sweep)
     store.write_text(f"{d}/spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
@@ -104,8 +120,11 @@ def _dependents(plan: plan_mod.Plan, key: str) -> set[str]:
 
 def run(plan: plan_mod.Plan, store: store_mod.Store, executor: base.Executor,
         on_change: Callable[[dict[str, StepStatus], str], None] = lambda statuses, event: None,
-        poll_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> SweepResult:
+        poll_s: float = 1.0, clock: Callable[[], float] = time.monotonic, verify: bool = False) -> SweepResult:
+    """Run what is not committed. ``verify``: first check the sha256 of every committed output and
+    rebuild those whose files no longer match their manifest."""
     t0 = clock()
+    corrupted = uncommit_corrupted(plan, store) if verify else []
     done = committed_keys(plan, store)
     statuses = {s.key: StepStatus(DONE if s.key in done else PENDING, s.title, s.stage, s.out, s.log)
                 for s in plan.steps}
@@ -117,7 +136,9 @@ def run(plan: plan_mod.Plan, store: store_mod.Store, executor: base.Executor,
         write_status(plan, store, statuses, "running" if running else "finished")
         on_change(statuses, event)
 
-    changed(f"{len(done)} of {len(plan.steps)} steps already committed")
+    checked = (f"; checksums verified, {len(corrupted)} corrupted output(s) to rebuild: {'; '.join(corrupted)}"
+               if corrupted else "; checksums verified, all match")
+    changed(f"{len(done)} of {len(plan.steps)} steps already committed" + (checked if verify else ""))
     try:
         while True:
             for step in plan.steps:
@@ -169,7 +190,8 @@ def _publish_reports(plan: plan_mod.Plan, store: store_mod.Store) -> None:
     """Copy the eval step's reports into the sweep's folder, where users look for them."""
     evals = [s for s in plan.steps if s.stage == "eval"]
     for step in evals:
+        out = store.child(step.out)
+        manifest = commit.read_manifest(out)
         for name in REPORT_FILES:
-            src = f"{step.out}/{name}"
-            if store.exists(src):
-                store.write_bytes(f"{sweep_dir(plan.sweep)}/{name}", store.read_bytes(src))
+            if manifest is not None and any(f["name"] == name for f in manifest["files"]):
+                store.write_bytes(f"{sweep_dir(plan.sweep)}/{name}", commit.read_verified(out, manifest, name))

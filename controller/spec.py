@@ -88,6 +88,13 @@ class ReferenceSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class ReportSpec:
+    ratios: tuple[str, ...] = ()
+    """Throughput ratios to tabulate, each ``A/B`` naming two targets (the seed's table has
+    ``ascend310p/ascend310`` and ``ascend310p/t4``); empty: each target against the first."""
+
+
+@dataclasses.dataclass(frozen=True)
 class TimingSpec:
     warmup: int = 2
     """Untimed batches before timing."""
@@ -108,12 +115,14 @@ class SweepSpec:
     """Where artifacts and results live: a directory, file:///dir or s3://bucket/prefix."""
     reference: ReferenceSpec = ReferenceSpec()
     timing: TimingSpec = TimingSpec()
+    report: ReportSpec = ReportSpec()
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         for t in d["targets"]:
             t["batch_sizes"] = list(t["batch_sizes"])
         d["targets"] = list(d["targets"])
+        d["report"]["ratios"] = list(d["report"]["ratios"])
         return d
 
 
@@ -282,6 +291,7 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
         if targets[-1].backend != "null" and not converters.known(targets[-1].engine):
             ld.fail(f"{p}engine", f"one of {', '.join(sorted([*converters.REGISTRY, *converters.PLANNED]))}",
                     targets[-1].engine)
+        _check_ascend(ld, targets[-1], p)
     names = [t.name for t in targets]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -294,6 +304,15 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
         kind=ld.choice(r, "kind", "reference.", "imagenet", ("imagenet", "agreement")),
         gate=ld.float_(r, "gate", "reference.", 1.0),
     )
+    rp = ld.obj(ReportSpec, top.get("report", {}), "report")
+    ratios = rp.get("ratios", [])
+    if not isinstance(ratios, list):
+        ld.fail("report.ratios", "a list of 'A/B' target-name pairs", ratios)
+    for i, ratio in enumerate(ratios):
+        a, sep, b = ratio.partition("/") if isinstance(ratio, str) else ("", "", "")
+        if not sep or a not in names or b not in names or a == b:
+            ld.fail(f"report.ratios[{i}]", f"'A/B' naming two targets of this sweep ({', '.join(names)})", ratio)
+    report = ReportSpec(ratios=tuple(ratios))
     tm = ld.obj(TimingSpec, top.get("timing", {}), "timing")
     timing = TimingSpec(
         warmup=ld.int_(tm, "warmup", "timing.", 2),
@@ -304,7 +323,36 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
     store = _resolve(ld.uri(top, "store", "", DEFAULT_STORE, _STORE_SCHEMES), base_dir) if "store" in top \
         else DEFAULT_STORE
     return SweepSpec(name=name, dataset=dataset, targets=tuple(targets), model=model, store=store,
-                     reference=reference, timing=timing)
+                     reference=reference, timing=timing, report=report)
+
+
+def _check_ascend(ld: _Loader, t: TargetSpec, p: str) -> None:
+    """The Ascend path's rules: acl runs .om engines; atc needs a soc_version; AIPP and dynamic batch fit."""
+    from jobs import devices
+
+    if t.backend == "acl" and t.engine != "atc":
+        ld.fail(f"{p}engine", "atc for backend acl (it runs .om engines)", t.engine)
+    if t.engine != "atc" or t.backend == "null":
+        return
+    opts = t.convert_options
+    if "soc_version" not in opts:
+        acc = devices.CATALOGUE.get(t.accelerator)
+        if acc is None or not acc.soc_version:
+            ascend = ", ".join(a.name for a in devices.CATALOGUE.values() if a.soc_version)
+            ld.fail(f"{p}accelerator", f"an Ascend accelerator ({ascend}) or convert_options.soc_version for "
+                    "engine atc", t.accelerator)
+    aipp = opts.get("aipp", t.input_mode == "uint8")
+    if not isinstance(aipp, bool) or (aipp and t.input_mode != "uint8"):
+        ld.fail(f"{p}convert_options.aipp", "true or false, and false unless input_mode is uint8 (AIPP takes "
+                "uint8 pixels)", aipp)
+    sizes = opts.get("dynamic_batch_sizes")
+    if sizes is not None:
+        if (not isinstance(sizes, list) or not sizes
+                or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in sizes)):
+            ld.fail(f"{p}convert_options.dynamic_batch_sizes", "a non-empty list of integers >= 1", sizes)
+        if any(b not in sizes for b in t.batch_sizes):
+            ld.fail(f"{p}batch_sizes", f"batch sizes among convert_options.dynamic_batch_sizes {sizes}",
+                    list(t.batch_sizes))
 
 
 def _default_name(source: str) -> str:

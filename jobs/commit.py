@@ -136,17 +136,79 @@ def file_entry(manifest: dict[str, Any], name: str) -> dict[str, Any]:
     raise errors.BadInput(f"committed output has no file {name!r} (files: {len(manifest['files'])})")
 
 
+def _mismatch(store: store_mod.Store, name: str, what: str) -> errors.StoreError:
+    return errors.StoreError(f"{store.uri}/{name}: {what} does not match the manifest (the object was changed or "
+                             f"corrupted after it was committed); `ghostbench run --verify` rebuilds it")
+
+
+def sha256_object(store: store_mod.Store, name: str) -> tuple[str, int]:
+    """(sha256, size) of a stored object, streamed: memory stays at one chunk."""
+    digest = hashlib.sha256()
+    size = 0
+    with store.open_read(name) as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def verify_file(store: store_mod.Store, manifest: dict[str, Any], name: str) -> None:
+    """Check one committed object against its manifest entry (size, then sha256, streamed)."""
+    entry = file_entry(manifest, name)
+    digest, size = sha256_object(store, name)
+    if size != entry["size"]:
+        raise _mismatch(store, name, f"size {size}")
+    if digest != entry["sha256"]:
+        raise _mismatch(store, name, "sha256")
+
+
+def read_verified(store: store_mod.Store, manifest: dict[str, Any], name: str) -> bytes:
+    """A small committed object's bytes, checked against its manifest's sha256."""
+    entry = file_entry(manifest, name)
+    data = store.read_bytes(name)
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise _mismatch(store, name, "sha256")
+    return data
+
+
+def corrupted_files(store: store_mod.Store, manifest: dict[str, Any]) -> list[str]:
+    """Names of the committed files that are missing or differ from the manifest (reads every byte)."""
+    bad = []
+    for entry in manifest["files"]:
+        try:
+            digest, size = sha256_object(store, entry["name"])
+        except errors.StoreError:
+            bad.append(entry["name"])
+            continue
+        if size != entry["size"] or digest != entry["sha256"]:
+            bad.append(entry["name"])
+    return bad
+
+
+def uncommit(store: store_mod.Store) -> None:
+    """Remove the manifest: the output counts as not committed, and its stage rebuilds it."""
+    store.delete(MANIFEST)
+
+
 @contextlib.contextmanager
 def local_copy(store: store_mod.Store, manifest: dict[str, Any], name: str) -> Iterator[pathlib.Path]:
-    """A local path to a committed file: the file itself when the store is local, else a verified copy."""
+    """A local path to a committed file, checked against the manifest's sha256.
+
+    On a local store that is the file itself; on a remote one a verified copy in a staging
+    directory, removed when the block ends (so keep the block open while the file is in use).
+    """
     entry = file_entry(manifest, name)
     path = store.local_path(name)
     if path is not None:
+        if not path.is_file():
+            raise errors.StoreError(f"{store.uri}/{name}: no such object")
+        if sha256_file(path) != entry["sha256"]:
+            raise _mismatch(store, name, "sha256")
         yield path
         return
     with store.staging_dir() as tmp:
-        target = tmp / pathlib.Path(name).name
+        target = tmp / pathlib.PurePosixPath(name).name
         store.get_file(name, target)
         if sha256_file(target) != entry["sha256"]:
-            raise errors.StoreError(f"{store.uri}/{name}: checksum does not match the manifest")
+            raise _mismatch(store, name, "sha256")
         yield target

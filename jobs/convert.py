@@ -1,7 +1,7 @@
 """Stage convert: model.onnx + target + batch size -> an engine for that target.
 
-Targets come from ``jobs.converters``: 'onnxruntime' now (an offline-optimized model with a
-fixed batch size); the Ascend 'atc' target (.om) has its seam there.
+Targets come from ``jobs.converters``: 'onnxruntime' (an offline-optimized model with a fixed
+batch size) and 'atc' (an Ascend .om built by ATC, with AIPP for uint8 input; see docs/ascend.md).
 """
 
 from __future__ import annotations

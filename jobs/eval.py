@@ -2,7 +2,10 @@
 
 Writes ``runs/<target>/bs<N>/accuracy.json`` in the seed's format for every infer output, and
 ``report.json``, ``report.csv`` and ``report.md`` across them: throughput per batch size per
-target with ratios between targets, and accuracy against the reference with the gate.
+target with ratios between targets (``--ratio A/B``, default each target against the first), the
+published figures with their basis (per card and per chip) and, for targets named with
+``--accelerator``, the measurement beside them on the same basis; and accuracy against the
+reference with the gate.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'agreement' when the labels are a reference model's own predictions")
     p.add_argument("--gate", type=float, default=1.0, help="points below the reference still passing (default: 1)")
     p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--ratio", action="append", default=[], metavar="A/B",
+                   help="throughput ratio of target A to target B to tabulate (repeatable; default: each target "
+                        "against the first), e.g. ascend310p/t4 as the seed's table")
+    p.add_argument("--accelerator", action="append", default=[], metavar="TARGET=NAME",
+                   help="the accelerator a target ran on (jobs.devices name, repeatable): its measured throughput "
+                        "is set beside the published figures on the same basis (per card)")
     return p
 
 
@@ -57,9 +66,10 @@ def read_predictions(text: str, source: str) -> tuple[list[str], np.ndarray]:
 
 
 def evaluate_run(uri: str, label_of: dict[str, int], args: argparse.Namespace) -> dict[str, Any]:
-    run_store, _ = commit.require_committed(uri, "--run")
-    summary = json.loads(run_store.read_text("summary.json"))
-    names, tops = read_predictions(run_store.read_text("predictions.csv"), f"{uri}/predictions.csv")
+    run_store, manifest = commit.require_committed(uri, "--run")
+    summary = json.loads(commit.read_verified(run_store, manifest, "summary.json"))
+    names, tops = read_predictions(commit.read_verified(run_store, manifest, "predictions.csv").decode("utf-8"),
+                                   f"{uri}/predictions.csv")
     missing = [n for n in names if label_of.get(n, -1) < 0]
     if missing:
         raise errors.BadInput(f"--run {uri}: {len(missing)} predicted images have no label in --data, "
@@ -101,8 +111,11 @@ def run(args: argparse.Namespace, out: store_mod.Store) -> None:
         args.reference_top5 = info.published_top5 if args.reference_top5 is None else args.reference_top5
     dataset = shards.open_dataset(args.data)
     label_of = dict(zip(dataset.names, (int(v) for v in dataset.labels)))
+    accelerators = reports.parse_accelerators(args.accelerator)
     params = {"runs": sorted(args.run), "data": args.data, "model": args.model, "gate": args.gate,
               "reference": [args.reference_top1, args.reference_top5, args.reference_kind]}
+    if args.ratio or accelerators:
+        params.update(ratios=args.ratio, accelerators=accelerators)
     with commit.Output(out, "eval", params) as output:
         runs = []
         for uri in args.run:
@@ -115,6 +128,11 @@ def run(args: argparse.Namespace, out: store_mod.Store) -> None:
                      r["accuracy"]["1"], r["accuracy"].get("5", 0.0), "pass" if r["gate_pass"] else "FAIL")
         target_order = list(dict.fromkeys(r["target"] for r in runs))  # as the runs were given
         runs.sort(key=lambda r: (target_order.index(r["target"]), r["batch_size"]))
+        ratios = reports.parse_ratios(args.ratio, target_order)
+        unknown = sorted(set(accelerators) - set(target_order))
+        if unknown:
+            raise errors.BadInput(f"--accelerator {unknown[0]}=...: no run has target {unknown[0]!r} "
+                                  f"(targets: {', '.join(target_order)})")
         report = {
             "model": args.model,
             "reference": {"top1": args.reference_top1, "top5": args.reference_top5, "gate": args.gate,
@@ -122,6 +140,9 @@ def run(args: argparse.Namespace, out: store_mod.Store) -> None:
             "runs": runs,
             "all_pass": all(r["gate_pass"] for r in runs),
         }
+        if ratios or accelerators:
+            report["ratios"] = [f"{a}/{b}" for a, b in ratios]
+            report["accelerators"] = accelerators
         (output.dir / "report.json").write_text(json.dumps(report, indent=1) + "\n")
         (output.dir / "report.csv").write_text(reports.to_csv(runs))
         (output.dir / "report.md").write_text(reports.to_markdown(report))

@@ -10,6 +10,8 @@ flat however many images there are.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import csv
 import json
 import logging
@@ -28,6 +30,8 @@ log = logging.getLogger("ghostbench.infer")
 
 TOPK = 5
 ENGINE_RECORD = "engine.json"
+_PROCESS_RESOURCES = contextlib.ExitStack()
+atexit.register(_PROCESS_RESOURCES.close)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,17 +67,18 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
-def load_engine(uri: str | None) -> base.EngineInfo:
+def load_engine(uri: str | None, resources: contextlib.ExitStack | None = None) -> base.EngineInfo:
+    """The committed engine at ``uri``, its file checked against the manifest's sha256.
+
+    On a local store the file stays where it is; from a remote store it is a verified local copy
+    that lives as long as ``resources`` (default: until the process exits).
+    """
     if uri is None:
         return base.EngineInfo(path=None, record={})
     engine_store, manifest = commit.require_committed(uri, "--engine")
-    record = json.loads(engine_store.read_text(ENGINE_RECORD))
-    # The engine file stays where it is on a local store; remote stores get a verified local copy.
-    name = record["file"]
-    path = engine_store.local_path(name)
-    if path is None:
-        raise errors.BadInput(f"--engine {uri}: remote engines are not supported yet")
-    commit.file_entry(manifest, name)
+    record = json.loads(commit.read_verified(engine_store, manifest, ENGINE_RECORD))
+    stack = resources if resources is not None else _PROCESS_RESOURCES
+    path = stack.enter_context(commit.local_copy(engine_store, manifest, record["file"]))
     return base.EngineInfo(path=path, record=record)
 
 
@@ -96,7 +101,8 @@ def run(args: argparse.Namespace, out: store_mod.Store) -> None:
     dataset = shards.open_dataset(args.data)
     if dataset.num_images == 0:
         raise errors.BadInput(f"--data {dataset.uri}: the dataset has no images")
-    engine = load_engine(args.engine)
+    resources = contextlib.ExitStack()  # the engine's local copy, kept while the backend runs
+    engine = load_engine(args.engine, resources)
     if args.backend == "null":
         options.setdefault("dtype", str(dataset.dtype))
     params = {k: getattr(args, k) for k in ("engine", "data", "backend", "device", "batch_size", "option",
@@ -122,6 +128,7 @@ def run(args: argparse.Namespace, out: store_mod.Store) -> None:
                  summary["throughput"], summary["end_to_end"]["images_per_second"])
     finally:
         backend.close()
+        resources.close()
 
 
 def _run_passes(args: argparse.Namespace, backend: base.Backend, dataset: shards.Dataset,

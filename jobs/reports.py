@@ -6,7 +6,17 @@ import csv
 import io
 from typing import Any
 
-from jobs import published
+from jobs import devices, errors, published
+
+# The published columns (jobs.published, per card) by the accelerator they were measured on:
+# (short label, key in published.THROUGHPUT).
+PUBLISHED_ACCELERATORS = {
+    "Ascend310": ("Ascend 310", "Ascend 310 (card, 4 chips)"),
+    "Ascend310P3": ("Ascend 310P", "Ascend 310P (card)"),
+    "nvidia-t4": ("NVIDIA T4", "NVIDIA T4 (card)"),
+}
+# The ratio columns of the seed's table (section 7.1): 310P/310 and 310P/T4, per card.
+SEED_RATIOS = (("Ascend310P3", "Ascend310"), ("Ascend310P3", "nvidia-t4"))
 
 
 def seed_accuracy(num_images: int, num_classes: int, accuracy: dict[int, float]) -> dict[str, Any]:
@@ -39,19 +49,105 @@ def _fmt(x: float | None, digits: int = 1) -> str:
     return "-" if x is None else f"{x:,.{digits}f}"
 
 
-def throughput_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Rows per batch size, a column per target, and each later target's ratio to the first."""
+def parse_ratios(ratios: list[str], targets: list[str]) -> list[tuple[str, str]]:
+    """``["a/b", ...]`` -> ``[("a", "b"), ...]``, each naming two of ``targets``."""
+    pairs = []
+    for ratio in ratios:
+        a, sep, b = ratio.partition("/")
+        if not sep or a not in targets or b not in targets or a == b:
+            raise errors.BadInput(f"--ratio {ratio!r}: expected A/B naming two targets of the runs "
+                                  f"({', '.join(targets)})")
+        pairs.append((a, b))
+    return pairs
+
+
+def parse_accelerators(pairs: list[str]) -> dict[str, str]:
+    """``["target=Ascend310P3", ...]`` -> ``{"target": "Ascend310P3"}``; names checked against jobs.devices."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        target, sep, name = pair.partition("=")
+        if not sep or not target:
+            raise errors.BadInput(f"--accelerator {pair!r}: expected TARGET=NAME")
+        devices.get(name)
+        out[target] = name
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if not b or a is None else f"{a / b:.4f}"
+
+
+def throughput_table(runs: list[dict[str, Any]], ratios: list[tuple[str, str]] | None = None
+                     ) -> tuple[list[str], list[list[str]]]:
+    """Rows per batch size, a column per target, then the ratios: those asked for (``A/B``), or by
+    default each later target's ratio to the first."""
     targets = list(dict.fromkeys(r["target"] for r in runs))
     sizes = sorted({r["batch_size"] for r in runs})
     value = {(r["target"], r["batch_size"]): r["throughput"] for r in runs}
-    header = ["Batch size"] + targets + [f"{t}/{targets[0]}" for t in targets[1:]]
+    pairs = ratios if ratios else [(t, targets[0]) for t in targets[1:]]
+    header = ["Batch size"] + targets + [f"{a}/{b}" for a, b in pairs]
     rows = []
     for bs in sizes:
         row = [str(bs)] + [_fmt(value.get((t, bs))) for t in targets]
-        base = value.get((targets[0], bs))
-        for t in targets[1:]:
-            v = value.get((t, bs))
-            row.append("-" if not base or v is None else f"{v / base:.4f}")
+        row += [_ratio(value.get((a, bs)), value.get((b, bs))) for a, b in pairs]
+        rows.append(row)
+    return header, rows
+
+
+def published_table() -> tuple[list[str], list[list[str]]]:
+    """The seed's published figures with their basis: per card, per chip where a card has several,
+    and the seed's own ratio columns (per card)."""
+    header, columns = ["Batch size"], []
+    for acc, (label, key) in PUBLISHED_ACCELERATORS.items():
+        chips = devices.get(acc).chips_per_card
+        header.append(f"{label} per card ({chips} chip{'s' if chips > 1 else ''})")
+        columns.append((key, 1))
+        if chips > 1:
+            header.append(f"{label} per chip (card / {chips})")
+            columns.append((key, chips))
+    header += [f"{PUBLISHED_ACCELERATORS[a][0]}/{PUBLISHED_ACCELERATORS[b][0]} (per card)" for a, b in SEED_RATIOS]
+    rows = []
+    for bs in sorted(published.THROUGHPUT[PUBLISHED_ACCELERATORS["Ascend310"][1]]):
+        row = [str(bs)] + [_fmt(published.THROUGHPUT[key][bs] / div, 2) for key, div in columns]
+        row += [_ratio(published.THROUGHPUT[PUBLISHED_ACCELERATORS[a][1]][bs],
+                       published.THROUGHPUT[PUBLISHED_ACCELERATORS[b][1]][bs]) for a, b in SEED_RATIOS]
+        rows.append(row)
+    return header, rows
+
+
+def published_comparison(runs: list[dict[str, Any]], accelerators: dict[str, str],
+                         ratios: list[tuple[str, str]] | None = None) -> tuple[list[str], list[list[str]]] | None:
+    """Measured beside published, both per card, for targets whose accelerator has published figures.
+
+    A run measures one device (one chip); per card = per chip x the catalogue's ``chips_per_card``
+    (the seed's Ascend 310 figure is a 4-chip card). Ratio columns: the pairs asked for, else the
+    seed's 310P/310 and 310P/T4 where the sweep has those accelerators; each with the published ratio.
+    None when no target has published figures.
+    """
+    targets = [t for t in dict.fromkeys(r["target"] for r in runs) if accelerators.get(t) in PUBLISHED_ACCELERATORS]
+    if not targets:
+        return None
+    value = {(r["target"], r["batch_size"]): r["throughput"] * devices.get(accelerators[r["target"]]).chips_per_card
+             for r in runs if r["target"] in targets}
+    pub = {t: published.THROUGHPUT[PUBLISHED_ACCELERATORS[accelerators[t]][1]] for t in targets}
+    if ratios:
+        pairs = [(a, b) for a, b in ratios if a in targets and b in targets]
+    else:
+        by_acc = {accelerators[t]: t for t in reversed(targets)}
+        pairs = [(by_acc[a], by_acc[b]) for a, b in SEED_RATIOS if a in by_acc and b in by_acc]
+    header = ["Batch size"]
+    for t in targets:
+        header += [f"{t} per card", f"published {PUBLISHED_ACCELERATORS[accelerators[t]][0]}", f"{t}/published"]
+    for a, b in pairs:
+        header += [f"{a}/{b} per card", "published"]
+    rows = []
+    for bs in sorted({r["batch_size"] for r in runs if r["target"] in targets}):
+        row = [str(bs)]
+        for t in targets:
+            v, p = value.get((t, bs)), pub[t].get(bs)
+            row += [_fmt(v), _fmt(p), _ratio(v, p)]
+        for a, b in pairs:
+            row += [_ratio(value.get((a, bs)), value.get((b, bs))), _ratio(pub[a].get(bs), pub[b].get(bs))]
         rows.append(row)
     return header, rows
 
@@ -67,11 +163,22 @@ def to_markdown(report: dict[str, Any]) -> str:
     runs = report["runs"]
     out = [f"# ghostbench report: {report['model']}", ""]
     if ref["kind"] == "agreement":
-        out += ["> Accuracy here is **agreement with the PyTorch reference model's own predictions**, not "
-                "ImageNet accuracy: the weights are not the official ones and the labels are the reference "
-                "model's top-1 on the same preprocessing.", ""]
+        out += [("> Accuracy here is **agreement with the PyTorch reference model's own predictions**, not "
+                 "ImageNet accuracy: the weights are not the official ones and the labels are the reference "
+                 "model's top-1 on the same preprocessing."), ""]
+    accelerators = report.get("accelerators") or {}
+    targets = list(dict.fromkeys(r["target"] for r in runs))
+    ratios = parse_ratios(report.get("ratios") or [], targets)
     out += ["## Throughput (images/s, compute only, as ais_infer's `throughput`)", "",
-            _md_table(*throughput_table(runs)), ""]
+            "Each target's figure is one device (one NPU chip, one GPU, or this machine's CPU).", "",
+            _md_table(*throughput_table(runs, ratios)), ""]
+    comparison = published_comparison(runs, accelerators, ratios)
+    if comparison is not None:
+        chips = ", ".join(f"{a} {devices.get(a).chips_per_card}" for a in PUBLISHED_ACCELERATORS)
+        out += ["## Against the published figures (per card, as the seed's table)", "",
+                (f"Measured per card = measured per device x the chips on one card (`jobs.devices`: {chips}), "
+                 "assuming the card's chips each run one such process; published: seed section 7.1."), "",
+                _md_table(*comparison), ""]
     acc_header = ["Target", "Batch size", "Images", "Top-1 %", "Top-5 %", "Δ top-1", "Δ top-5", "Gate"]
     acc_rows = []
     for r in runs:
@@ -81,17 +188,15 @@ def to_markdown(report: dict[str, Any]) -> str:
                          f"{a['1'] - ref['top1']:+.2f}", f"{a.get('5', 0.0) - ref['top5']:+.2f}",
                          "pass" if r["gate_pass"] else "FAIL"])
     kind = "reference agreement" if ref["kind"] == "agreement" else "published ImageNet accuracy"
-    out += [f"## Accuracy against the {kind} (top-1 {ref['top1']:.2f}, top-5 {ref['top5']:.2f}; "
-            f"gate: at most {ref['gate']:g} point below)", "", _md_table(acc_header, acc_rows), ""]
+    out += [(f"## Accuracy against the {kind} (top-1 {ref['top1']:.2f}, top-5 {ref['top5']:.2f}; "
+             f"gate: at most {ref['gate']:g} point below)"), "", _md_table(acc_header, acc_rows), ""]
     e2e_rows = [[r["target"], str(r["batch_size"]), _fmt(r["end_to_end_images_per_second"]),
                  _fmt(r["compute_mean_ms"], 3), _fmt(r["compute_p99_ms"], 3), str(r["passes"])] for r in runs]
     out += ["## Per run", "", _md_table(["Target", "Batch size", "End-to-end images/s", "Compute mean ms",
                                           "Compute p99 ms", "Timed passes"], e2e_rows), ""]
-    pub_targets = list(published.THROUGHPUT)
-    pub_rows = [[str(bs)] + [_fmt(published.THROUGHPUT[t][bs]) for t in pub_targets]
-                for bs in sorted(published.THROUGHPUT[pub_targets[0]])]
     out += ["## Published figures (seed guide, section 7.1), for context", "",
-            "Per card, not per chip: the Ascend 310 card has 4 chips. A CPU run is not comparable with these.",
-            "", _md_table(["Batch size"] + pub_targets, pub_rows), ""]
+            ("Basis: per card, as published; an Ascend 310 card carries 4 chips (per chip = card / 4), a 310P "
+             "card and a T4 one each. The ratios are the seed's own columns. A CPU run is comparable with none "
+             "of these."), "", _md_table(*published_table()), ""]
     out.append(f"Overall: {'all runs pass the accuracy gate' if report['all_pass'] else 'SOME RUNS FAIL the accuracy gate'}.")
     return "\n".join(out) + "\n"

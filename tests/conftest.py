@@ -34,3 +34,7 @@ def demo_weights(tmp_path_factory) -> tuple[pathlib.Path, str]:
     path = tmp_path_factory.mktemp("weights") / "ghostnet_demo.pth"
     checksum = weights.save_deterministic_weights(path, "ghostnet_1.0x", DEMO_SEED)
     return path, checksum
+
+
+# A real S3 server (SeaweedFS `weed mini`) for the s3:// tests: see tests/s3server.py.
+from tests.s3server import s3_bucket, s3_env, s3_server  # noqa: F401

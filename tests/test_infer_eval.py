@@ -97,7 +97,7 @@ def test_short_pass_runs_extra_timed_passes(work):
     (["--batch-size", "8"], "the engine was built for batch size 4"),
     (["--batch-size", "0"], "--batch-size: expected an integer >= 1"),
     (["--batch-size", "4", "--backend", "tensorflow"], "backend 'tensorflow' is not known"),
-    (["--batch-size", "4", "--backend", "acl"], "backend 'acl': the Ascend aclruntime backend is not implemented"),
+    (["--batch-size", "4", "--backend", "acl"], "device 'cpu': expected npu or npu:N for backend acl"),
     (["--batch-size", "4", "--device", "gpu"], "device 'gpu': expected one of cpu"),
     (["--batch-size", "4", "--option", "threads"], "--option 'threads': expected KEY=VALUE"),
 ])

@@ -119,7 +119,7 @@ def test_plan_command_marks_done_steps(tmp_path, capsys):
     (["status", "nosuch"], "sweep 'nosuch': no status"),
     (["report", "nosuch"], "sweep 'nosuch': no report"),
     (["run", "/nonexistent/sweep.yaml"], "no such sweep file"),
-    (["run", "SPEC", "--executor", "kubernetes"], "executor 'kubernetes' is not available"),
+    (["run", "SPEC", "--namespace", "ns"], "only with --executor kubernetes"),
 ])
 def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, argv, message):
     argv = [str(make_sweep(tmp_path)) if a == "SPEC" else a for a in argv]

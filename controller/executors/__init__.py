@@ -13,16 +13,15 @@ from jobs import errors
 
 REGISTRY = {
     "local": "controller.executors.local:LocalExecutor",
+    "kubernetes": "controller.executors.kubernetes:KubernetesExecutor",
 }
 
 
 def names() -> list[str]:
-    return sorted(REGISTRY) + ["kubernetes"]
+    return sorted(REGISTRY)
 
 
 def get(name: str) -> type[Executor]:
-    if name == "kubernetes":
-        raise errors.BadInput("executor 'kubernetes' is not available in this version; use --executor local")
     try:
         module_name, _, cls = REGISTRY[name].partition(":")
     except KeyError:

@@ -38,3 +38,7 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def stop(self) -> None:
         """Stop every running step (the sweep is being interrupted)."""
+
+    def close(self) -> None:  # an optional hook: deliberately not abstract
+        """Release what the executor holds (threads, connections) once the sweep is over; steps still
+        running are left alone."""

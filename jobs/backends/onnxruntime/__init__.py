@@ -1,1 +1,1 @@
-"""ONNX Runtime backend: CPU by default; CUDA and TensorRT execution providers where installed."""
+"""ONNX Runtime backend: CPU by default; CUDA, TensorRT and CANN (Ascend) execution providers where installed."""

@@ -1,4 +1,8 @@
-"""ONNX Runtime inference session over an engine made by ``jobs.convert --target onnxruntime``."""
+"""ONNX Runtime inference session over an engine made by ``jobs.convert --target onnxruntime``.
+
+Providers and their options come from ``config.providers``: on ``cann`` the precision mode is
+always set explicitly (see ``config``).
+"""
 
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ class OnnxRuntimeBackend(base.Backend):
         self._output_names = [session.get_outputs()[0].name]
 
     @classmethod
-    def open(cls, engine: base.EngineInfo, device: str, options: dict[str, Any]) -> "OnnxRuntimeBackend":
+    def open(cls, engine: base.EngineInfo, device: str, options: dict[str, Any]) -> OnnxRuntimeBackend:
         if engine.path is None:
             raise errors.BadInput("backend onnxruntime needs an engine file (--engine)")
         merged = dict(engine.record.get("session_options", {}))
@@ -62,13 +66,12 @@ class OnnxRuntimeBackend(base.Backend):
         if wanted[0] not in available:
             raise errors.MissingDependency(
                 f"device {device!r} needs {wanted[0]}, which this onnxruntime build lacks "
-                f"(available: {', '.join(available)}); install onnxruntime-gpu for cuda/tensorrt")
-        providers: list[Any] = [
-            (p, {"device_id": cfg.device_id}) if p != "CPUExecutionProvider" else p for p in wanted
-        ]
+                f"(available: {', '.join(available)}); install onnxruntime-gpu for cuda/tensorrt, "
+                "onnxruntime-cann for cann")
+        providers: list[Any] = config_mod.providers(cfg)
         try:
             session = ort.InferenceSession(str(engine.path), session_options(cfg), providers=providers)
-        except Exception as e:  # ONNX Runtime raises its own exception types for corrupt models
+        except Exception as e:  # noqa: BLE001 - ONNX Runtime raises its own exception types for corrupt models
             raise errors.BadInput(f"engine {engine.path}: ONNX Runtime cannot load it: {str(e).splitlines()[0]}")
         return cls(session, cfg)
 
@@ -90,6 +93,8 @@ class OnnxRuntimeBackend(base.Backend):
             "providers": self._session.get_providers(),
             "intra_op_threads": self._cfg.intra_op_threads,
             "graph_optimization_level": self._cfg.graph_optimization_level,
+            "provider_options": {p: self._session.get_provider_options().get(p, {})
+                                 for p in self._session.get_providers() if p != "CPUExecutionProvider"},
             "onnxruntime": ort.__version__,
         }
 

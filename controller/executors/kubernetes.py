@@ -1,0 +1,414 @@
+"""Runs each step as a Kubernetes Job (``controller.manifests``), through ``controller.k8s_api``.
+
+- ``start`` creates the step's Job, or adopts the Job already there under the same name (a restarted
+  controller never submits work twice). A finished Job whose output the store lacks (it failed, or
+  ran before the store was cleaned) is deleted and created again. The preprocessing shards of one
+  output root share one Indexed Job: the first shard creates it, the others join it.
+- One thread watches the sweep's Jobs by label selector: a list, then a watch from the list's
+  resourceVersion, resumed from the last version seen when the stream ends or breaks, and a new list
+  when the server answers 410 Gone. A step ends when its Job has the ``Complete`` or ``Failed``
+  condition, or, for a shard, when its index is in the Job's ``completedIndexes``; the runner then
+  checks the store for the committed output.
+- When a step ends, its pod's log is copied into the store next to its output (as the local executor
+  keeps it); a failed step's outcome carries the Job's reason, the pod's exit code and the log's tail.
+- Jobs run at once are bounded per device class (``KubernetesSettings.max_running``).
+- ``stop`` (the sweep is interrupted) stops watching and leaves the Jobs running: a rerun adopts
+  them. ``ghostbench cancel SWEEP`` deletes them.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from controller import k8s_api, manifests
+from controller import plan as plan_mod
+from controller.executors import base
+from jobs import store as store_mod
+
+COMPLETE, FAILED = "Complete", "Failed"
+MAX_BACKOFF_S = 30.0
+
+
+def _conditions(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c.get("type", ""): c for c in (job.get("status") or {}).get("conditions") or []
+            if c.get("status") == "True"}
+
+
+def finished(job: dict[str, Any]) -> bool:
+    conditions = _conditions(job)
+    return COMPLETE in conditions or FAILED in conditions
+
+
+def parse_indexes(text: str | None) -> set[int]:
+    """``completedIndexes`` (``"0-2,5"``) as a set of indexes."""
+    out: set[int] = set()
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def _uid(job: dict[str, Any]) -> str:
+    return str((job.get("metadata") or {}).get("uid", ""))
+
+
+def _name(job: dict[str, Any]) -> str:
+    return str((job.get("metadata") or {}).get("name", ""))
+
+
+@dataclasses.dataclass
+class _Tracked:
+    """A Job this executor waits on, and the steps it stands for (index -> step; 0 for a plain Job)."""
+
+    name: str
+    uid: str
+    indexed: bool
+    steps: dict[int, plan_mod.Step]
+    reported: set[int] = dataclasses.field(default_factory=set)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Ended:
+    step: plan_mod.Step
+    index: int
+    job: str
+    uid: str
+    indexed: bool
+    failure: str | None
+    """None when the step's pod succeeded, else why the Job failed."""
+
+
+class KubernetesExecutor(base.Executor):
+    def __init__(self, store: store_mod.Store, max_parallel: int | None = None, *, sweep: str,
+                 settings: manifests.KubernetesSettings | None = None, api: k8s_api.Api | None = None,
+                 sleep: Callable[[float], None] | None = None, clock: Callable[[], float] = time.monotonic,
+                 notify: Callable[[str], None] | None = None):
+        """``max_parallel``: Jobs at once over all device classes (None: only the per-class limits).
+        ``api``: default, a connection from the kubeconfig or the pod's service account.
+        ``sleep``/``clock``: for the watch's backoff and the API deadline (tests pass fakes)."""
+        self.store = store
+        self.sweep = sweep
+        self.settings = settings or manifests.KubernetesSettings()
+        self.max_parallel = max_parallel
+        self._own_api = api is None
+        self.api = api or k8s_api.Api.connect(self.settings.namespace, self.settings.context)
+        self._stopping = threading.Event()
+        self._sleep = sleep or self._stopping.wait
+        self._clock = clock
+        self._notify = notify or (lambda text: print(text, file=sys.stderr, flush=True))
+        self._lock = threading.Lock()
+        self._done: queue.Queue[tuple[plan_mod.Step, base.Outcome]] = queue.Queue()
+        self._tracked: dict[str, _Tracked] = {}
+        self._seen: dict[str, dict[str, Any]] = {}
+        """Job name -> the latest version the watch delivered (a Job may change before start() tracks it)."""
+        self._deleted: set[str] = set()
+        """UIDs of Jobs the watch saw deleted."""
+        self._watcher: threading.Thread | None = None
+        self.stats: collections.Counter[str] = collections.Counter()
+        """created, adopted, recreated, lists, watches, watch_errors, gone: for tests and diagnostics."""
+        if store.local_path("sweeps") is not None:
+            self._notify(f"note: the store {store.uri} is a local directory: pods see it only where it is "
+                         "mounted at the same path; use an s3:// store on a cluster")
+
+    # -- Executor interface --
+
+    def _device_limit(self, device_class: str) -> int:
+        return self.settings.max_running.get(device_class, self.settings.max_running_default)
+
+    def can_start(self, step: plan_mod.Step, running: list[plan_mod.Step]) -> bool:
+        name = manifests.job_name(self.sweep, step)
+        with self._lock:
+            if name in self._tracked:
+                return True  # a shard joining its Indexed Job: no new Job
+        jobs = {manifests.job_name(self.sweep, s): manifests.device_class(s) for s in running}
+        if self.max_parallel and len(jobs) >= self.max_parallel:
+            return False
+        cls = manifests.device_class(step)
+        return sum(1 for c in jobs.values() if c == cls) < self._device_limit(cls)
+
+    def start(self, step: plan_mod.Step) -> None:
+        name = manifests.job_name(self.sweep, step)
+        index = manifests.shard_index(step)
+        with self._lock:
+            tracked = self._tracked.get(name)
+            if tracked is not None:
+                tracked.steps[index or 0] = step
+                ended = self._evaluate(tracked, self._seen.get(name))
+        if tracked is not None:
+            self._finish(ended)
+            return
+        try:
+            job = self._submit(name, step)
+        except k8s_api.ApiError as e:
+            self._done.put((step, base.Outcome(None, f"could not submit Job {name}: {e}")))
+            return
+        except _Refused as e:
+            self._done.put((step, base.Outcome(None, str(e))))
+            return
+        with self._lock:
+            tracked = _Tracked(name, _uid(job), index is not None, {index or 0: step})
+            self._tracked[name] = tracked
+            ended = self._evaluate(tracked, job)
+            seen = self._seen.get(name)
+            if seen is not None and _uid(seen) == tracked.uid:
+                ended += self._evaluate(tracked, seen)
+            if tracked.uid in self._deleted:
+                ended += self._fail_all(tracked, "the Job was deleted")
+        self._ensure_watching()  # (its first list shows whatever happened to the Job meanwhile)
+        self._finish(ended)
+
+    def wait(self, timeout: float) -> list[tuple[plan_mod.Step, base.Outcome]]:
+        ended = []
+        try:
+            ended.append(self._done.get(timeout=timeout))
+            while True:
+                ended.append(self._done.get_nowait())
+        except queue.Empty:
+            pass
+        return ended
+
+    def stop(self) -> None:
+        """The sweep is interrupted: stop watching; the Jobs go on, and a rerun adopts them."""
+        with self._lock:
+            running = sorted(t.name for t in self._tracked.values() if len(t.reported) < len(t.steps))
+        self.close()
+        if running:
+            self._notify(f"{len(running)} Job(s) left running in namespace {self.settings.namespace} "
+                         f"({', '.join(running[:3])}{' ...' if len(running) > 3 else ''}); rerun the sweep to "
+                         f"adopt them, or delete them with: ghostbench cancel {self.sweep}")
+
+    def close(self) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self.api.interrupt_watches()
+        if self._watcher is not None:
+            self._watcher.join(timeout=k8s_api.REQUEST_TIMEOUT_S)
+        if self._own_api:
+            self.api.close()
+
+    # -- submitting --
+
+    def _submit(self, name: str, step: plan_mod.Step) -> dict[str, Any]:
+        body = manifests.job(self.sweep, step, self.settings)
+        try:
+            job = self.api.create_job(body)
+            self.stats["created"] += 1
+            return job
+        except k8s_api.Conflict:
+            pass
+        existing = self.api.get_job(name)
+        if existing is None:  # deleted in between
+            job = self.api.create_job(body)
+            self.stats["created"] += 1
+            return job
+        labels = (existing.get("metadata") or {}).get("labels") or {}
+        if labels.get(manifests.SWEEP_LABEL) != self.sweep:
+            raise _Refused(f"a Job named {name} exists and is not this sweep's (label {manifests.SWEEP_LABEL}="
+                           f"{labels.get(manifests.SWEEP_LABEL)!r}); delete it or rename the sweep")
+        same = ((existing.get("metadata") or {}).get("annotations") or {}).get(manifests.SPEC_ANNOTATION) == \
+            body["metadata"]["annotations"][manifests.SPEC_ANNOTATION]
+        if not finished(existing) and same:
+            self.stats["adopted"] += 1
+            self._notify(f"adopted running Job {name}")
+            return existing
+        if not finished(existing):
+            raise _Refused(f"a Job named {name} is running another command (older settings or store?); wait for "
+                           f"it to end or delete it with: ghostbench cancel {self.sweep}")
+        # Finished, yet the runner wants the step: its output is not in the store. Run it again.
+        self.api.delete_job(name, uid=_uid(existing))
+        job = self.api.create_job(body)
+        self.stats["recreated"] += 1
+        return job
+
+    # -- tracking --
+
+    def _evaluate(self, tracked: _Tracked, job: dict[str, Any] | None) -> list[_Ended]:
+        """Steps of ``tracked`` that ``job`` shows ended and that were not reported yet (call with the lock)."""
+        if job is None or _uid(job) != tracked.uid:
+            return []
+        conditions = _conditions(job)
+        completed = parse_indexes((job.get("status") or {}).get("completedIndexes")) if tracked.indexed else set()
+        failure = None
+        if FAILED in conditions:
+            c = conditions[FAILED]
+            failure = f"Job {tracked.name} failed ({c.get('reason') or 'Failed'})" + (
+                f": {c['message']}" if c.get("message") else "")
+        ended = []
+        for index, step in tracked.steps.items():
+            if index in tracked.reported:
+                continue
+            if COMPLETE in conditions or index in completed:
+                ended.append(_Ended(step, index, tracked.name, tracked.uid, tracked.indexed, None))
+            elif failure is not None:
+                ended.append(_Ended(step, index, tracked.name, tracked.uid, tracked.indexed, failure))
+            else:
+                continue
+            tracked.reported.add(index)
+        return ended
+
+    def _fail_all(self, tracked: _Tracked, why: str) -> list[_Ended]:
+        ended = [_Ended(step, index, tracked.name, tracked.uid, tracked.indexed, f"Job {tracked.name}: {why}")
+                 for index, step in tracked.steps.items() if index not in tracked.reported]
+        tracked.reported.update(e.index for e in ended)
+        return ended
+
+    def _observe(self, kind: str, job: dict[str, Any]) -> None:
+        name, uid = _name(job), _uid(job)
+        with self._lock:
+            if kind == "DELETED":
+                self._deleted.add(uid)
+                if _uid(self._seen.get(name) or {}) == uid:
+                    del self._seen[name]
+            else:
+                self._seen[name] = job
+            tracked = self._tracked.get(name)
+            if tracked is None or tracked.uid != uid:
+                return
+            ended = self._fail_all(tracked, "the Job was deleted") if kind == "DELETED" \
+                else self._evaluate(tracked, job)
+        self._finish(ended)
+
+    def _check_missing(self, listed: set[str]) -> None:
+        """After a list: tracked Jobs that were not in it were deleted while nobody watched."""
+        with self._lock:
+            candidates = [t for t in self._tracked.values()
+                          if t.name not in listed and len(t.reported) < len(t.steps)]
+        for tracked in candidates:
+            job = self.api.get_job(tracked.name)
+            if job is None or _uid(job) != tracked.uid:
+                with self._lock:
+                    ended = self._fail_all(tracked, "the Job was deleted")
+                self._finish(ended)
+
+    def _fail_everything(self, why: str) -> None:
+        with self._lock:
+            ended = [e for t in self._tracked.values() for e in self._fail_all(t, why)]
+        self._finish(ended)
+
+    # -- ends: logs and outcomes --
+
+    def _pods(self, ended: _Ended, cache: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """The pods of the ended step's Job incarnation (and index), newest first."""
+        if ended.uid not in cache:
+            selector = f"{manifests.SWEEP_LABEL}={self.sweep},{manifests.STEP_LABEL}={manifests.job_key(ended.step)}"
+            try:
+                pods = self.api.list_pods(selector)
+            except k8s_api.ApiError:
+                pods = []
+            cache[ended.uid] = [p for p in pods if any(
+                o.get("uid") == ended.uid for o in (p.get("metadata") or {}).get("ownerReferences") or [])]
+        pods = cache[ended.uid]
+        if ended.indexed:
+            pods = [p for p in pods if ((p.get("metadata") or {}).get("annotations") or {}).get(
+                manifests.COMPLETION_INDEX_ANNOTATION) == str(ended.index)]
+        return sorted(pods, key=lambda p: ((p.get("metadata") or {}).get("creationTimestamp") or "",
+                                           (p.get("metadata") or {}).get("name") or ""), reverse=True)
+
+    def _finish(self, ended: list[_Ended]) -> None:
+        cache: dict[str, list[dict[str, Any]]] = {}
+        for e in ended:
+            pods = self._pods(e, cache)
+            phase = "Succeeded" if e.failure is None else "Failed"
+            pod = next((p for p in pods if (p.get("status") or {}).get("phase") == phase), None)
+            log = self._copy_log(e, pod)
+            if e.failure is None:
+                self._done.put((e.step, base.Outcome(0)))
+                continue
+            exit_code = _exit_code(pod) if pod is not None else None
+            reason = e.failure + (f"; exit code {exit_code}" if exit_code is not None else "")
+            tail = "\n".join(log.splitlines()[-self.settings.log_tail_lines:])
+            self._done.put((e.step, base.Outcome(exit_code, reason, tail)))
+
+    def _copy_log(self, ended: _Ended, pod: dict[str, Any] | None) -> str:
+        """The pod's log, also written to the store at the step's log (a lost log never fails a step)."""
+        if pod is None:
+            return ""
+        name = (pod.get("metadata") or {}).get("name", "")
+        try:
+            text = self.api.read_pod_log(name, manifests.CONTAINER, limit_bytes=self.settings.log_limit_bytes)
+        except k8s_api.ApiError:
+            return ""
+        header = f"# Job {ended.job}, pod {name}, namespace {self.settings.namespace}\n"
+        try:
+            self.store.write_text(ended.step.log, header + text)
+        except Exception as e:  # noqa: BLE001 - the log is a convenience; the outcome must still be reported
+            self._notify(f"note: could not keep the log of {ended.step.title} in the store: {e}")
+        return text
+
+    # -- watching --
+
+    def _ensure_watching(self) -> None:
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name=f"watch-{self.sweep}", daemon=True)
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        selector = manifests.selector(self.sweep)
+        version = ""
+        failures = 0
+        failing_since: float | None = None
+        while not self._stopping.is_set():
+            try:
+                if not version:
+                    items, version = self.api.list_jobs(selector)
+                    self.stats["lists"] += 1
+                    for job in items:
+                        self._observe("MODIFIED", job)
+                    self._check_missing({_name(j) for j in items})
+                self.stats["watches"] += 1
+                for event in self.api.watch_jobs(selector, version, self.settings.watch_timeout_seconds):
+                    failures, failing_since = 0, None
+                    if event.type != "BOOKMARK":
+                        self._observe(event.type, event.object)
+                    version = event.resource_version or version
+                failures, failing_since = 0, None
+            except k8s_api.Gone:
+                self.stats["gone"] += 1
+                version = ""  # too old: list again
+            except Exception as e:  # noqa: BLE001 - ApiError, or a bug: the watch must go on, or the sweep hangs
+                if self._stopping.is_set():
+                    break
+                if not isinstance(e, k8s_api.ApiError):
+                    self._notify(f"watch: unexpected {type(e).__name__}: {e}")
+                self.stats["watch_errors"] += 1
+                failures += 1
+                now = self._clock()
+                failing_since = now if failing_since is None else failing_since
+                if now - failing_since >= self.settings.api_deadline_seconds:
+                    self._fail_everything(f"no answer from the API server for {now - failing_since:.0f}s ({e}); the "
+                                          "Job may still be running: rerun the sweep to adopt it")
+                    failing_since = None
+                self._sleep(min(MAX_BACKOFF_S, 0.5 * 2 ** min(failures - 1, 8)))
+
+
+class _Refused(Exception):
+    """A Job under the step's name exists and cannot be adopted."""
+
+
+def _exit_code(pod: dict[str, Any]) -> int | None:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == manifests.CONTAINER:
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            if "exitCode" in terminated:
+                return int(terminated["exitCode"])
+    return None
+
+
+def cancel(api: k8s_api.Api, sweep: str) -> list[str]:
+    """Delete every Job of the sweep (their pods go with them); the names deleted."""
+    jobs, _ = api.list_jobs(manifests.selector(sweep))
+    deleted = []
+    for job in jobs:
+        if api.delete_job(_name(job), uid=_uid(job)):
+            deleted.append(_name(job))
+    return deleted

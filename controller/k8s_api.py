@@ -1,0 +1,252 @@
+"""The only module that talks to the Kubernetes API (through the official ``kubernetes`` client).
+
+A thin, typed wrapper over the calls the Kubernetes executor and ``ghostbench cancel`` need: create,
+get, list, watch and delete Jobs; list Pods; read a pod's log. Objects go in and come out as the plain
+JSON the API server speaks (``dict``), so that callers need no client models and this wrapper works
+the same across client versions. Configuration comes from a kubeconfig (``KUBECONFIG`` or
+``~/.kube/config``, as kubectl reads it) or, inside a cluster, from the pod's service account.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from jobs import errors
+
+try:
+    import kubernetes.client
+    import kubernetes.config
+    from kubernetes.client.exceptions import ApiException
+except ImportError:  # pragma: no cover - exercised only without the extra
+    kubernetes = None  # type: ignore[assignment]
+    ApiException = Exception  # type: ignore[assignment,misc]
+
+INSTALL_HINT = "pip install 'ghostbench[kubernetes]'"
+CONNECT_TIMEOUT_S = 10.0
+REQUEST_TIMEOUT_S = 60.0
+
+
+class ApiError(errors.GhostbenchError):
+    """The API server refused a call or could not be reached."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(ApiError):
+    """404: no such object."""
+
+
+class Conflict(ApiError):
+    """409: the object already exists (create), or a precondition did not hold (delete)."""
+
+
+class Gone(ApiError):
+    """410: the resourceVersion a watch asked for is too old; list again."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WatchEvent:
+    type: str
+    """ADDED, MODIFIED, DELETED or BOOKMARK."""
+    object: dict[str, Any]
+    """The Job as the API server sent it (for BOOKMARK: only its metadata.resourceVersion)."""
+
+    @property
+    def resource_version(self) -> str:
+        return str(self.object.get("metadata", {}).get("resourceVersion", ""))
+
+
+def _require_client() -> None:
+    if kubernetes is None:
+        raise errors.MissingDependency(f"the kubernetes client is not installed; install it with: {INSTALL_HINT}")
+
+
+def _error(e: Exception, what: str) -> ApiError:
+    """One ApiError naming the call, from whatever the client raised."""
+    status = getattr(e, "status", None)
+    if isinstance(e, ApiException) and status:
+        message = getattr(e, "reason", "") or ""
+        body = getattr(e, "body", None)
+        if body:
+            try:
+                message = json.loads(body).get("message") or message
+            except (ValueError, AttributeError):
+                pass
+        cls = {404: NotFound, 409: Conflict, 410: Gone}.get(status, ApiError)
+        return cls(f"{what}: {status} {message}".rstrip(), status)
+    return ApiError(f"{what}: {type(e).__name__}: {e}")
+
+
+class Api:
+    """Calls against one namespace. Thread-safe: the client's connection pool is shared."""
+
+    def __init__(self, api_client: Any, namespace: str):
+        _require_client()
+        self.api_client = api_client
+        self.namespace = namespace
+        self.host = api_client.configuration.host
+        self._batch = kubernetes.client.BatchV1Api(api_client)
+        self._core = kubernetes.client.CoreV1Api(api_client)
+        self._lock = threading.Lock()
+        self._watches: set[Any] = set()
+
+    @classmethod
+    def connect(cls, namespace: str, context: str = "") -> Api:
+        """Inside a cluster: the pod's service account; elsewhere: the kubeconfig (``KUBECONFIG``, else
+        ``~/.kube/config``) and its current context, or ``context``."""
+        _require_client()
+        configuration = kubernetes.client.Configuration()
+        in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not os.environ.get("KUBECONFIG")
+        try:
+            if in_cluster:
+                kubernetes.config.load_incluster_config(client_configuration=configuration)
+            else:
+                # KUBECONFIG read now: the client reads it once, when it is imported
+                kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None,
+                                                   context=context or None, client_configuration=configuration)
+        except kubernetes.config.ConfigException as e:
+            where = "the pod's service account" if in_cluster else (
+                os.environ.get("KUBECONFIG") or "~/.kube/config")
+            raise errors.BadInput(f"no Kubernetes configuration from {where}: {e} (set KUBECONFIG, or run the "
+                                  "controller in the cluster)") from None
+        except OSError as e:
+            raise errors.BadInput(f"cannot read the Kubernetes configuration: {e}") from None
+        return cls(kubernetes.client.ApiClient(configuration), namespace)
+
+    @classmethod
+    def for_host(cls, host: str, namespace: str) -> Api:
+        """An unauthenticated client for ``host`` (a test server, or ``kubectl proxy``)."""
+        _require_client()
+        configuration = kubernetes.client.Configuration()
+        configuration.host = host
+        return cls(kubernetes.client.ApiClient(configuration), namespace)
+
+    def close(self) -> None:
+        self.interrupt_watches()
+        self.api_client.close()
+
+    # -- helpers --
+
+    @staticmethod
+    def _json(response: Any) -> Any:
+        try:
+            return json.loads(response.data)
+        finally:
+            response.release_conn()
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("_request_timeout", (CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S))
+        try:
+            return fn(*args, _preload_content=False, **kwargs)
+        except Exception as e:  # noqa: BLE001 - ApiException, urllib3 and socket errors alike
+            raise _error(e, what) from None
+
+    # -- Jobs --
+
+    def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        return self._json(self._call(f"create Job {name}", self._batch.create_namespaced_job, self.namespace, body))
+
+    def get_job(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self._json(self._call(f"get Job {name}", self._batch.read_namespaced_job, name, self.namespace))
+        except NotFound:
+            return None
+
+    def list_jobs(self, label_selector: str) -> tuple[list[dict[str, Any]], str]:
+        """The Jobs matching the selector, and the list's resourceVersion (to watch from)."""
+        doc = self._json(self._call(f"list Jobs {label_selector}", self._batch.list_namespaced_job, self.namespace,
+                                    label_selector=label_selector))
+        return doc.get("items") or [], str(doc.get("metadata", {}).get("resourceVersion", ""))
+
+    def watch_jobs(self, label_selector: str, resource_version: str, timeout_seconds: int) -> Iterator[WatchEvent]:
+        """Changes to the matching Jobs after ``resource_version``, until the server ends the request
+        (after about ``timeout_seconds``). Raises ``Gone`` when that version is too old (list again),
+        and ApiError when the stream breaks (watch again from the last version seen)."""
+        what = f"watch Jobs {label_selector}"
+        response = self._call(what, self._batch.list_namespaced_job, self.namespace, label_selector=label_selector,
+                              resource_version=resource_version, timeout_seconds=timeout_seconds, watch=True,
+                              allow_watch_bookmarks=True,
+                              _request_timeout=(CONNECT_TIMEOUT_S, timeout_seconds + REQUEST_TIMEOUT_S))
+        with self._lock:
+            self._watches.add(response)
+        complete = False
+        try:
+            buffer = b""
+            for chunk in response.stream(amt=None, decode_content=True):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object", {})
+                        code = status.get("code")
+                        message = f"{what}: {code} {status.get('reason', '')}: {status.get('message', '')}"
+                        raise (Gone if code == 410 else ApiError)(message, code)
+                    yield WatchEvent(event["type"], event.get("object") or {})
+            complete = True
+        except ApiError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a dropped connection, a protocol error
+            raise _error(e, what) from None
+        finally:
+            with self._lock:
+                self._watches.discard(response)
+            if not complete:  # never hand a half-read connection back to the pool
+                response.close()
+            response.release_conn()
+
+    def interrupt_watches(self) -> None:
+        """End every watch in progress now (from another thread): their readers get an ApiError."""
+        with self._lock:
+            responses = list(self._watches)
+        for response in responses:
+            sock = getattr(getattr(response, "connection", None), "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def delete_job(self, name: str, uid: str | None = None) -> bool:
+        """Delete the Job and, in the background, its pods. With ``uid``: only that incarnation of the name.
+        False if it was already gone."""
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            self._json(self._call(f"delete Job {name}", self._batch.delete_namespaced_job, name, self.namespace,
+                                  body=body))
+        except NotFound:
+            return False
+        return True
+
+    # -- Pods --
+
+    def list_pods(self, label_selector: str) -> list[dict[str, Any]]:
+        doc = self._json(self._call(f"list Pods {label_selector}", self._core.list_namespaced_pod, self.namespace,
+                                    label_selector=label_selector))
+        return doc.get("items") or []
+
+    def read_pod_log(self, name: str, container: str, tail_lines: int | None = None,
+                     limit_bytes: int | None = None) -> str:
+        kwargs: dict[str, Any] = {"container": container}
+        if tail_lines is not None:
+            kwargs["tail_lines"] = tail_lines
+        if limit_bytes is not None:
+            kwargs["limit_bytes"] = limit_bytes
+        response = self._call(f"read log of Pod {name}", self._core.read_namespaced_pod_log, name, self.namespace,
+                              **kwargs)
+        try:
+            return response.data.decode("utf-8", "replace")
+        finally:
+            response.release_conn()

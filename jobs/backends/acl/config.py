@@ -1,0 +1,86 @@
+"""Options of the acl backend and which NPU it runs on, validated without touching a device.
+
+Devices are ``npu:N`` (ACL's device id N, as ``ais_infer --device N``) or ``npu`` alone. ``npu`` alone
+is for pods: Ascend Docker Runtime mounts the chips a pod was given (by the device plugin) and names
+them in ``ASCEND_VISIBLE_DEVICES`` (e.g. ``3`` or ``0-3``, physical ids). Inside the container ACL
+counts the visible chips from 0, so ``npu`` means ACL device 0, the first chip handed over; the
+physical id is recorded beside it. Without ``ASCEND_VISIBLE_DEVICES``, ``npu`` alone is an error:
+name the device. ``npu:N`` with ``ASCEND_VISIBLE_DEVICES`` set must be below the number of chips it
+lists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from jobs import errors
+
+VISIBLE_DEVICES_ENV = "ASCEND_VISIBLE_DEVICES"
+OPTIONS = ("log_level", "acl_json_path")
+
+
+def parse_visible_devices(value: str) -> list[int]:
+    """Physical chip ids in ``ASCEND_VISIBLE_DEVICES``: ``3``, ``0,1``, ``0-3`` or ``Ascend310P-2``."""
+    ids: list[int] = []
+    for item in (v.strip() for v in value.split(",")):
+        if re.fullmatch(r"\d+", item):
+            ids.append(int(item))
+        elif m := re.fullmatch(r"(\d+)-(\d+)", item):
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if hi < lo:
+                raise errors.BadInput(f"{VISIBLE_DEVICES_ENV}={value!r}: range {item!r} runs backwards")
+            ids.extend(range(lo, hi + 1))
+        elif m := re.fullmatch(r"Ascend[0-9A-Za-z]*-(\d+)", item):
+            ids.append(int(m.group(1)))
+        else:
+            raise errors.BadInput(f"{VISIBLE_DEVICES_ENV}={value!r}: expected chip ids like 0, 0,1 or 0-3")
+    return ids
+
+
+@dataclasses.dataclass(frozen=True)
+class AclConfig:
+    device: str
+    """As given: ``npu`` or ``npu:N``."""
+    device_id: int
+    """ACL's device id (logical: the visible chips counted from 0)."""
+    physical_id: int | None
+    """The chip's physical id where ``ASCEND_VISIBLE_DEVICES`` says it; None when unknown."""
+    visible_devices: str | None
+    """``ASCEND_VISIBLE_DEVICES`` as this process saw it."""
+    log_level: int = 2
+    """aclruntime's session log level (ais_bench: 1 with --debug, else 2)."""
+    acl_json_path: str = ""
+    """An acl.json for profiling or dumps (aclruntime ``session_options().acl_json_path``); empty: none."""
+
+    @classmethod
+    def from_options(cls, device: str, options: dict[str, Any], environ: Mapping[str, str]) -> AclConfig:
+        kind, sep, index = device.partition(":")
+        if kind != "npu" or (sep and not index.isdigit()):
+            raise errors.BadInput(f"device {device!r}: expected npu or npu:N for backend acl")
+        unknown = set(options) - set(OPTIONS)
+        if unknown:
+            raise errors.BadInput(f"acl options: unknown {sorted(unknown)}; allowed: {', '.join(OPTIONS)}")
+        level = options.get("log_level", 2)
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 4:
+            raise errors.BadInput(f"acl option log_level: expected an integer 0..4, got {level!r}")
+        acl_json = options.get("acl_json_path", "")
+        if not isinstance(acl_json, str):
+            raise errors.BadInput(f"acl option acl_json_path: expected a path, got {acl_json!r}")
+        raw = environ.get(VISIBLE_DEVICES_ENV)
+        visible = parse_visible_devices(raw) if raw and raw.strip() else None
+        if sep:
+            device_id = int(index)
+            if visible is not None and device_id >= len(visible):
+                raise errors.BadInput(f"device {device!r}: this container sees {len(visible)} NPU(s) "
+                                      f"({VISIBLE_DEVICES_ENV}={raw}), ACL ids 0..{len(visible) - 1}")
+        elif visible is None:
+            raise errors.BadInput(f"device 'npu': {VISIBLE_DEVICES_ENV} is not set (Ascend Docker Runtime sets it "
+                                  "in a pod); name the device instead, e.g. npu:0")
+        else:
+            device_id = 0
+        physical = visible[device_id] if visible is not None else None
+        return cls(device=device, device_id=device_id, physical_id=physical, visible_devices=raw,
+                   log_level=level, acl_json_path=acl_json)

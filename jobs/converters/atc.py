@@ -1,0 +1,375 @@
+"""Ascend ATC engine: ``model.onnx`` -> ``ghostnet_bsN.om`` for one ``soc_version`` (seed step 3.2).
+
+ATC's arguments are built as a list, never a shell string, exactly as the seed writes them::
+
+    atc --framework=5 --model=<export>/model.onnx --input_format=NCHW
+        --input_shape=image:N,3,224,224 --output=<engine>/ghostnet_bsN --log=error --soc_version=Ascend310P3
+
+Options (``--option KEY=VALUE`` on ``jobs.convert``):
+
+- ``soc_version``: ATC's chip name (``Ascend310``, ``Ascend310P3``, ...), or ``auto`` to read the chip
+  from ``npu-smi info`` on this machine. The controller's plan passes the target accelerator's
+  ``soc_version`` from ``jobs.devices`` unless the sweep sets one.
+- ``aipp``: ``true`` for uint8 input. A static AIPP config (``aipp.cfg``, RGB888_U8, the ImageNet mean
+  and reciprocal std as ``min_chn``/``var_reci_chn``) is generated and passed with ``--insert_op_conf``,
+  so the chip normalizes and host-to-device bytes drop 4x. AIPP needs the *float32* export (the uint8
+  export already normalizes inside the graph; normalizing twice would be wrong): a uint8-input model
+  with ``aipp=true`` is refused. The ``.om`` then takes uint8 **NHWC** ``[N, 224, 224, 3]``; ghostbench's
+  uint8 shards are CHW, and the ``acl`` backend transposes each batch on the host before the copy.
+- ``dynamic_batch_sizes``: e.g. ``[1, 4, 8, 16, 32]``: one ``.om`` for all of them
+  (``--input_shape=image:-1,3,224,224 --dynamic_batch_size=1,4,8,16,32``); ``--batch-size`` must be one
+  of them. Without it the batch size is fixed, one ``.om`` per batch size as the seed does.
+- ``timeout_s`` (default 1800): ATC is killed (its whole process group) past this.
+- ``log`` (default ``error``): ATC's ``--log`` level.
+- ``precision_mode``: passed as ``--precision_mode`` only when given. ATC's own default is
+  ``force_fp16``, which is what the seed's published figures were measured with.
+
+ATC's output goes to ``atc.log``, committed beside the ``.om``. The engine is committed only when ATC
+exited 0 *and* wrote the ``.om``; otherwise the log is kept under ``$TMPDIR/ghostbench-atc-logs/``, its
+last lines go to the stage's log, and the stage fails with one line naming the kept log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+import platform
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from jobs import devices, errors, models
+
+log = logging.getLogger("ghostbench.convert.atc")
+
+ENGINE_STEM = "ghostnet"
+LOG_FILE = "atc.log"
+AIPP_FILE = "aipp.cfg"
+DEFAULT_TIMEOUT_S = 1800.0
+LOG_LEVELS = ("debug", "info", "warning", "error", "null")
+PRECISION_MODES = ("force_fp32", "force_fp16", "allow_fp32_to_fp16", "must_keep_origin_dtype",
+                   "allow_mix_precision")
+OPTIONS = ("soc_version", "aipp", "dynamic_batch_sizes", "timeout_s", "log", "precision_mode")
+NOT_INSTALLED = "atc is not installed here; this stage runs in the ATC image (images/atc)"
+KEPT_LOGS = "ghostbench-atc-logs"
+MODEL = "ghostnet_1.0x"  # the normalization constants AIPP applies come from this model's recipe
+# Where the recorded argument list says the files were: the export's and this engine's folders.
+EXPORT_PLACEHOLDER = "<export>"
+ENGINE_PLACEHOLDER = "<engine>"
+_SOC_RE = re.compile(r"^Ascend[0-9A-Za-z]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class AtcOptions:
+    """The converter's options, validated without running anything."""
+
+    soc_version: str
+    """ATC's ``--soc_version``, or ``auto`` (read from ``npu-smi info``)."""
+    aipp: bool = False
+    """Generate a static AIPP config: uint8 RGB in, normalization on the chip."""
+    dynamic_batch_sizes: tuple[int, ...] = ()
+    """Batch sizes of a dynamic-batch ``.om``; empty for a fixed batch size."""
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    """ATC is killed after this many seconds."""
+    log: str = "error"
+    """ATC's ``--log`` level."""
+    precision_mode: str | None = None
+    """ATC's ``--precision_mode``; None leaves ATC's default (force_fp16)."""
+
+    @classmethod
+    def parse(cls, options: dict[str, Any], batch_size: int) -> AtcOptions:
+        unknown = set(options) - set(OPTIONS)
+        if unknown:
+            raise errors.BadInput(f"atc target options: unknown {sorted(unknown)}; allowed: {', '.join(OPTIONS)}")
+        soc = options.get("soc_version")
+        if soc is None:
+            raise errors.BadInput("atc option soc_version: required (e.g. Ascend310P3, or auto to read it from "
+                                  "npu-smi info); a sweep passes its target accelerator's")
+        if not isinstance(soc, str) or not (soc == "auto" or _SOC_RE.match(soc)):
+            raise errors.BadInput(f"atc option soc_version: expected auto or a chip name like Ascend310P3, got {soc!r}")
+        aipp = options.get("aipp", False)
+        if not isinstance(aipp, bool):
+            raise errors.BadInput(f"atc option aipp: expected true or false, got {aipp!r}")
+        sizes = options.get("dynamic_batch_sizes", [])
+        if (not isinstance(sizes, list)
+                or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in sizes)
+                or len(set(sizes)) != len(sizes)):
+            raise errors.BadInput("atc option dynamic_batch_sizes: expected a list of distinct integers >= 1, "
+                                  f"got {sizes!r}")
+        if sizes and batch_size not in sizes:
+            raise errors.BadInput(f"--batch-size {batch_size}: not one of dynamic_batch_sizes {sizes}")
+        timeout = options.get("timeout_s", DEFAULT_TIMEOUT_S)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise errors.BadInput(f"atc option timeout_s: expected a number of seconds > 0, got {timeout!r}")
+        level = options.get("log", "error")
+        if level not in LOG_LEVELS:
+            raise errors.BadInput(f"atc option log: expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
+        precision = options.get("precision_mode")
+        if precision is not None and precision not in PRECISION_MODES:
+            raise errors.BadInput(f"atc option precision_mode: expected one of {', '.join(PRECISION_MODES)}, "
+                                  f"got {precision!r}")
+        return cls(soc_version=soc, aipp=aipp, dynamic_batch_sizes=tuple(sorted(sizes)), timeout_s=float(timeout),
+                   log=level, precision_mode=precision)
+
+
+def output_prefix(batch_size: int, dynamic_batch_sizes: Sequence[int] = ()) -> str:
+    """ATC's ``--output`` name: ``ghostnet_bsN`` as the seed, ``ghostnet_dynamic`` for a dynamic batch."""
+    return f"{ENGINE_STEM}_dynamic" if dynamic_batch_sizes else f"{ENGINE_STEM}_bs{batch_size}"
+
+
+def build_args(model: str, output: str, batch_size: int, soc_version: str, opts: AtcOptions,
+               aipp_config: str | None = None, input_name: str = "image", channels: int = 3,
+               size: int = 224) -> list[str]:
+    """ATC's argument list (``argv[0]`` is ``atc``), in the seed's order; nothing is quoted or joined."""
+    dynamic = bool(opts.dynamic_batch_sizes)
+    batch = "-1" if dynamic else str(batch_size)
+    args = ["atc", "--framework=5", f"--model={model}", "--input_format=NCHW",
+            f"--input_shape={input_name}:{batch},{channels},{size},{size}"]
+    if dynamic:
+        args.append("--dynamic_batch_size=" + ",".join(str(b) for b in opts.dynamic_batch_sizes))
+    args += [f"--output={output}", f"--log={opts.log}", f"--soc_version={soc_version}"]
+    if aipp_config is not None:
+        args.append(f"--insert_op_conf={aipp_config}")
+    if opts.precision_mode is not None:
+        args.append(f"--precision_mode={opts.precision_mode}")
+    return args
+
+
+def aipp_values(model: str = MODEL) -> dict[str, list[float]]:
+    """AIPP's per-channel constants for the model's recipe: out = (pixel - min_chn) * var_reci_chn.
+
+    With pixels in 0..255: ``min_chn = 255 * mean`` and ``var_reci_chn = 1 / (255 * std)``, which
+    equals the seed's ``(pixel / 255 - mean) / std``.
+    """
+    info = models.get(model)
+    return {"min_chn": [round(255.0 * m, 6) for m in info.mean],
+            "var_reci_chn": [round(1.0 / (255.0 * s), 10) for s in info.std]}
+
+
+def aipp_config(size: int, model: str = MODEL) -> str:
+    """The static AIPP config for RGB888_U8 input of ``size`` x ``size`` pixels (ATC ``--insert_op_conf``)."""
+    v = aipp_values(model)
+    lines = [
+        "# ghostbench: on-chip normalization of uint8 RGB pixels (ATC --insert_op_conf).",
+        "# The model then takes uint8 NHWC [N, H, W, 3]; per channel (R, G, B):",
+        "#   out = (pixel - mean_chn - min_chn) * var_reci_chn = (pixel / 255 - mean) / std",
+        "aipp_op {",
+        "    aipp_mode : static",
+        "    related_input_rank : 0",
+        "    input_format : RGB888_U8",
+        f"    src_image_size_w : {size}",
+        f"    src_image_size_h : {size}",
+        "    crop : false",
+        "    csc_switch : false",
+        "    rbuv_swap_switch : false",
+        "    ax_swap_switch : false",
+    ]
+    lines += [f"    mean_chn_{i} : 0" for i in range(3)]
+    lines += [f"    min_chn_{i} : {x:g}" for i, x in enumerate(v["min_chn"])]
+    lines += [f"    var_reci_chn_{i} : {x:.10f}" for i, x in enumerate(v["var_reci_chn"])]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def soc_from_host(timeout_s: float = 60.0) -> str:
+    """``soc_version: auto``: the chip named by ``npu-smi info`` on this machine."""
+    exe = shutil.which("npu-smi")
+    if exe is None:
+        raise errors.BadInput("atc option soc_version auto: npu-smi is not on PATH (it comes with the Ascend "
+                              "driver; a pod needs /usr/local/bin/npu-smi mounted); set soc_version explicitly")
+    try:
+        r = subprocess.run([exe, "info"], capture_output=True, text=True, timeout=timeout_s,
+                           stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired:
+        raise errors.BadInput(f"atc option soc_version auto: npu-smi info did not answer in {timeout_s:g} s") from None
+    except OSError as e:
+        raise errors.BadInput(f"atc option soc_version auto: cannot run npu-smi ({e.strerror})") from None
+    if r.returncode != 0:
+        first = (r.stderr or r.stdout).strip().splitlines()[:1]
+        raise errors.BadInput(f"atc option soc_version auto: npu-smi info failed (exit {r.returncode})"
+                              + (f": {first[0]}" if first else ""))
+    return devices.soc_from_npu_smi(r.stdout)
+
+
+def atc_version(atc_path: str) -> str | None:
+    """The CANN version of the toolkit ``atc`` belongs to, from its ``version.info`` (None if not found)."""
+    real = pathlib.Path(atc_path).resolve()
+    for parent in list(real.parents)[:4]:
+        for name in ("version.info", "ascend_toolkit_install.info"):
+            path = parent / name
+            try:
+                text = path.read_text(errors="replace")
+            except OSError:
+                continue
+            m = re.search(r"^\s*version\s*=\s*(\S+)", text, re.IGNORECASE | re.MULTILINE)
+            if m:
+                return m.group(1)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInput:
+    name: str
+    dtype: str
+    channels: int
+    size: int
+    output: str
+
+
+def inspect_model(model_path: pathlib.Path) -> ModelInput:
+    """The exported model's image input: name, element type, channels and size."""
+    try:
+        import onnx
+    except ImportError:
+        raise errors.MissingDependency("the atc target reads the exported model with onnx; install it with: "
+                                       "pip install 'ghostbench[convert]'") from None
+    try:
+        model = onnx.load(str(model_path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - onnx raises protobuf's and its own errors for a bad file
+        raise errors.BadInput(f"{model_path.name}: not a readable ONNX model ({e})") from None
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1 or not model.graph.output:
+        raise errors.BadInput(f"{model_path.name}: expected one image input and an output, found "
+                              f"{len(inputs)} inputs")
+    inp = inputs[0]
+    t = inp.type.tensor_type
+    dtype = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.UINT8: "uint8"}.get(t.elem_type)
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    if dtype is None or len(dims) != 4 or None in dims[1:] or dims[2] != dims[3]:
+        raise errors.BadInput(f"{model_path.name}: input {inp.name!r} is not a float32 or uint8 NCHW square image "
+                              f"(type {t.elem_type}, shape {dims})")
+    return ModelInput(name=inp.name, dtype=dtype, channels=int(dims[1]), size=int(dims[2]),
+                      output=model.graph.output[0].name)
+
+
+def _run(argv: list[str], log_path: pathlib.Path, timeout_s: float, cwd: pathlib.Path) -> tuple[int | None, float]:
+    """Run ATC with its output in ``log_path``; (exit code, or None when it was killed at the timeout; seconds)."""
+    t0 = time.perf_counter()
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=cwd, start_new_session=True)
+        try:
+            code: int | None = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            code = None
+        except BaseException:  # interrupted: never leave ATC's compiler processes behind
+            _kill_group(proc)
+            raise
+    return code, time.perf_counter() - t0
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill ATC and the compiler processes it started (its own session and process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+def _keep_log(log_path: pathlib.Path, prefix: str, soc: str) -> pathlib.Path:
+    """Copy the log of a failed run out of the staging folder (which is removed), and return its path."""
+    kept_dir = pathlib.Path(tempfile.gettempdir()) / KEPT_LOGS
+    kept_dir.mkdir(parents=True, exist_ok=True)
+    kept = kept_dir / f"{prefix}-{soc}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    shutil.copyfile(log_path, kept)
+    tail = log_path.read_text(errors="replace").splitlines()[-10:]
+    for line in tail:
+        log.error("atc | %s", line)
+    return kept
+
+
+def _placeholders(args: list[str], model_path: pathlib.Path, out_dir: pathlib.Path) -> list[str]:
+    """The argument list as recorded: local paths replaced by ``<export>/`` and ``<engine>/``."""
+    out = []
+    for a in args:
+        a = a.replace(str(model_path), f"{EXPORT_PLACEHOLDER}/model.onnx")
+        out.append(a.replace(str(out_dir), ENGINE_PLACEHOLDER))
+    return out
+
+
+def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, options: dict) -> dict:
+    opts = AtcOptions.parse(options, batch_size)
+    atc = shutil.which("atc")
+    if atc is None:
+        raise errors.BadInput(NOT_INSTALLED)
+    if opts.soc_version == "auto":
+        soc, soc_from = soc_from_host(), "npu-smi info"
+    else:
+        soc, soc_from = opts.soc_version, "option"
+    model = inspect_model(model_path)
+    if opts.aipp and model.dtype != "float32":
+        raise errors.BadInput(f"{model_path.name}: aipp=true needs the float32 export; this one takes "
+                              f"{model.dtype} and already normalizes in the graph (AIPP would normalize twice)")
+    if opts.aipp and model.channels != 3:
+        raise errors.BadInput(f"{model_path.name}: AIPP RGB888_U8 needs 3 channels, the model takes {model.channels}")
+
+    out_dir = out_dir.resolve()
+    prefix = output_prefix(batch_size, opts.dynamic_batch_sizes)
+    aipp_path = None
+    if opts.aipp:
+        aipp_path = out_dir / AIPP_FILE
+        aipp_path.write_text(aipp_config(model.size))
+    args = build_args(str(model_path), str(out_dir / prefix), batch_size, soc, opts,
+                      aipp_config=str(aipp_path) if aipp_path else None, input_name=model.name,
+                      channels=model.channels, size=model.size)
+    recorded = _placeholders(args, model_path, out_dir)
+    log_path = out_dir / LOG_FILE
+    log_path.write_text("$ " + shlex.join([atc, *args[1:]]) + "\n")
+    version = atc_version(atc)
+    log.info("convert: atc %s for %s, batch %s%s", version or "(version unknown)", soc,
+             ",".join(map(str, opts.dynamic_batch_sizes)) or batch_size, " with AIPP" if opts.aipp else "")
+    with tempfile.TemporaryDirectory(prefix="ghostbench-atc-") as scratch:
+        # ATC drops fusion_result.json and kernel_meta/ in its working directory: not in the engine.
+        code, seconds = _run([atc, *args[1:]], log_path, opts.timeout_s, pathlib.Path(scratch))
+    om = out_dir / f"{prefix}.om"
+    if code is None:
+        kept = _keep_log(log_path, prefix, soc)
+        raise errors.GhostbenchError(f"atc did not finish within timeout_s={opts.timeout_s:g} s and was killed; "
+                                     f"nothing committed; its log: {kept}")
+    if code != 0:
+        kept = _keep_log(log_path, prefix, soc)
+        raise errors.GhostbenchError(f"atc failed (exit code {code}) building {prefix}.om for {soc}; nothing "
+                                     f"committed; its log: {kept}")
+    if not om.is_file() or om.stat().st_size == 0:
+        kept = _keep_log(log_path, prefix, soc)
+        raise errors.GhostbenchError(f"atc exited 0 but wrote no {prefix}.om; nothing committed; its log: {kept}")
+
+    dynamic = list(opts.dynamic_batch_sizes) or None
+    batch = None if dynamic else batch_size
+    size, ch = model.size, model.channels
+    if opts.aipp:
+        om_input = {"name": model.name, "dtype": "uint8", "format": "NHWC", "shape": [batch, size, size, ch]}
+        normalization = "AIPP on the chip (aipp.cfg); the .om takes uint8 RGB pixels"
+    else:
+        om_input = {"name": model.name, "dtype": model.dtype, "format": "NCHW", "shape": [batch, ch, size, size]}
+        normalization = ("in the graph (uint8 export)" if model.dtype == "uint8"
+                         else "none: the data are normalized float32 tensors")
+    return {
+        "target": "atc",
+        "file": om.name,
+        "batch_size": batch,
+        "dynamic_batch_sizes": dynamic,
+        "soc_version": soc,
+        "soc_version_from": soc_from,
+        "input": om_input,
+        "data_layout": "NCHW",
+        "output": {"name": model.output},
+        "normalization": normalization,
+        "aipp": ({"file": AIPP_FILE, "input_format": "RGB888_U8", "src_image_size": [size, size],
+                  **aipp_values()} if opts.aipp else None),
+        "precision_mode": opts.precision_mode or "ATC default (force_fp16)",
+        "atc": {"args": recorded, "version": version, "exit_code": code, "seconds": round(seconds, 3),
+                "timeout_s": opts.timeout_s, "log": LOG_FILE},
+        "built_with": {"atc": version, "machine": platform.machine()},
+    }

@@ -1,0 +1,293 @@
+"""Job manifests: golden files, Kubernetes schema validation, names, labels, secrets, settings.
+
+The golden files in tests/golden/manifests/ change only on purpose:
+
+    python -m tests.test_manifests --regenerate
+
+(never in CI: the tests compare, they do not write).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from controller import cli, manifests
+from controller import plan as plan_mod
+from controller import spec as spec_mod
+from jobs import devices
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden" / "manifests"
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+STORE = "s3://ghostbench-results/ghostnet"
+SWEEP = "seed-ascend310p"
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+SETTINGS = {
+    "namespace": "ghostbench",
+    "instance": "bench",
+    "images": {"cpu": "registry.example/ghostbench/cpu:0.1.0", "atc": "registry.example/ghostbench/atc:0.1.0",
+               "ascend-infer": "registry.example/ghostbench/ascend-infer:0.1.0",
+               "gpu-infer": "registry.example/ghostbench/gpu-infer:0.1.0"},
+    "store_config_map": "bench-ghostbench-store",
+    "store_secret": "bench-ghostbench-store",
+}
+# an Ascend cluster without Ascend Docker Runtime, scheduled by Volcano
+SETTINGS_VOLCANO_DRIVER = {
+    **SETTINGS,
+    "scheduler_name": "volcano",
+    "scheduler_annotations": {"scheduling.volcano.sh/queue-name": "npu"},
+    "driver_mounts": True,
+    "supplemental_groups": [1000],
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "benchmarks", "effect": "NoSchedule"}],
+}
+
+
+def _uri(out: str) -> str:
+    return f"{STORE}/{out}"
+
+
+def _steps() -> dict[str, plan_mod.Step]:
+    """Representative steps, written out (not planned), so that the goldens change only with manifests.py."""
+    export = "artifacts/export/0123456789abcdef"
+    engine = "artifacts/convert/1111111111111111"
+    data = "artifacts/preprocess/2222222222222222"
+    return {
+        "export": plan_mod.Step(
+            "0123456789abcdef", "export", "export float32", export,
+            ("--model", "ghostnet_1.0x", "--weights",
+             "https://github.com/huawei-noah/CV-Backbones/raw/master/ghostnet_pytorch/models/state_dict_73.98.pth",
+             "--checksum", "md5:f7241350b4486bf00accbf9c3a192331", "--opset", "11", "--input-dtype", "float32",
+             "--out", _uri(export)), labels={"input_mode": "float32"}),
+        "convert-atc": plan_mod.Step(
+            "1111111111111111", "convert", "convert ascend310p bs8 (.om, Ascend310P3)", engine,
+            ("--model", _uri(export), "--target", "atc", "--batch-size", "8", "--option",
+             'soc_version="Ascend310P3"', "--out", _uri(engine)), deps=("0123456789abcdef",),
+            labels={"target": "ascend310p", "batch_size": "8", "input_mode": "float32"}),
+        "preprocess": plan_mod.Step(
+            "3333333333333333", "preprocess", "preprocess float32 shard 4/8", f"{data}/shard-00003-of-00008",
+            ("--images", "s3://datasets/imagenet/val", "--labels", "s3://datasets/imagenet/val_label.txt",
+             "--shard", "3", "--num-shards", "8", "--mode", "float32", "--model", "ghostnet_1.0x",
+             "--out", _uri(data)), labels={"input_mode": "float32", "shard": "3"}),
+        "infer-ascend310p3": plan_mod.Step(
+            "4444444444444444", "infer", "infer ascend310p bs8", "artifacts/infer/4444444444444444",
+            ("--engine", _uri(engine), "--data", _uri(data), "--backend", "acl", "--device", "npu:0",
+             "--batch-size", "8", "--target-name", "ascend310p", "--warmup", "2", "--min-batches", "20",
+             "--min-seconds", "2.0", "--out", _uri("artifacts/infer/4444444444444444")),
+            deps=("1111111111111111", "3333333333333333"), device="npu:0", accelerator="Ascend310P3", exclusive=True,
+            labels={"target": "ascend310p", "batch_size": "8", "input_mode": "float32"}),
+        "infer-cpu": plan_mod.Step(
+            "5555555555555555", "infer", "infer ort-cpu bs8", "artifacts/infer/5555555555555555",
+            ("--engine", _uri("artifacts/convert/6666666666666666"), "--data", _uri(data), "--backend",
+             "onnxruntime", "--device", "cpu", "--batch-size", "8", "--target-name", "ort-cpu", "--warmup", "2",
+             "--min-batches", "20", "--min-seconds", "2.0", "--out", _uri("artifacts/infer/5555555555555555")),
+            deps=("6666666666666666", "3333333333333333"), exclusive=True,
+            labels={"target": "ort-cpu", "batch_size": "8", "input_mode": "float32"}),
+        "eval": plan_mod.Step(
+            "7777777777777777", "eval", "eval", "artifacts/eval/7777777777777777",
+            ("--data", _uri(data), "--model", "ghostnet_1.0x", "--reference-top1", "73.98", "--reference-top5",
+             "91.46", "--reference-kind", "imagenet", "--gate", "1.0", "--run", _uri("artifacts/infer/4444444444444444"),
+             "--run", _uri("artifacts/infer/5555555555555555"), "--out", _uri("artifacts/eval/7777777777777777")),
+            deps=("4444444444444444", "5555555555555555")),
+    }
+
+
+def golden_documents() -> dict[str, str]:
+    """Golden file name -> the YAML that manifests.py renders for it now."""
+    steps = _steps()
+    settings = manifests.parse_settings(SETTINGS)
+    out = {f"{name}.yaml": manifests.dump([manifests.job(SWEEP, step, settings)]) for name, step in steps.items()}
+    out["infer-ascend310p3-volcano-driver-mounts.yaml"] = manifests.dump([manifests.job(
+        SWEEP, steps["infer-ascend310p3"], manifests.parse_settings(SETTINGS_VOLCANO_DRIVER))])
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(golden_documents()))
+def test_golden(name):
+    path = GOLDEN / name
+    assert path.exists(), f"{path} is missing: python -m tests.test_manifests --regenerate"
+    assert golden_documents()[name] == path.read_text(), (
+        f"{name} differs from what manifests.py renders; if the change is intended: "
+        "python -m tests.test_manifests --regenerate, and review the diff")
+
+
+def test_golden_files_are_all_generated():
+    assert sorted(p.name for p in GOLDEN.glob("*.yaml")) == sorted(golden_documents())
+
+
+def test_golden_manifests_show_the_essentials():
+    docs = {name: yaml.safe_load(text) for name, text in golden_documents().items()}
+    ascend = devices.get("Ascend310P3")
+    npu = docs["infer-ascend310p3.yaml"]["spec"]["template"]["spec"]
+    res = npu["containers"][0]["resources"]
+    assert res["requests"][ascend.resource] == res["limits"][ascend.resource] == "1"
+    assert npu["nodeSelector"] == ascend.node_selector and "schedulerName" not in npu
+    assert not any("hostPath" in v for v in npu["volumes"])
+    driver = docs["infer-ascend310p3-volcano-driver-mounts.yaml"]["spec"]["template"]
+    assert driver["spec"]["schedulerName"] == "volcano"
+    assert driver["metadata"]["annotations"] == {"scheduling.volcano.sh/queue-name": "npu"}
+    assert {v["hostPath"]["path"] for v in driver["spec"]["volumes"] if "hostPath" in v} == set(
+        manifests.ASCEND_DRIVER_PATHS)
+    assert all(m.get("readOnly") for m in driver["spec"]["containers"][0]["volumeMounts"] if "ascend" in m["name"])
+    cpu = docs["infer-cpu.yaml"]["spec"]["template"]["spec"]
+    assert "nodeSelector" not in cpu and "tolerations" not in cpu
+    assert cpu["containers"][0]["resources"]["requests"] == cpu["containers"][0]["resources"]["limits"]
+    assert docs["convert-atc.yaml"]["spec"]["template"]["spec"]["containers"][0]["image"].endswith("/atc:0.1.0")
+    pre = docs["preprocess.yaml"]["spec"]
+    assert (pre["completionMode"], pre["completions"], pre["parallelism"]) == ("Indexed", 8, 4)
+    args = pre["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--shard") + 1] == "$(JOB_COMPLETION_INDEX)"
+    for job in docs.values():
+        spec = job["spec"]
+        pod = spec["template"]["spec"]
+        container = pod["containers"][0]
+        assert container["command"] == ["python"] and container["args"][:2] == ["-m", f"jobs.{job['metadata']['labels']['app.kubernetes.io/component']}"]
+        assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"] == {
+            "type": "RuntimeDefault"}
+        assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                                "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+        assert {m["mountPath"] for m in container["volumeMounts"]} >= {"/tmp", "/home/ghostbench"}
+        fail_job, ignore = spec["podFailurePolicy"]["rules"]
+        assert fail_job["action"] == "FailJob" and 2 in fail_job["onExitCodes"]["values"]
+        assert ignore == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+        assert spec["backoffLimit"] >= 0 and spec["activeDeadlineSeconds"] > 0 and spec["ttlSecondsAfterFinished"] > 0
+
+
+def test_all_shards_of_a_root_are_one_indexed_job():
+    spec = spec_mod.load(ROOT / "examples" / "seed-ascend310p.yaml")
+    plan = plan_mod.make_plan(spec)
+    settings = manifests.KubernetesSettings()
+    shards = [s for s in plan.steps if s.stage == "preprocess"]
+    assert len(shards) == spec.dataset.shards > 1
+    jobs = [manifests.job(plan.sweep, s, settings) for s in shards]
+    assert all(j == jobs[0] for j in jobs)  # whichever shard builds it
+    assert [manifests.shard_index(s) for s in shards] == list(range(spec.dataset.shards))
+    assert sum(j["metadata"]["name"].split("-")[-2] == "preprocess" for j in manifests.jobs_for(plan, settings)) == 1
+
+
+@pytest.fixture(scope="module")
+def rendered_examples(tmp_path_factory) -> list[tuple[pathlib.Path, dict]]:
+    """``ghostbench manifests`` for every example sweep, with the default and with feature-rich settings:
+    (file, settings) pairs."""
+    tmp_path = tmp_path_factory.mktemp("manifests")
+    files = []
+    for i, settings in enumerate(({}, SETTINGS_VOLCANO_DRIVER)):
+        settings_file = tmp_path / f"settings-{i}.yaml"
+        settings_file.write_text(yaml.safe_dump(settings))
+        for example in EXAMPLES:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+                assert cli.main(["manifests", str(example), "--settings", str(settings_file)]) == 0
+            path = tmp_path / f"{example.stem}-{i}.yaml"
+            path.write_text(out.getvalue())
+            files.append((path, settings))
+    return files
+
+
+def test_every_manifest_validates_strictly_for_the_oldest_and_newest_kubernetes(rendered_examples):
+    pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate (the test extra)")
+    files = [*map(str, sorted(GOLDEN.glob("*.yaml"))), *(str(path) for path, _ in rendered_examples)]
+    # one process per version, at the same time
+    procs = [subprocess.Popen([sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", "-k", version,
+                               *files], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for version in manifests.KUBERNETES_VERSIONS]
+    for proc in procs:
+        output = proc.communicate()[0]
+        assert proc.returncode == 0 and not output.strip(), output
+
+
+def test_names_labels_and_secrets_of_every_example_job(rendered_examples):
+    for path, settings in rendered_examples:
+        for job in yaml.safe_load_all(path.read_text()):
+            name = job["metadata"]["name"]
+            assert len(name) <= manifests.MAX_NAME <= 63 and DNS_LABEL.match(name), name
+            labels = job["metadata"]["labels"]
+            assert {f"app.kubernetes.io/{k}" for k in ("name", "instance", "component", "part-of", "managed-by",
+                                                       "version")} <= set(labels)
+            assert labels[manifests.SWEEP_LABEL] and labels[manifests.STEP_LABEL]
+            assert job["spec"]["template"]["metadata"]["labels"] == labels
+            for value in labels.values():
+                assert len(value) <= 63 and re.match(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$", value)
+            container = job["spec"]["template"]["spec"]["containers"][0]
+            for var in container["env"]:  # credentials only by reference, never as values
+                assert "value" not in var or not re.search(r"SECRET|PASSWORD|TOKEN|ACCESS_KEY", var["name"]), var
+            refs = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in container["env"]
+                    if "secretKeyRef" in v.get("valueFrom", {})}
+            if "store_secret" in settings:
+                assert set(refs) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+            else:
+                assert not refs
+
+
+def test_job_names_are_deterministic_dns_labels_even_for_long_sweep_names():
+    step = _steps()["preprocess"]
+    long_a, long_b = "a" * 39 + "x", "a" * 39 + "y"  # 40 characters, the longest sweep name
+    names = {manifests.job_name(s, step) for s in (long_a, long_b)}
+    assert len(names) == 2
+    for name in names:
+        assert len(name) <= manifests.MAX_NAME and DNS_LABEL.match(name)
+        assert len(f"{name}-{7}") <= 63  # an Indexed Job's pod hostname
+    assert manifests.job_name(long_a, step) == manifests.job_name(long_a, step)
+    assert manifests.job_name("v1.2.sweep", step) == "v1-2-sweep-preprocess-2222222222222222"
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"namepsace": "x"}, "namepsace: unknown field (did you mean 'namespace'?)"),
+    ({"namespace": "Not_DNS"}, "namespace: expected a DNS-1123 label"),
+    ({"resources": {"infer": {"requests": {"cpu": "four"}}}}, "resources.infer.requests.cpu: expected a resource quantity"),
+    ({"resources": {"train": {}}}, "resources.train: expected a stage"),
+    ({"max_running": {"tpu": 1}}, "max_running.tpu: expected cpu or an accelerator"),
+    ({"max_running": {"cpu": 0}}, "max_running.cpu: expected an integer >= 1"),
+    ({"run_as_user": 0}, "run_as_user: expected a non-root UID"),
+    ({"stage_images": {"eval": "gpu"}}, "images.gpu: expected an image reference"),
+    ({"backoff_limit": "2"}, "backoff_limit: expected an integer >= 0"),
+    ({"driver_mounts": "yes"}, "driver_mounts: expected true or false"),
+    ({"tolerations": {"key": "x"}}, "tolerations: expected a list"),
+    ({"image_pull_policy": "Sometimes"}, "image_pull_policy: expected one of Always, IfNotPresent, Never"),
+])
+def test_settings_errors_name_the_field(data, message):
+    with pytest.raises(manifests.SettingsError, match=re.escape(message)):
+        manifests.parse_settings(data, "settings.yaml")
+
+
+def test_settings_file(tmp_path):
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump({"namespace": "bench", "resources": {"infer": {"requests": {"cpu": 8},
+                                                                                   "limits": {"cpu": 8}}}}))
+    settings = manifests.load_settings(path, namespace="other")
+    assert settings.namespace == "other" and settings.resources["infer"]["requests"]["cpu"] == "8"
+    with pytest.raises(manifests.SettingsError, match="no such settings file"):
+        manifests.load_settings(tmp_path / "missing.yaml")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.test_manifests", description=__doc__.splitlines()[0])
+    parser.add_argument("--regenerate", action="store_true", help="rewrite tests/golden/manifests/*.yaml")
+    args = parser.parse_args(argv)
+    if not args.regenerate:
+        parser.print_help()
+        return 2
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    docs = golden_documents()
+    for stale in {p.name for p in GOLDEN.glob("*.yaml")} - set(docs):
+        (GOLDEN / stale).unlink()
+    for name, text in docs.items():
+        (GOLDEN / name).write_text(text)
+        print(f"wrote {GOLDEN.relative_to(ROOT) / name}", file=sys.stderr)
+    print(json.dumps(sorted(docs)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

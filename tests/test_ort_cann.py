@@ -1,0 +1,86 @@
+"""ONNX Runtime with the CANN execution provider (device ``cann:N``): option parsing and provider options.
+
+The execution provider itself needs onnxruntime-cann and an Ascend NPU, so nothing here runs it;
+what is checked is what ghostbench hands to ONNX Runtime, and the one-line failure where it is missing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from onnxruntime.capi import onnxruntime_inference_collection as ort_collection
+
+from jobs import commit, convert, errors, infer, preprocess, store
+from jobs.backends.onnxruntime import config
+from jobs.tools import fake_imagenet
+from tests import tiny_model
+
+
+def test_cann_device_gets_an_explicit_fp32_precision_mode():
+    cfg = config.OnnxRuntimeConfig.from_options("cann:1", {})
+    assert cfg.kind == "cann" and cfg.device_id == 1
+    assert config.providers(cfg) == [
+        ("CANNExecutionProvider", {"device_id": "1", "precision_mode": "must_keep_origin_dtype",
+                                   "enable_cann_graph": "1"}),
+        "CPUExecutionProvider",
+    ]
+
+
+def test_cann_options_override_and_are_strings():
+    cfg = config.OnnxRuntimeConfig.from_options("cann", {
+        "precision_mode": "force_fp16", "enable_cann_graph": False, "npu_mem_limit": 2 << 30,
+        "op_select_impl_mode": "high_precision", "intra_op_threads": 2})
+    assert config.provider_options(cfg, "CANNExecutionProvider") == {
+        "device_id": "0", "precision_mode": "force_fp16", "enable_cann_graph": "0",
+        "npu_mem_limit": str(2 << 30), "op_select_impl_mode": "high_precision"}
+    assert cfg.intra_op_threads == 2
+
+
+def test_provider_options_survive_onnxruntimes_normalization():
+    providers = config.providers(config.OnnxRuntimeConfig.from_options("cann:0", {"precision_mode": "force_fp32"}))
+    names, options = ort_collection.check_and_normalize_provider_args(
+        providers, None, ["CANNExecutionProvider", "CPUExecutionProvider"])
+    assert names == ["CANNExecutionProvider", "CPUExecutionProvider"]
+    assert options[0] == {"device_id": "0", "precision_mode": "force_fp32", "enable_cann_graph": "1"}
+
+
+def test_other_devices_keep_their_providers():
+    assert config.providers(config.OnnxRuntimeConfig.from_options("cpu", {})) == ["CPUExecutionProvider"]
+    assert config.providers(config.OnnxRuntimeConfig.from_options("tensorrt:1", {})) == [
+        ("TensorrtExecutionProvider", {"device_id": "1"}), ("CUDAExecutionProvider", {"device_id": "1"}),
+        "CPUExecutionProvider"]
+
+
+@pytest.mark.parametrize("device, options, message", [
+    ("cann:0", {"precision_mode": "fp16"}, "precision_mode: expected one of must_keep_origin_dtype, force_fp32"),
+    ("cann:0", {"enable_cann_graph": "yes"}, "enable_cann_graph: expected true or false"),
+    ("cann:0", {"npu_mem_limit": 0}, "npu_mem_limit: expected bytes"),
+    ("cann:0", {"op_select_impl_mode": "fast"}, "op_select_impl_mode: expected one of high_precision"),
+    ("cpu", {"precision_mode": "force_fp32"}, "onnxruntime options ['precision_mode']: apply only to the cann device"),
+    ("cann:x", {}, "device 'cann:x': expected one of cpu, cuda[:N], tensorrt[:N], cann[:N]"),
+    ("cann:0", {"threads": 1}, "onnxruntime options: unknown ['threads']"),
+])
+def test_bad_cann_options(device, options, message):
+    with pytest.raises(errors.BadInput) as e:
+        config.OnnxRuntimeConfig.from_options(device, options)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_cann_without_onnxruntime_cann_is_one_line_exit_3(tmp_path, capsys):
+    import onnxruntime
+
+    if "CANNExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has the CANN execution provider")
+    images = tmp_path / "images"
+    names = fake_imagenet.make_image_set(images, count=2, seed=1)
+    fake_imagenet.write_labels(images, names, [0, 1])
+    assert preprocess.main(["--images", str(images), "--labels", str(images / "val_label.txt"),
+                            "--out", str(tmp_path / "data"), "--quiet"]) == 0
+    with commit.Output(store.open_store(tmp_path / "export"), "export", {}) as out:
+        tiny_model.write(out.dir / "model.onnx")
+    assert convert.main(["--model", str(tmp_path / "export"), "--batch-size", "2", "--out", str(tmp_path / "engine"),
+                         "--quiet"]) == 0
+    code = infer.main(["--engine", str(tmp_path / "engine"), "--data", str(tmp_path / "data"), "--device", "cann:0",
+                       "--batch-size", "2", "--out", str(tmp_path / "infer"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 3 and len(err.splitlines()) == 1
+    assert "device 'cann:0' needs CANNExecutionProvider" in err and "onnxruntime-cann for cann" in err
