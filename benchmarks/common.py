@@ -8,8 +8,9 @@ import pathlib
 import platform
 import statistics
 import tempfile
+from collections.abc import Callable
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any
 
 
 def machine() -> dict[str, Any]:

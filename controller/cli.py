@@ -23,8 +23,11 @@ import sys
 from typing import Any
 
 import jobs
-from controller import display, executors, plan as plan_mod, runner, spec as spec_mod
-from jobs import errors, store as store_mod
+from controller import display, executors, runner
+from controller import plan as plan_mod
+from controller import spec as spec_mod
+from jobs import errors
+from jobs import store as store_mod
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:

@@ -17,8 +17,11 @@ import pathlib
 import sys
 import urllib.request
 
-from controller import cli, plan as plan_mod, runner, spec as spec_mod
-from jobs import commit, errors, models, store as store_mod
+from controller import cli, runner
+from controller import plan as plan_mod
+from controller import spec as spec_mod
+from jobs import commit, errors, models
+from jobs import store as store_mod
 
 log = logging.getLogger("ghostbench.demo")
 MODEL = "ghostnet_1.0x"

@@ -11,7 +11,8 @@ import dataclasses
 import datetime
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import yaml
 

@@ -16,9 +16,11 @@ import pathlib
 import platform
 import socket
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-from jobs import errors, store as store_mod
+from jobs import errors
+from jobs import store as store_mod
 
 MANIFEST = "_manifest.json"
 FORMAT_VERSION = 1
@@ -89,7 +91,7 @@ class Output:
         self._staging: contextlib.AbstractContextManager[pathlib.Path] | None = None
         self.dir: pathlib.Path
 
-    def __enter__(self) -> "Output":
+    def __enter__(self) -> Output:
         self._staging = self.store.staging_dir()
         self.dir = self._staging.__enter__()
         return self

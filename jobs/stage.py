@@ -6,9 +6,10 @@ import argparse
 import logging
 import sys
 import traceback
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from jobs import commit, errors, store as store_mod
+from jobs import commit, errors
+from jobs import store as store_mod
 
 log = logging.getLogger("ghostbench")
 

@@ -7,7 +7,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from jobs import commit, convert, eval as eval_stage, infer, preprocess, shards, store
+from jobs import commit, convert, infer, preprocess, shards, store
+from jobs import eval as eval_stage
 from jobs.tools import fake_imagenet
 from tests import tiny_model
 

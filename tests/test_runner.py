@@ -9,7 +9,9 @@ import sys
 import pytest
 import yaml
 
-from controller import cli, plan as plan_mod, runner, spec as spec_mod
+from controller import cli, runner
+from controller import plan as plan_mod
+from controller import spec as spec_mod
 from jobs import store
 from jobs.tools import fake_imagenet
 

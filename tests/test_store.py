@@ -71,10 +71,9 @@ def test_output_commits_manifest_last_with_checksums(tmp_path):
 
 def test_failed_output_commits_nothing(tmp_path):
     s = store.open_store(tmp_path / "out")
-    with pytest.raises(RuntimeError):
-        with commit.Output(s, "demo", {}) as out:
-            (out.dir / "a.txt").write_text("abc")
-            raise RuntimeError("stage died")
+    with pytest.raises(RuntimeError), commit.Output(s, "demo", {}) as out:
+        (out.dir / "a.txt").write_text("abc")
+        raise RuntimeError("stage died")
     assert commit.read_manifest(s) is None
     assert s.list() == []
 

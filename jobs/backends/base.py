@@ -54,7 +54,7 @@ class Backend(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def open(cls, engine: EngineInfo, device: str, options: dict[str, Any]) -> "Backend":
+    def open(cls, engine: EngineInfo, device: str, options: dict[str, Any]) -> Backend:
         """Load the engine on ``device`` (e.g. 'cpu', 'cuda:0'); ``options`` are backend-specific."""
 
     @property

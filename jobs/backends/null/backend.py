@@ -19,7 +19,7 @@ class NullBackend(base.Backend):
         self._out = np.empty((0, num_classes), dtype=np.float32)
 
     @classmethod
-    def open(cls, engine: base.EngineInfo, device: str, options: dict[str, Any]) -> "NullBackend":
+    def open(cls, engine: base.EngineInfo, device: str, options: dict[str, Any]) -> NullBackend:
         inp = engine.record.get("input", {})
         spec = base.TensorSpec(
             name=inp.get("name", "image"),
