@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import queue
 
 from controller import plan as plan_mod
 
@@ -42,3 +43,15 @@ class Executor(abc.ABC):
     def close(self) -> None:  # an optional hook: deliberately not abstract
         """Release what the executor holds (threads, connections) once the sweep is over; steps still
         running are left alone."""
+
+
+def drain(done: queue.Queue[tuple[plan_mod.Step, Outcome]], timeout: float) -> list[tuple[plan_mod.Step, Outcome]]:
+    """Ends reported on ``done``: wait up to ``timeout`` for the first, then take what else is there."""
+    ended = []
+    try:
+        ended.append(done.get(timeout=timeout))
+        while True:
+            ended.append(done.get_nowait())
+    except queue.Empty:
+        pass
+    return ended

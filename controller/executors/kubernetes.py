@@ -167,13 +167,7 @@ class KubernetesExecutor(base.Executor):
         self._finish(ended)
 
     def wait(self, timeout: float) -> list[tuple[plan_mod.Step, base.Outcome]]:
-        ended = []
-        try:
-            ended.append(self._done.get(timeout=timeout))
-            while True:
-                ended.append(self._done.get_nowait())
-        except queue.Empty:
-            pass
+        ended = base.drain(self._done, timeout)
         return ended
 
     def stop(self) -> None:

@@ -83,13 +83,7 @@ class LocalExecutor(base.Executor):
         threading.Thread(target=reap, name=f"reap-{step.key}", daemon=True).start()
 
     def wait(self, timeout: float) -> list[tuple[plan_mod.Step, base.Outcome]]:
-        ended = []
-        try:
-            ended.append(self._done.get(timeout=timeout))
-            while True:
-                ended.append(self._done.get_nowait())
-        except queue.Empty:
-            pass
+        ended = base.drain(self._done, timeout)
         for step, _ in ended:
             self._procs.pop(step.key, None)
         return ended
