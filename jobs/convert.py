@@ -29,12 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, out: store_mod.Store) -> None:
-    from jobs.infer import parse_options  # one parser for KEY=VALUE options
-
     if args.batch_size < 1:
         raise errors.BadInput(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
     convert_fn = converters.get(args.target)
-    options = parse_options(args.option)
+    options = stage.parse_options(args.option)
     model_store, manifest = commit.require_committed(args.model, "--model")
     params = {"model": args.model, "model_sha256": commit.file_entry(manifest, MODEL_FILE)["sha256"],
               "target": args.target, "batch_size": args.batch_size, "options": options}

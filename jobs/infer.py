@@ -54,19 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise errors.BadInput(f"--option {pair!r}: expected KEY=VALUE")
-        try:
-            options[key] = json.loads(value)
-        except ValueError:
-            options[key] = value
-    return options
-
-
 def load_engine(uri: str | None, resources: contextlib.ExitStack | None = None) -> base.EngineInfo:
     """The committed engine at ``uri``, its file checked against the manifest's sha256.
 
@@ -97,7 +84,7 @@ def run(args: argparse.Namespace, out: store_mod.Store) -> None:
     if args.batch_size < 1:
         raise errors.BadInput(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
     backend_cls = backends.get(args.backend)
-    options = parse_options(args.option)
+    options = stage.parse_options(args.option)
     dataset = shards.open_dataset(args.data)
     if dataset.num_images == 0:
         raise errors.BadInput(f"--data {dataset.uri}: the dataset has no images")

@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Any
 
-from jobs import devices, errors, published
+from jobs import devices, errors, published, stage
 
 # The published columns (jobs.published, per card) by the accelerator they were measured on:
 # (short label, key in published.THROUGHPUT).
@@ -63,13 +63,9 @@ def parse_ratios(ratios: list[str], targets: list[str]) -> list[tuple[str, str]]
 
 def parse_accelerators(pairs: list[str]) -> dict[str, str]:
     """``["target=Ascend310P3", ...]`` -> ``{"target": "Ascend310P3"}``; names checked against jobs.devices."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        target, sep, name = pair.partition("=")
-        if not sep or not target:
-            raise errors.BadInput(f"--accelerator {pair!r}: expected TARGET=NAME")
+    out = stage.parse_pairs(pairs, "--accelerator", "TARGET=NAME")
+    for name in out.values():
         devices.get(name)
-        out[target] = name
     return out
 
 

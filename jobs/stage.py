@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from jobs import commit, errors
 from jobs import store as store_mod
@@ -63,3 +65,25 @@ def main(stage: str, build_parser: Callable[[], argparse.ArgumentParser],
         traceback.print_exc()
         print(f"ghostbench {stage}: failed unexpectedly; nothing committed", file=sys.stderr)
         return errors.EXIT_FAILURE
+
+
+def parse_pairs(pairs: Sequence[str], flag: str, form: str = "KEY=VALUE") -> dict[str, str]:
+    """``["a=1", "b=x"]`` from a repeatable flag -> ``{"a": "1", "b": "x"}``; a malformed pair is bad input."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise errors.BadInput(f"{flag} {pair!r}: expected {form}")
+        out[key] = value
+    return out
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``--option KEY=VALUE`` flags; values parse as JSON where they can (``2``, ``true``), else stay strings."""
+    options: dict[str, Any] = {}
+    for key, value in parse_pairs(pairs, "--option").items():
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
