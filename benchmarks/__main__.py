@@ -12,9 +12,11 @@ import logging
 import sys
 import time
 
-from benchmarks import common, controller_overhead, harness, s3_throughput
+from benchmarks import common, engine, harness, memory, orchestration, preprocessing, s3_throughput, storage
 
-BENCHMARKS = {"harness": harness, "controller": controller_overhead, "s3": s3_throughput}
+# In the order of the pipeline; each module has run(work, repeats), render(res) and headlines(res).
+BENCHMARKS = {"engine": engine, "harness": harness, "preprocess": preprocessing, "bytes": storage,
+              "orchestration": orchestration, "memory": memory, "s3": s3_throughput}
 
 
 def main(argv=None) -> int:
@@ -37,6 +39,10 @@ def main(argv=None) -> int:
         doc["results"][name] = res
         print(f"\n{name} ({res['seconds']:.0f}s, {doc['machine']['cpu']}, {doc['machine']['cores']} cores)")
         print(module.render(res))
+    rows = [[label, f"{s['median']:.3f}", f"{s['min']:.3f}-{s['max']:.3f}", str(len(s["values"]))]
+            for name in doc["results"] for label, s in BENCHMARKS[name].headlines(doc["results"][name])]
+    print(f"\nsummary (medians of same-run ratios; {doc['machine']['cpu']}, {doc['machine']['cores']} cores)")
+    print(common.table(["figure", "median", "range", "n"], rows))
     common.write_results(common.pathlib.Path(args.out), doc)
     print(f"\nraw numbers: {args.out}", file=sys.stderr)
     return 0

@@ -14,32 +14,14 @@ import logging
 import time
 from typing import Any
 
-from benchmarks import common
+from benchmarks import assets, common
 
 BATCH_SIZES = (1, 4, 8, 16, 32)
 
 
 def prepare(work, images: int) -> dict[str, str]:
-    from jobs import convert, export, preprocess, weights
-    from jobs.tools import fake_imagenet
-
-    img_dir = work / "images"
-    if not (img_dir / fake_imagenet.LABELS_FILE).exists():
-        names = fake_imagenet.make_image_set(img_dir, count=images, seed=0)
-        fake_imagenet.write_labels(img_dir, names, [0] * len(names))
-    data = work / "data"
-    assert preprocess.main(["--images", str(img_dir), "--labels", str(img_dir / "val_label.txt"),
-                            "--out", str(data), "--quiet"]) == 0
-    w = work / "weights.pth"
-    checksum = weights.save_deterministic_weights(w, "ghostnet_1.0x", 0)
-    model = work / "export"
-    assert export.main(["--model", "ghostnet_1.0x", "--weights", str(w), "--checksum", checksum,
-                        "--out", str(model), "--quiet"]) == 0
-    engines = {}
-    for bs in BATCH_SIZES:
-        engines[bs] = str(work / f"engine-bs{bs}")
-        assert convert.main(["--model", str(model), "--batch-size", str(bs), "--out", engines[bs], "--quiet"]) == 0
-    return {"data": str(data), **{f"engine{bs}": e for bs, e in engines.items()}}
+    data = assets.dataset(work, images, "float32")
+    return {"data": str(data), **{f"engine{bs}": str(assets.engine(work, bs, "float32")) for bs in BATCH_SIZES}}
 
 
 def bare_images_per_s(engine_uri: str, data_uri: str, bs: int) -> float:
@@ -94,3 +76,8 @@ def render(res: dict[str, Any]) -> str:
                      f"{r['ratio']['median']:.3f}", f"{r['ratio']['min']:.3f}-{r['ratio']['max']:.3f}",
                      f"{r['null']['median']:.0f}"])
     return common.table(["batch", "bare img/s", "stage img/s", "stage/bare", "range", "null img/s"], rows)
+
+
+def headlines(res: dict[str, Any]) -> list[tuple[str, dict]]:
+    return [(f"infer stage/bare engine, batch {bs}", res["batch_sizes"][bs]["ratio"]) for bs in (1, 8, 32)
+            if bs in res["batch_sizes"]]

@@ -128,3 +128,7 @@ def render(res: dict[str, Any]) -> str:
     head = (f"{res['size_bytes'] / (1 << 20):.0f} MiB object, {res['repeats']} repeats, {res['endpoint']}; "
             "MB/s median (min-max)\n")
     return head + common.table(["", "store", "plain boto3", "store/boto3", "median of pairs"], rows)
+
+
+def headlines(res: dict[str, Any]) -> list[tuple[str, dict]]:
+    return [(f"S3 {what} store/boto3 (paired)", res[what]["paired_ratio"]) for what in ("upload", "download", "stream")]

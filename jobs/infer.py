@@ -145,6 +145,7 @@ def _run_passes(args: argparse.Namespace, backend: base.Backend, dataset: shards
     prog = progress.Progress("infer", dataset.num_images, log)
     names = dataset.names
     written = 0
+    bytes_before = dataset.bytes_read
     t0 = time.perf_counter()
     with open(predictions_path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -159,6 +160,7 @@ def _run_passes(args: argparse.Namespace, backend: base.Backend, dataset: shards
             written += count
             prog.advance(count)
     e2e_seconds = time.perf_counter() - t0
+    pass_bytes = dataset.bytes_read - bytes_before
     prog.finish()
     if written != dataset.num_images:
         raise errors.GhostbenchError(f"read {written} images but the dataset index lists {dataset.num_images}")
@@ -193,6 +195,8 @@ def _run_passes(args: argparse.Namespace, backend: base.Backend, dataset: shards
             "seconds": e2e_seconds,
             "images_per_second": dataset.num_images / e2e_seconds if e2e_seconds > 0 else 0.0,
             "what": "first pass: reading shards, feeding the backend, top-k, writing predictions",
+            "bytes_read": pass_bytes,
+            "bytes_read_per_image": pass_bytes / dataset.num_images,
         },
         "units": {"latency": "ms", "throughput": "images/s"},
     }

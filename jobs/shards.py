@@ -211,6 +211,7 @@ class Dataset:
                                 for ix in index for im in ix["images"]], dtype=np.int64)
         self.num_images = len(self.names)
         self.bytes_per_image = int(np.prod(self.image_shape)) * self.dtype.itemsize
+        self.bytes_read = 0  # from the store, all passes: .npy headers and rows
         # (shard number, part number, rows) in reading order
         self._parts: list[tuple[int, int, int]] = []
         for s, ix in enumerate(index):
@@ -247,6 +248,7 @@ class Dataset:
             what = f"{store.uri}/{name}"
             with store.open_read(name) as f:
                 shape, dtype = read_npy_header(f, what)
+                self.bytes_read += f.tell()
                 if shape != (rows,) + self.image_shape or dtype != self.dtype:
                     raise errors.BadInput(f"{what}: holds {dtype} {shape}, index.json says "
                                           f"{self.dtype} {(rows,) + self.image_shape}")
@@ -254,6 +256,7 @@ class Dataset:
                 while left:
                     take = min(left, batch_size - filled)
                     _read_exact(f, flat[filled * bpi:(filled + take) * bpi], what)
+                    self.bytes_read += take * bpi
                     filled += take
                     left -= take
                     if filled == batch_size:
