@@ -17,24 +17,41 @@ from benchmarks import common, engine, harness, memory, orchestration, preproces
 # In the order of the pipeline; each module has run(work, repeats), render(res) and headlines(res).
 BENCHMARKS = {"engine": engine, "harness": harness, "preprocess": preprocessing, "bytes": storage,
               "orchestration": orchestration, "memory": memory, "s3": s3_throughput}
+# --quick: inputs small enough to check that a benchmark runs end to end (its numbers mean nothing).
+QUICK = {"engine": {"images": 16}, "harness": {"images": 32}, "preprocess": {"images": 12}, "bytes": {"images": 6},
+         "memory": {"sizes": (20, 60)}}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], help="benchmarks to run (default: all)")
     p.add_argument("--out", default="benchmark-results.json", help="raw numbers (JSON)")
-    p.add_argument("--work", help="work folder (default: a new temporary folder)")
-    p.add_argument("--repeats", type=int, default=5, help="repetitions of each measurement (default: 5)")
+    p.add_argument("--work", help="work folder, kept for the next run (default: a temporary folder, removed at the end)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="repetitions of each measurement (default: each benchmark's own, 3 or 5)")
+    p.add_argument("--quick", action="store_true",
+                   help="one repeat on tiny inputs: checks that the benchmarks run; the numbers mean nothing")
     args = p.parse_args(argv)
+    if args.quick:
+        args.repeats = 1
+    if args.repeats is not None and args.repeats < 1:
+        p.error(f"--repeats {args.repeats}: must be at least 1")
     logging.basicConfig(level=logging.WARNING)
-    work = common.workdir(args.work)
+    with common.workdir(args.work) as work:
+        return _run_all(args, work)
+
+
+def _run_all(args: argparse.Namespace, work: common.pathlib.Path) -> int:
     doc = {"machine": common.machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": {}}
     for name in args.names or list(BENCHMARKS):
         module = BENCHMARKS[name]
         print(f"== {name}: {module.__doc__.splitlines()[0]}", file=sys.stderr)
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):  # stage output is not the benchmark's
-            res = module.run(work, repeats=args.repeats)
+            kwargs = dict(QUICK.get(name, {})) if args.quick else {}
+            if args.repeats is not None:
+                kwargs["repeats"] = args.repeats
+            res = module.run(work, **kwargs)
         res["seconds"] = time.perf_counter() - t0
         doc["results"][name] = res
         print(f"\n{name} ({res['seconds']:.0f}s, {doc['machine']['cpu']}, {doc['machine']['cores']} cores)")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
 import platform
 import statistics
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from typing import Any
 
@@ -23,7 +24,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     versions = {}
-    for pkg in ("numpy", "onnxruntime", "onnx", "torch", "pillow"):
+    for pkg in ("numpy", "onnxruntime", "onnx", "torch", "pillow", "opencv-python-headless", "boto3"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -40,12 +41,17 @@ def summarize(values: list[float]) -> dict[str, Any]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
 
 
-def workdir(path: str | None) -> pathlib.Path:
+@contextlib.contextmanager
+def workdir(path: str | None) -> Iterator[pathlib.Path]:
+    """The given folder (kept: its images, exports and engines are reused next time), or a temporary
+    one removed at the end (the memory benchmark alone writes several GB)."""
     if path:
         p = pathlib.Path(path)
         p.mkdir(parents=True, exist_ok=True)
-        return p
-    return pathlib.Path(tempfile.mkdtemp(prefix="ghostbench-bench-"))
+        yield p
+        return
+    with tempfile.TemporaryDirectory(prefix="ghostbench-bench-") as tmp:
+        yield pathlib.Path(tmp)
 
 
 def write_results(path: pathlib.Path, doc: dict[str, Any]) -> None:

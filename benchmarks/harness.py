@@ -49,7 +49,7 @@ def stage_images_per_s(work, tag: str, args: list[str]) -> dict[str, Any]:
     return json.loads((out / "summary.json").read_text())
 
 
-def run(work, images: int = 256, repeats: int = 3) -> dict[str, Any]:
+def run(work, images: int = 256, repeats: int = 5) -> dict[str, Any]:
     logging.getLogger("ghostbench").setLevel(logging.WARNING)
     paths = prepare(work, images)
     results = {}

@@ -5,8 +5,10 @@ On the same ImageNet-like images (``benchmarks.imagenet_like``), in one process,
            time, float32 arithmetic as written there, ``tofile`` to one .bin per image
   stage  : ``python -m jobs.preprocess`` in-process, float32 (the default) and uint8, timed from
            the call to its committed output (listing, decoding, writing parts, manifest)
+  opencv : the stage with ``--pipeline opencv`` (OpenCV decode and INTER_LINEAR resize), float32
 The stage's float32 output is compared with the seed's .bin files (max abs difference; 0 means
-the same bytes). Scaling: N shards of the same images built by N concurrent stage processes
+the same bytes); the opencv output with the stage's (max and mean abs difference), and both are
+run through the demo model (deterministic weights, float32 engine at batch 32) for top-1 agreement. Scaling: N shards of the same images built by N concurrent stage processes
 (what the local executor and the Indexed Job do), aggregate images/s against one process; each
 process's own processing time is used (start-up of the interpreter left out).
 """
@@ -57,16 +59,16 @@ def seed_recipe(src: pathlib.Path, out_dir: pathlib.Path) -> int:
     return count
 
 
-def _stage_args(images: pathlib.Path, out: pathlib.Path, mode: str) -> list[str]:
+def _stage_args(images: pathlib.Path, out: pathlib.Path, mode: str, pipeline: str = "seed") -> list[str]:
     return ["--images", str(images), "--labels", str(images / "val_label.txt"), "--mode", mode,
-            "--out", str(out), "--quiet"]
+            "--pipeline", pipeline, "--out", str(out), "--quiet"]
 
 
-def _stage(images: pathlib.Path, out: pathlib.Path, mode: str) -> float:
+def _stage(images: pathlib.Path, out: pathlib.Path, mode: str, pipeline: str = "seed") -> float:
     from jobs import preprocess
 
     t0 = time.perf_counter()
-    assert preprocess.main(_stage_args(images, out, mode)) == 0
+    assert preprocess.main(_stage_args(images, out, mode, pipeline)) == 0
     return time.perf_counter() - t0
 
 
@@ -83,6 +85,25 @@ def max_diff_to_seed(data: pathlib.Path, bins: pathlib.Path) -> float:
     return worst
 
 
+def fast_path_fidelity(work: pathlib.Path, fast: pathlib.Path, faithful: pathlib.Path) -> dict[str, float]:
+    """Pixel differences of the opencv output from the faithful one, and the demo model's top-1 agreement."""
+    from jobs import infer, shards
+    from jobs.backends.onnxruntime.backend import OnnxRuntimeBackend
+
+    backend = OnnxRuntimeBackend.open(infer.load_engine(str(assets.engine(work, 32, "float32"))), "cpu", {})
+    worst, total, values, agree, n_images = 0.0, 0.0, 0, 0, 0
+    try:
+        for (a, n), (b, _) in zip(shards.open_dataset(str(fast)).iter_batches(32, reuse=False),
+                                  shards.open_dataset(str(faithful)).iter_batches(32, reuse=False)):
+            d = np.abs(a[:n] - b[:n])
+            worst, total, values = max(worst, float(d.max())), total + float(d.sum(dtype=np.float64)), values + d.size
+            agree += int((backend.infer(a)[0][:n].argmax(1) == backend.infer(b)[0][:n].argmax(1)).sum())
+            n_images += n
+    finally:
+        backend.close()
+    return {"max_abs_diff": worst, "mean_abs_diff": total / values, "top1_agreement": agree / n_images}
+
+
 def scaling(work: pathlib.Path, images: pathlib.Path, workers: int) -> float:
     """Aggregate images/s of ``workers`` concurrent shard processes (each timed by itself)."""
     from jobs import commit
@@ -97,8 +118,15 @@ def scaling(work: pathlib.Path, images: pathlib.Path, workers: int) -> float:
 
 
 def run(work: pathlib.Path, repeats: int = 3, images: int = 300) -> dict[str, Any]:
+    from jobs import errors, imaging_opencv
+
+    try:
+        imaging_opencv.require()
+        opencv = True
+    except errors.MissingDependency:  # the fast path is optional
+        opencv = False
     img = assets.images(work, images)
-    seed, f32, u8 = [], [], []
+    seed, f32, u8, fast = [], [], [], []
     bins = work / "seed-bins"
     data = None
     for r in range(repeats):
@@ -108,13 +136,16 @@ def run(work: pathlib.Path, repeats: int = 3, images: int = 300) -> dict[str, An
         seed.append(n / (time.perf_counter() - t0))
         f32.append(images / _stage(img, data, "float32"))
         u8.append(images / _stage(img, work / f"pre-u8-{r}-{time.monotonic_ns()}", "uint8"))
+        if opencv:
+            fast_data = work / f"pre-cv-{r}-{time.monotonic_ns()}"
+            fast.append(images / _stage(img, fast_data, "float32", "opencv"))
     levels = sorted({1, 2, os.cpu_count() or 1})
     per_level: dict[int, list[float]] = {w: [] for w in levels}
     for _ in range(repeats):
         for w in levels:
             per_level[w].append(scaling(work, img, w))
     speedup = {str(w): common.summarize([v / one for v, one in zip(per_level[w], per_level[1])]) for w in levels}
-    return {
+    res = {
         "images": images, "repeats": repeats, "cores": os.cpu_count(),
         "seed_img_s": common.summarize(seed),
         "stage_float32_img_s": common.summarize(f32),
@@ -125,6 +156,11 @@ def run(work: pathlib.Path, repeats: int = 3, images: int = 300) -> dict[str, An
         "workers_img_s": {str(w): common.summarize(v) for w, v in per_level.items()},
         "speedup": speedup,
     }
+    if opencv:
+        res["opencv_img_s"] = common.summarize(fast)
+        res["opencv_vs_float32"] = common.summarize([a / b for a, b in zip(fast, f32)])
+        res["opencv_fidelity"] = fast_path_fidelity(work, fast_data, data)
+    return res
 
 
 def _fmt(s: dict[str, float], digits: int = 2) -> tuple[str, str]:
@@ -137,6 +173,15 @@ def render(res: dict[str, Any]) -> str:
              f"{res['max_abs_diff_to_seed']:.3g}"],
             ["stage, uint8", f"{res['stage_uint8_img_s']['median']:.0f}", *_fmt(res["uint8_vs_seed"]), ""]]
     out = [common.table(["one process", "img/s", "vs seed", "range", "max |diff|"], rows), ""]
+    if "opencv_img_s" in res:
+        fid = res["opencv_fidelity"]
+        out += [common.table(["opencv pipeline (float32)", "img/s", "vs stage float32", "range", "max |diff|",
+                              "mean |diff|", "top-1 agreement"],
+                             [["--pipeline opencv", f"{res['opencv_img_s']['median']:.0f}",
+                               *_fmt(res["opencv_vs_float32"]), f"{fid['max_abs_diff']:.3g}",
+                               f"{fid['mean_abs_diff']:.3g}", f"{100 * fid['top1_agreement']:.1f}%"]]), ""]
+    else:
+        out += ["opencv pipeline: not measured (OpenCV is not installed)", ""]
     rows = [[w, f"{res['workers_img_s'][w]['median']:.0f}", *_fmt(res["speedup"][w]),
              f"{res['speedup'][w]['median'] / int(w):.2f}"] for w in res["speedup"]]
     out.append(common.table(["processes", "img/s", "speed-up", "range", "per process"], rows))
@@ -145,5 +190,8 @@ def render(res: dict[str, Any]) -> str:
 
 def headlines(res: dict[str, Any]) -> list[tuple[str, dict]]:
     top = max(res["speedup"], key=int)
-    return [("preprocess float32 stage/seed, one process", res["float32_vs_seed"]),
-            (f"preprocess speed-up, {top} processes", res["speedup"][top])]
+    lines = [("preprocess float32 stage/seed, one process", res["float32_vs_seed"]),
+             (f"preprocess speed-up, {top} processes", res["speedup"][top])]
+    if "opencv_vs_float32" in res:
+        lines.append(("preprocess --pipeline opencv / seed pipeline", res["opencv_vs_float32"]))
+    return lines

@@ -129,6 +129,8 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
         fields = {"images": ds.images, "labels": ds.labels, "limit": ds.limit, "shards": ds.shards,
                   "skip_bad": ds.skip_bad, "mode": mode,
                   "recipe": [info.resize_short, info.crop, list(info.mean), list(info.std), info.interpolation]}
+        if ds.pipeline != "seed":  # keys of the default pipeline stay as they were
+            fields["pipeline"] = ds.pipeline
         root_key = _key("preprocess", fields, [])
         root = f"artifacts/preprocess/{root_key}"
         shard_keys = []
@@ -141,6 +143,8 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
                 args += ["--limit", str(ds.limit)]
             if ds.skip_bad:
                 args.append("--skip-bad")
+            if ds.pipeline != "seed":
+                args += ["--pipeline", ds.pipeline]
             steps.append(Step(key, "preprocess", f"preprocess {mode} shard {i + 1}/{ds.shards}",
                               f"{root}/{shard_name}", tuple(args),
                               labels={"input_mode": mode, "shard": str(i)}))

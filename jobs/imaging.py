@@ -14,11 +14,14 @@ import re
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+import jobs
+
 # GhostNet 1.0x recipe defaults (the seed's model_config['ghostnet']); the model registry may override.
 RESIZE_SHORT = 256
 CROP = 224
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
+PIPELINES = jobs.PIPELINES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,10 +32,22 @@ class Recipe:
     crop: int = CROP  # centre crop to crop x crop
     mean: tuple[float, float, float] = MEAN  # per-channel RGB mean, on the 0..1 scale
     std: tuple[float, float, float] = STD  # per-channel RGB std, on the 0..1 scale
+    pipeline: str = "seed"  # one of PIPELINES
 
     def to_dict(self) -> dict:
-        return {"resize_short": self.resize_short, "crop": self.crop, "interpolation": "bilinear",
-                "mean": list(self.mean), "std": list(self.std), "layout": "CHW", "color": "RGB"}
+        d = {"resize_short": self.resize_short, "crop": self.crop, "interpolation": "bilinear",
+             "mean": list(self.mean), "std": list(self.std), "layout": "CHW", "color": "RGB"}
+        if self.pipeline != "seed":  # records of the default pipeline stay as they were
+            d["pipeline"] = self.pipeline
+        return d
+
+    def pixels(self, data: bytes, name: str = "<bytes>") -> np.ndarray:
+        """Image bytes -> the uint8 HWC RGB crop this recipe feeds to ``normalize``/``to_chw_uint8``."""
+        if self.pipeline == "opencv":
+            from jobs import imaging_opencv
+
+            return imaging_opencv.pixels(data, name, self)
+        return resize_crop(decode(data, name), self.resize_short, self.crop)
 
 
 class UndecodableImage(Exception):
@@ -48,6 +63,9 @@ def decode(data: bytes, name: str = "<bytes>") -> Image.Image:
     """Decode image bytes (any format PIL reads, whatever the file is named) to an RGB image."""
     try:
         with Image.open(io.BytesIO(data)) as img:
+            if img.mode == "RGB":  # convert() would copy it: load the pixels (truncated data fails here)
+                img.load()
+                return img
             return img.convert("RGB")  # convert() loads the pixels: truncated data fails here
     except UnidentifiedImageError:
         raise UndecodableImage(name, "not an image file PIL can identify") from None
@@ -55,18 +73,29 @@ def decode(data: bytes, name: str = "<bytes>") -> Image.Image:
         raise UndecodableImage(name, f"cannot decode ({e})") from None
 
 
+def resized_size(w: int, h: int, resize_short: int = RESIZE_SHORT) -> tuple[int, int]:
+    """(width, height) after the recipe's resize: shorter side ``resize_short``, long side truncated.
+
+    An image whose shorter side already is ``resize_short`` keeps its size (the seed skips it).
+    """
+    if (w <= h and w == resize_short) or (h <= w and h == resize_short):
+        return w, h
+    if w < h:
+        return resize_short, int(resize_short * h / w)
+    return int(resize_short * w / h), resize_short
+
+
+def crop_offsets(w: int, h: int, crop: int = CROP) -> tuple[int, int]:
+    """(top, left) of the centre crop, rounded as the seed's ``int(round(...))``."""
+    return round((h - crop) / 2.0), round((w - crop) / 2.0)
+
+
 def resize_crop(img: Image.Image, resize_short: int = RESIZE_SHORT, crop: int = CROP) -> np.ndarray:
     """Shorter side to ``resize_short`` (BILINEAR), centre crop ``crop``: a uint8 HWC RGB array."""
-    w, h = img.size
-    if not ((w <= h and w == resize_short) or (h <= w and h == resize_short)):  # else unchanged
-        if w < h:
-            size = (resize_short, int(resize_short * h / w))
-        else:
-            size = (int(resize_short * w / h), resize_short)
+    size = resized_size(*img.size, resize_short)
+    if size != img.size:
         img = img.resize(size, Image.BILINEAR)
-    w, h = img.size
-    top = round((h - crop) / 2.0)  # the seed's int(round(...)): an int here
-    left = round((w - crop) / 2.0)
+    top, left = crop_offsets(*size, crop)
     img = img.crop((left, top, left + crop, top + crop))
     return np.asarray(img, dtype=np.uint8)
 

@@ -52,10 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, metavar="K",
                    help="use only the first K images in natural order (before sharding)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model whose recipe to use (default {DEFAULT_MODEL})")
+    p.add_argument("--pipeline", choices=imaging.PIPELINES, default="seed",
+                   help="seed: decode and resize with PIL, bit for bit the seed's output (default); opencv: "
+                        "OpenCV's decoder and INTER_LINEAR resize, about 2x faster, close to but not equal to "
+                        "the seed's output (see docs/performance.md); needs ghostbench[opencv]")
     return p
 
 
-def recipe_for(model: str) -> imaging.Recipe:
+def recipe_for(model: str, pipeline: str = "seed") -> imaging.Recipe:
     """The model's preprocessing recipe from the registry, or GhostNet's defaults without one."""
     try:
         from jobs import models
@@ -65,14 +69,15 @@ def recipe_for(model: str) -> imaging.Recipe:
     if get is None:
         if model != DEFAULT_MODEL:
             raise errors.BadInput(f"--model {model!r}: no model registry here; only {DEFAULT_MODEL!r} is known")
-        return imaging.Recipe()
+        return imaging.Recipe(pipeline=pipeline)
     info = get(model)
     interpolation = getattr(info, "interpolation", "bilinear")
     if interpolation != "bilinear":
         raise errors.BadInput(f"model {model!r}: interpolation {interpolation!r} is not supported "
                               f"(only 'bilinear')")
     return imaging.Recipe(resize_short=int(info.resize_short), crop=int(info.crop),
-                          mean=tuple(float(v) for v in info.mean), std=tuple(float(v) for v in info.std))
+                          mean=tuple(float(v) for v in info.mean), std=tuple(float(v) for v in info.std),
+                          pipeline=pipeline)
 
 
 def _is_image_name(name: str) -> bool:
@@ -150,12 +155,18 @@ def shard_location(args: argparse.Namespace, root: store_mod.Store) -> store_mod
 def run(args: argparse.Namespace, root: store_mod.Store) -> None:
     validate(args)
     out_store = shard_location(args, root)
-    recipe = recipe_for(args.model)
+    recipe = recipe_for(args.model, args.pipeline)
+    if args.pipeline == "opencv":
+        from jobs import imaging_opencv
+
+        imaging_opencv.require()  # missing OpenCV: one line, before any work
     images = store_mod.open_store(args.images)
     labels = read_labels(args.labels)
     names = shard_slice(list_images(images, args.limit), args.shard, args.num_shards)
     params = {k: getattr(args, k) for k in ("images", "labels", "shard", "num_shards", "mode", "images_per_part",
                                             "write_bin", "skip_bad", "limit", "model")}
+    if args.pipeline != "seed":  # the default pipeline's params (and so its manifests) stay as they were
+        params["pipeline"] = args.pipeline
     recipe_dict = {"model": args.model, **recipe.to_dict()}
     shape = (3, recipe.crop, recipe.crop)
     log.info("%s: shard %d of %d: %d images from %s, mode %s -> %s", STAGE, args.shard, args.num_shards,
@@ -197,7 +208,7 @@ def _process(args, images, labels, names, recipe, writer, out) -> dict[str, Any]
             prog.advance()
             continue
         try:
-            img = imaging.decode(images.read_bytes(name), name)
+            hwc = recipe.pixels(images.read_bytes(name), name)
         except imaging.UndecodableImage as e:
             writer.reject(name, e.reason, "undecodable")
             failing = failing or not args.skip_bad
@@ -206,7 +217,6 @@ def _process(args, images, labels, names, recipe, writer, out) -> dict[str, Any]
         if failing:
             prog.advance()
             continue
-        hwc = imaging.resize_crop(img, recipe.resize_short, recipe.crop)
         if args.mode == "float32":
             arr = imaging.normalize(hwc, recipe.mean, recipe.std)
         else:

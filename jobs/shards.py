@@ -164,8 +164,22 @@ def _dump_index(index: dict[str, Any]) -> str:
 # Reading
 
 
-def read_npy_header(f: BinaryIO, what: str) -> tuple[tuple[int, ...], np.dtype]:
-    """Parse a .npy preamble from a stream; leaves the stream at the first data byte."""
+class _CountingReader:
+    """Reads through to a stream, counting bytes: numpy's header parser only calls ``read``."""
+
+    def __init__(self, f: BinaryIO):
+        self._f = f
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self.count += len(data)
+        return data
+
+
+def read_npy_header(f: BinaryIO, what: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Parse a .npy preamble from a stream: (shape, dtype, bytes read); leaves the stream at the first data byte."""
+    f = _CountingReader(f)
     try:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
@@ -178,7 +192,7 @@ def read_npy_header(f: BinaryIO, what: str) -> tuple[tuple[int, ...], np.dtype]:
         raise errors.BadInput(f"{what}: not a readable .npy file ({e})") from None
     if fortran:
         raise errors.BadInput(f"{what}: Fortran-ordered arrays are not supported")
-    return tuple(shape), dtype
+    return tuple(shape), dtype, f.count
 
 
 def _read_exact(f: BinaryIO, view: memoryview, what: str) -> None:
@@ -247,8 +261,8 @@ class Dataset:
             name = part_name(p)
             what = f"{store.uri}/{name}"
             with store.open_read(name) as f:
-                shape, dtype = read_npy_header(f, what)
-                self.bytes_read += f.tell()
+                shape, dtype, header_bytes = read_npy_header(f, what)
+                self.bytes_read += header_bytes
                 if shape != (rows,) + self.image_shape or dtype != self.dtype:
                     raise errors.BadInput(f"{what}: holds {dtype} {shape}, index.json says "
                                           f"{self.dtype} {(rows,) + self.image_shape}")

@@ -17,7 +17,7 @@ from jobs import devices
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCKERFILES = sorted((ROOT / "images").glob("*/Dockerfile"))
 EXTRAS = {  # what each image installs: only the stages it runs
-    "cpu": {"export", "convert", "preprocess", "infer", "eval", "s3", "kubernetes"},
+    "cpu": {"export", "convert", "preprocess", "opencv", "infer", "eval", "s3", "kubernetes"},
     "atc": {"convert", "s3"},
     "ascend-infer": {"s3"},
     "gpu-infer": {"s3"},

@@ -70,6 +70,17 @@ def test_changing_timing_reruns_only_inference_and_eval():
     assert changed == {"infer", "eval"}
 
 
+def test_the_opencv_pipeline_rebuilds_preprocessing_and_downstream_and_passes_the_flag():
+    before = keys_by_title(make())
+    fast = make(**{"dataset.pipeline": "opencv"})
+    after = keys_by_title(fast)
+    changed = {t.split()[0] for t in before if after[t] != before[t]}
+    assert changed == {"preprocess", "infer", "eval"}
+    pre = [s for s in fast.steps if s.stage == "preprocess"]
+    assert all(s.args[s.args.index("--pipeline") + 1] == "opencv" for s in pre)
+    assert all("--pipeline" not in s.args for s in make().steps)
+
+
 def test_store_is_not_part_of_keys():
     s = spec.parse(BASE, "s.yaml")
     a = plan.make_plan(s, "file:///one")

@@ -48,6 +48,8 @@ def test_default_batch_sizes_and_name_from_file(tmp_path):
     ("dataset: {images: a, labels: b}\ntargets: [{name: t, input_mode: int8}]\n",
      "targets[0].input_mode: expected one of float32, uint8, got 'int8'"),
     ("dataset: {images: a, labels: b}\ntargets: []\n", "targets: expected a non-empty list of targets, got []"),
+    ("dataset: {images: a, labels: b, pipeline: cv2}\ntargets: [{name: t}]\n",
+     "dataset.pipeline: expected one of seed, opencv, got 'cv2'"),
     ("targets: [{name: t}]\n", "dataset: required field is missing"),
     ("dataset: {images: a, labels: b}\ntargets: [{name: t}, {name: t}]\n",
      "targets[].name: expected unique target names, got 't'"),

@@ -338,9 +338,6 @@ class _ObjectReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def tell(self) -> int:
-        return self._pos  # bytes read so far; the stream cannot seek
-
     def read(self, size: int | None = -1) -> bytes:
         """Up to ``size`` bytes (all that is left when negative), straight from the response: no copy."""
         if size is None or size < 0:

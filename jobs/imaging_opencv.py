@@ -1,0 +1,66 @@
+"""The opt-in fast path (``--pipeline opencv``): the seed's recipe with OpenCV's JPEG decoder and resize.
+
+Same sizes, crop offsets, channel order and normalization as ``jobs.imaging``; what differs is the
+resize: OpenCV's INTER_LINEAR interpolates between the two nearest pixels, where PIL's BILINEAR
+averages over the whole footprint of an output pixel when shrinking. Outputs are therefore close
+to the seed's, not equal (docs/performance.md gives the measured differences and the top-1
+agreement); the default pipeline stays PIL, bit for bit the seed's.
+
+Decoding keeps the seed's behaviour where it matters: EXIF orientation is ignored as PIL ignores
+it, and anything OpenCV cannot decode or that looks truncated goes to PIL, which decodes it or
+raises ``UndecodableImage`` naming the file.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+
+import numpy as np
+
+from jobs import errors, imaging
+
+_JPEG_START = b"\xff\xd8"
+_JPEG_END = b"\xff\xd9"
+
+
+@functools.cache
+def require() -> ModuleType:
+    """OpenCV, set up for this path; ``MissingDependency`` (one line) where it is not installed."""
+    try:
+        import cv2
+    except ImportError:
+        raise errors.MissingDependency("--pipeline opencv needs OpenCV; install ghostbench[opencv] "
+                                       "(opencv-python-headless)") from None
+    cv2.setNumThreads(1)  # one image per core: processes (shards) are the unit of parallelism
+    return cv2
+
+
+def decode_bgr(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Image bytes -> uint8 HWC BGR; PIL decides for what OpenCV should not decode alone."""
+    cv2 = require()
+    # OpenCV accepts a truncated JPEG with a warning; PIL refuses it, and so must this path.
+    complete = not data.startswith(_JPEG_START) or data.rstrip(b"\x00").endswith(_JPEG_END)
+    bgr = None
+    if complete:
+        flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+        bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    if bgr is None:
+        return np.ascontiguousarray(np.asarray(imaging.decode(data, name))[:, :, ::-1])
+    return bgr
+
+
+def resize_crop(bgr: np.ndarray, resize_short: int = imaging.RESIZE_SHORT, crop: int = imaging.CROP) -> np.ndarray:
+    """uint8 HWC BGR -> the recipe's resize and centre crop as uint8 HWC RGB (INTER_LINEAR)."""
+    cv2 = require()
+    h, w = bgr.shape[:2]
+    size = imaging.resized_size(w, h, resize_short)
+    if size != (w, h):
+        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR)
+    top, left = imaging.crop_offsets(*size, crop)
+    return np.ascontiguousarray(bgr[top:top + crop, left:left + crop, ::-1])
+
+
+def pixels(data: bytes, name: str, recipe: imaging.Recipe) -> np.ndarray:
+    """Image bytes -> the recipe's uint8 HWC RGB crop, the fast way."""
+    return resize_crop(decode_bgr(data, name), recipe.resize_short, recipe.crop)
