@@ -61,7 +61,7 @@ def seed_recipe(src: pathlib.Path, out_dir: pathlib.Path) -> int:
 
 def _stage_args(images: pathlib.Path, out: pathlib.Path, mode: str, pipeline: str = "seed") -> list[str]:
     return ["--images", str(images), "--labels", str(images / "val_label.txt"), "--mode", mode,
-            "--pipeline", pipeline, "--out", str(out), "--quiet"]
+            "--out", str(out), "--quiet", *(["--pipeline", pipeline] if pipeline != "seed" else [])]
 
 
 def _stage(images: pathlib.Path, out: pathlib.Path, mode: str, pipeline: str = "seed") -> float:

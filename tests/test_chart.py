@@ -21,6 +21,7 @@ import sys
 import pytest
 import yaml
 
+import jobs
 from controller import manifests
 from controller import plan as plan_mod
 from controller import spec as spec_mod
@@ -232,6 +233,8 @@ def test_schema_knows_the_accelerator_catalogue():
     assert set(schema["properties"]["steps"]["properties"]["maxRunning"]["properties"]) == {"cpu", *devices.CATALOGUE}
     assert set(sweep["targets"]["items"]["properties"]) == {f.name for f in spec_mod.dataclasses.fields(
         spec_mod.TargetSpec)}
+    assert set(sweep["dataset"]["properties"]) == {f.name for f in spec_mod.dataclasses.fields(spec_mod.DatasetSpec)}
+    assert sweep["dataset"]["properties"]["pipeline"]["enum"] == list(jobs.PIPELINES)
 
 
 def test_notes_say_where_results_land(helm, tmp_path):
