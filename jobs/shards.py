@@ -242,18 +242,21 @@ class Dataset:
     def __len__(self) -> int:
         return self.num_images
 
-    def iter_batches(self, batch_size: int, reuse: bool = True) -> Iterator[tuple[np.ndarray, int]]:
+    def iter_batches(self, batch_size: int, reuse: bool = True, buffers: int = 1) -> Iterator[tuple[np.ndarray, int]]:
         """Yield ``(array [batch_size, *image_shape], real_rows)`` in dataset order.
 
         Every array has exactly ``batch_size`` rows; the last one is zero-padded after its real
         rows. Reads stream from the store ``batch_size`` images at a time. With ``reuse`` (the
-        default) the same array is filled again for each batch: it is valid until the next batch
-        is asked for, so copy it to keep it. Each call starts a new pass.
+        default) ``buffers`` arrays are filled in turn: each stays valid until ``buffers`` more
+        batches have been asked for, so copy it to keep it longer. Without ``reuse`` every batch
+        is a new array. Each call starts a new pass.
         """
         if batch_size < 1:
             raise errors.BadInput(f"batch size {batch_size}: must be at least 1")
         bpi = self.bytes_per_image
-        buf = np.empty((batch_size,) + self.image_shape, dtype=self.dtype)
+        ring = [np.empty((batch_size,) + self.image_shape, dtype=self.dtype) for _ in range(max(1, buffers))]
+        turn = 0
+        buf = ring[0]
         flat = memoryview(buf).cast("B")
         filled = 0
         for s, p, rows in self._parts:
@@ -275,9 +278,12 @@ class Dataset:
                     left -= take
                     if filled == batch_size:
                         yield buf, batch_size
-                        if not reuse:
+                        if reuse:
+                            turn = (turn + 1) % len(ring)
+                            buf = ring[turn]
+                        else:
                             buf = np.empty_like(buf)
-                            flat = memoryview(buf).cast("B")
+                        flat = memoryview(buf).cast("B")
                         filled = 0
         if filled:
             buf[filled:] = 0

@@ -1,4 +1,9 @@
-"""Returns the same logits for every image at once, so images/s through it is the harness ceiling."""
+"""Returns the same logits for every image at once, so images/s through it is the harness ceiling.
+
+With ``--option images_per_s=R`` it stands in for an accelerator that computes R images/s: each
+call waits batch/R seconds with the host idle (no CPU, GIL released), as a host waits on an NPU.
+The harness benchmark uses it to measure what the host side costs next to a device of known speed.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,16 @@ from typing import Any
 
 import numpy as np
 
+from jobs import errors
 from jobs.backends import base
 
 
 class NullBackend(base.Backend):
     name = "null"
 
-    def __init__(self, spec: base.TensorSpec, num_classes: int):
+    def __init__(self, spec: base.TensorSpec, num_classes: int, images_per_s: float | None = None):
         self._spec = spec
+        self._seconds_per_image = 1.0 / images_per_s if images_per_s else 0.0
         self._logits = np.linspace(1.0, 0.0, num_classes, dtype=np.float32)  # class 0 always wins
         self._out = np.empty((0, num_classes), dtype=np.float32)
 
@@ -26,7 +33,15 @@ class NullBackend(base.Backend):
             dtype=np.dtype(inp.get("dtype", options.get("dtype", "float32"))),
             shape=tuple(inp.get("shape", (None, 3, 224, 224))),
         )
-        return cls(spec, int(options.get("num_classes", 1000)))
+        rate = options.get("images_per_s")
+        try:
+            rate = None if rate is None else float(rate)
+        except ValueError:
+            rate = -1.0
+        if rate is not None and not rate > 0:
+            raise errors.BadInput(f"null backend option images_per_s: expected a number > 0, "
+                                  f"got {options.get('images_per_s')!r}")
+        return cls(spec, int(options.get("num_classes", 1000)), rate)
 
     @property
     def input(self) -> base.TensorSpec:
@@ -36,7 +51,10 @@ class NullBackend(base.Backend):
         t0 = time.perf_counter()
         if self._out.shape[0] != batch.shape[0]:
             self._out = np.broadcast_to(self._logits, (batch.shape[0], self._logits.size))
+        if self._seconds_per_image:
+            time.sleep(batch.shape[0] * self._seconds_per_image)  # the simulated device computes
         return self._out, base.RunTiming(compute_ms=(time.perf_counter() - t0) * 1e3)
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "device": "none"}
+        return {"backend": self.name, "device": "none",
+                "simulated_images_per_s": 1.0 / self._seconds_per_image if self._seconds_per_image else None}
