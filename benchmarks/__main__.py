@@ -18,7 +18,7 @@ from benchmarks import common, engine, harness, memory, orchestration, preproces
 BENCHMARKS = {"engine": engine, "harness": harness, "preprocess": preprocessing, "bytes": storage,
               "orchestration": orchestration, "memory": memory, "s3": s3_throughput}
 # --quick: inputs small enough to check that a benchmark runs end to end (its numbers mean nothing).
-QUICK = {"engine": {"images": 16}, "harness": {"images": 32}, "preprocess": {"images": 12}, "bytes": {"images": 6},
+QUICK = {"engine": {"images": 16}, "harness": {"images": 32, "simulated_images": 32}, "preprocess": {"images": 12}, "bytes": {"images": 6},
          "memory": {"sizes": (20, 60)}}
 
 

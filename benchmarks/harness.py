@@ -1,10 +1,17 @@
 """Harness efficiency: the infer stage's end-to-end images/s against the bare backend call.
 
-Both run the same engine on the same images in the same process, alternating, repeated:
-  bare   : OnnxRuntimeBackend.infer on batches already in memory (nothing but the model)
-  stage  : jobs.infer end to end (reading shards from the store, feeding, top-5, writing predictions);
-           its figure is summary.json's end_to_end.images_per_second (the first pass)
-  null   : jobs.infer with the null backend: the harness alone, its ceiling
+Part 1, ONNX Runtime on this CPU, the same engine and images, alternating within each repeat:
+  bare      : OnnxRuntimeBackend.infer on batches already in memory (nothing but the model)
+  stage     : jobs.infer end to end (reading shards from the store, feeding, top-5, writing
+              predictions): summary.json's end_to_end.images_per_second (the first pass)
+  in-pass   : the same run's backend time / its end-to-end time (end_to_end.efficiency): bare and
+              stage measured batch by batch in one pass, so machine drift cancels out
+  serial    : the stage with reading ahead and ranking behind switched off (jobs.infer.OVERLAP)
+  null      : the stage with the null backend: the harness alone, its ceiling
+Part 2, a device of the seed's Ascend 310P speed: the null backend waiting batch / (published
+310P images/s) with the host idle, as a host waits on an NPU. In-pass efficiency with and without
+overlap: what the host side costs next to a fast accelerator. 1,024 images (256 distinct, repeated)
+so that filling and draining the overlap is not what is measured.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 from benchmarks import assets, common
 
 BATCH_SIZES = (1, 4, 8, 16, 32)
+DEVICE = "Ascend 310P (card)"
 
 
 def prepare(work, images: int) -> dict[str, str]:
@@ -41,43 +49,93 @@ def bare_images_per_s(engine_uri: str, data_uri: str, bs: int) -> float:
     return ds.num_images / elapsed
 
 
-def stage_images_per_s(work, tag: str, args: list[str]) -> dict[str, Any]:
+def stage_pass(work, tag: str, args: list[str], overlap: bool = True) -> dict[str, Any]:
+    """The infer stage's first pass (summary.json's end_to_end), run in this process."""
     from jobs import infer
 
     out = work / f"infer-{tag}-{time.monotonic_ns()}"
-    assert infer.main([*args, "--min-batches", "1", "--min-seconds", "0", "--out", str(out), "--quiet"]) == 0
-    return json.loads((out / "summary.json").read_text())
+    infer.OVERLAP = overlap
+    try:
+        assert infer.main([*args, "--min-batches", "1", "--min-seconds", "0", "--out", str(out), "--quiet"]) == 0
+    finally:
+        infer.OVERLAP = True
+    return json.loads((out / "summary.json").read_text())["end_to_end"]
 
 
-def run(work, images: int = 256, repeats: int = 5) -> dict[str, Any]:
-    logging.getLogger("ghostbench").setLevel(logging.WARNING)
-    paths = prepare(work, images)
+def cpu_engine(work, paths: dict[str, str], repeats: int) -> dict[str, Any]:
     results = {}
     for bs in BATCH_SIZES:
-        bare, stage, null = [], [], []
-        for _ in range(repeats):
-            bare.append(bare_images_per_s(paths[f"engine{bs}"], paths["data"], bs))
-            s = stage_images_per_s(work, f"ort{bs}", ["--engine", paths[f"engine{bs}"], "--data", paths["data"],
-                                                       "--batch-size", str(bs)])
-            stage.append(s["end_to_end"]["images_per_second"])
-            n = stage_images_per_s(work, f"null{bs}", ["--backend", "null", "--data", paths["data"],
-                                                         "--batch-size", str(bs)])
-            null.append(n["end_to_end"]["images_per_second"])
-        ratios = [s / b for s, b in zip(stage, bare)]
-        results[bs] = {"bare": common.summarize(bare), "stage": common.summarize(stage),
-                       "null": common.summarize(null), "ratio": common.summarize(ratios)}
-    return {"images": images, "repeats": repeats, "batch_sizes": results}
+        args = ["--engine", paths[f"engine{bs}"], "--data", paths["data"], "--batch-size", str(bs)]
+        m: dict[str, list[float]] = {k: [] for k in ("bare", "stage", "in_pass", "serial", "null")}
+        for r in range(repeats):
+            m["bare"].append(bare_images_per_s(paths[f"engine{bs}"], paths["data"], bs))
+            for overlap in ((True, False) if r % 2 == 0 else (False, True)):  # neither goes first always
+                p = stage_pass(work, f"ort{bs}", args, overlap)
+                if overlap:
+                    m["stage"].append(p["images_per_second"])
+                    m["in_pass"].append(p["efficiency"])
+                else:
+                    m["serial"].append(p["images_per_second"])
+            m["null"].append(stage_pass(work, f"null{bs}", ["--backend", "null", "--data", paths["data"],
+                                                             "--batch-size", str(bs)])["images_per_second"])
+        results[str(bs)] = {k: common.summarize(v) for k, v in m.items()}
+        results[str(bs)]["ratio"] = common.summarize([s / b for s, b in zip(m["stage"], m["bare"])])
+        results[str(bs)]["overlap_vs_serial"] = common.summarize([s / b for s, b in zip(m["stage"], m["serial"])])
+    return results
+
+
+def simulated_device(work, repeats: int, images: int) -> dict[str, Any]:
+    from jobs import preprocess, published
+
+    img = assets.images(work, images, distinct=min(images, 256))
+    data = work / f"harness-sim-data-{images}"
+    assert preprocess.main(["--images", str(img), "--labels", str(img / "val_label.txt"), "--out", str(data),
+                            "--quiet"]) == 0
+    results = {}
+    for bs in BATCH_SIZES:
+        rate = published.THROUGHPUT[DEVICE][bs]
+        args = ["--backend", "null", "--option", f"images_per_s={rate}", "--data", str(data), "--batch-size", str(bs)]
+        m: dict[str, list[float]] = {"overlap": [], "serial": []}
+        for r in range(repeats):
+            for overlap in ((True, False) if r % 2 == 0 else (False, True)):
+                m["overlap" if overlap else "serial"].append(stage_pass(work, f"sim{bs}", args, overlap)["efficiency"])
+        results[str(bs)] = {"device_images_per_s": rate, **{k: common.summarize(v) for k, v in m.items()}}
+    return results
+
+
+def run(work, images: int = 256, repeats: int = 5, simulated_images: int = 1024) -> dict[str, Any]:
+    logging.getLogger("ghostbench").setLevel(logging.WARNING)
+    paths = prepare(work, images)
+    return {"images": images, "repeats": repeats, "batch_sizes": cpu_engine(work, paths, repeats),
+            "simulated_device": {"device": DEVICE, "images": simulated_images,
+                                 "batch_sizes": simulated_device(work, repeats, simulated_images)}}
+
+
+def _range(s: dict[str, float]) -> str:
+    return f"{s['min']:.3f}-{s['max']:.3f}"
 
 
 def render(res: dict[str, Any]) -> str:
-    rows = []
-    for bs, r in res["batch_sizes"].items():
-        rows.append([str(bs), f"{r['bare']['median']:.1f}", f"{r['stage']['median']:.1f}",
-                     f"{r['ratio']['median']:.3f}", f"{r['ratio']['min']:.3f}-{r['ratio']['max']:.3f}",
-                     f"{r['null']['median']:.0f}"])
-    return common.table(["batch", "bare img/s", "stage img/s", "stage/bare", "range", "null img/s"], rows)
+    rows = [[bs, f"{r['bare']['median']:.1f}", f"{r['stage']['median']:.1f}", f"{r['ratio']['median']:.3f}",
+             _range(r["ratio"]), f"{r['in_pass']['median']:.3f}", _range(r["in_pass"]),
+             f"{r['overlap_vs_serial']['median']:.3f}", f"{r['null']['median']:.0f}"]
+            for bs, r in res["batch_sizes"].items()]
+    out = [f"ONNX Runtime CPU, {res['images']} images, {res['repeats']} repeats",
+           common.table(["batch", "bare img/s", "stage img/s", "stage/bare", "range", "in-pass", "range",
+                         "overlap/serial", "null img/s"], rows), ""]
+    sim = res["simulated_device"]
+    rows = [[bs, f"{r['device_images_per_s']:.0f}", f"{r['serial']['median']:.3f}", _range(r["serial"]),
+             f"{r['overlap']['median']:.3f}", _range(r["overlap"])] for bs, r in sim["batch_sizes"].items()]
+    out += [(f"a device at the seed's {sim['device']} speed (null backend waiting), {sim['images']} images: "
+             "in-pass efficiency"),
+            common.table(["batch", "device img/s", "serial", "range", "overlap", "range"], rows)]
+    return "\n".join(out)
 
 
 def headlines(res: dict[str, Any]) -> list[tuple[str, dict]]:
-    return [(f"infer stage/bare engine, batch {bs}", res["batch_sizes"][bs]["ratio"]) for bs in (1, 8, 32)
-            if bs in res["batch_sizes"]]
+    cpu, sim = res["batch_sizes"], res["simulated_device"]["batch_sizes"]
+    lines = [(f"infer stage/bare engine, batch {bs}", cpu[bs]["ratio"]) for bs in ("1", "8", "32") if bs in cpu]
+    lines += [(f"infer in-pass efficiency, batch {bs}", cpu[bs]["in_pass"]) for bs in ("1", "8") if bs in cpu]
+    lines += [(f"infer in-pass efficiency at 310P speed, batch {bs}, {k}", sim[bs][k])
+              for bs in ("8",) if bs in sim for k in ("serial", "overlap")]
+    return lines

@@ -164,8 +164,11 @@ def _run_passes(args: argparse.Namespace, backend: base.Backend, dataset: shards
                                  *(f"{s:.6g}" for s in scores[row].tolist())])
             prog.advance(len(logits))
 
-        batches = dataset.iter_batches(bs, buffers=PREFETCH + 2)  # in use, queued, being read
-        for batch, count in overlap.prefetch(batches, PREFETCH) if OVERLAP else batches:
+        if OVERLAP:  # buffers: one in use, PREFETCH queued, one being read
+            batches = overlap.prefetch(dataset.iter_batches(bs, buffers=PREFETCH + 2), PREFETCH)
+        else:
+            batches = dataset.iter_batches(bs)
+        for batch, count in batches:
             logits = np.array(timed(batch)[:count])  # a copy: a backend may reuse its output buffer
             if OVERLAP:
                 post.submit(rank_and_write, logits, written)

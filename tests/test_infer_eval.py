@@ -94,6 +94,32 @@ def test_short_pass_runs_extra_timed_passes(work):
     assert len(read_predictions(out)) == N_IMAGES       # predictions from the first pass only
 
 
+def test_overlapped_and_serial_passes_write_the_same_predictions(work, monkeypatch):
+    engine = make_engine(work, "float32", 2)
+    outputs = {}
+    for overlapped in (True, False):
+        monkeypatch.setattr(infer, "OVERLAP", overlapped)
+        code, out = run_infer(work, f"infer-overlap-{overlapped}", "--engine", engine, "--data",
+                              str(work / "data-float32"), "--batch-size", "2", "--min-batches", "1",
+                              "--min-seconds", "0")
+        assert code == 0
+        outputs[overlapped] = (out / "predictions.csv").read_text()
+        e2e = json.loads((out / "summary.json").read_text())["end_to_end"]
+        assert 0 < e2e["compute_seconds"] <= e2e["seconds"] and 0 < e2e["efficiency"] <= 1
+        assert e2e["bytes_read_per_image"] == pytest.approx(3 * 224 * 224 * 4, rel=0.01)
+    assert outputs[True] == outputs[False] and outputs[True].count("\n") == N_IMAGES + 1
+
+
+def test_null_backend_stands_in_for_a_device_of_given_speed(work):
+    code, out = run_infer(work, "infer-null-sim", "--backend", "null", "--option", "images_per_s=2000",
+                          "--data", str(work / "data-float32"), "--batch-size", "5", "--min-batches", "1",
+                          "--min-seconds", "0")
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["NPU_compute_time"]["min"] >= 5 / 2000 * 1e3  # each batch waited at least batch / rate
+    assert summary["backend_info"]["simulated_images_per_s"] == 2000
+
+
 @pytest.mark.parametrize("args, message", [
     (["--batch-size", "8"], "the engine was built for batch size 4"),
     (["--batch-size", "0"], "--batch-size: expected an integer >= 1"),
@@ -101,6 +127,8 @@ def test_short_pass_runs_extra_timed_passes(work):
     (["--batch-size", "4", "--backend", "acl"], "device 'cpu': expected npu or npu:N for backend acl"),
     (["--batch-size", "4", "--device", "gpu"], "device 'gpu': expected one of cpu"),
     (["--batch-size", "4", "--option", "threads"], "--option 'threads': expected KEY=VALUE"),
+    (["--batch-size", "4", "--backend", "null", "--option", "images_per_s=0"],
+     "null backend option images_per_s: expected a number > 0, got 0"),
 ])
 def test_bad_infer_arguments_exit_2_with_one_line(work, capsys, args, message):
     engine = make_engine(work, "float32", 4)
