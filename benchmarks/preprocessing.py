@@ -118,12 +118,14 @@ def scaling(work: pathlib.Path, images: pathlib.Path, workers: int) -> float:
 
 
 def run(work: pathlib.Path, repeats: int = 3, images: int = 300) -> dict[str, Any]:
-    from jobs import errors, imaging_opencv
+    from jobs import errors
 
     try:
+        from jobs import imaging_opencv
+
         imaging_opencv.require()
         opencv = True
-    except errors.MissingDependency:  # the fast path is optional
+    except (ImportError, errors.MissingDependency):  # the fast path is optional (and new)
         opencv = False
     img = assets.images(work, images)
     seed, f32, u8, fast = [], [], [], []

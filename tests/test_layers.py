@@ -43,3 +43,10 @@ def test_backend_libraries_stay_inside_their_backend(path):
     rel = path.relative_to(ROOT).as_posix()
     if "onnxruntime" in found:
         assert rel.startswith("jobs/backends/onnxruntime/")
+
+
+@pytest.mark.parametrize("path", modules("jobs") + modules("controller"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_the_opencv_pipeline_imports_opencv(path):
+    # the default preprocessing is PIL; OpenCV is an optional extra behind one module
+    if path.relative_to(ROOT).as_posix() != "jobs/imaging_opencv.py":
+        assert "cv2" not in {m.split(".")[0] for m in imports(path)}
