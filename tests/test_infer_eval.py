@@ -118,6 +118,15 @@ def test_null_backend_stands_in_for_a_device_of_given_speed(work):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["NPU_compute_time"]["min"] >= 5 / 2000 * 1e3  # each batch waited at least batch / rate
     assert summary["backend_info"]["simulated_images_per_s"] == 2000
+    assert summary["end_to_end"]["overlapped"] is True  # a device: the host's work overlaps it
+
+
+def test_a_backend_computing_on_the_host_runs_serially_by_default(work):
+    engine = make_engine(work, "float32", 2)
+    code, out = run_infer(work, "infer-auto", "--engine", engine, "--data", str(work / "data-float32"),
+                          "--batch-size", "2", "--min-batches", "1", "--min-seconds", "0")
+    assert code == 0
+    assert json.loads((out / "summary.json").read_text())["end_to_end"]["overlapped"] is False
 
 
 @pytest.mark.parametrize("args, message", [

@@ -52,6 +52,11 @@ class Backend(abc.ABC):
 
     name: str = ""
 
+    computes_on_host: bool = False
+    """True when the compute runs on this machine's CPU cores (ONNX Runtime on cpu): the infer
+    stage then does its reading and ranking between calls, since helper threads would only take
+    cores from the compute. False for a device (NPU, GPU): the host's work overlaps its compute."""
+
     @classmethod
     @abc.abstractmethod
     def open(cls, engine: EngineInfo, device: str, options: dict[str, Any]) -> Backend:

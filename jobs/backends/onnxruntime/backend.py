@@ -41,6 +41,7 @@ class OnnxRuntimeBackend(base.Backend):
     def __init__(self, session: ort.InferenceSession, cfg: config_mod.OnnxRuntimeConfig):
         self._session = session
         self._cfg = cfg
+        self.computes_on_host = cfg.kind == "cpu"
         inputs = session.get_inputs()
         if len(inputs) != 1:
             raise errors.BadInput(f"engine has {len(inputs)} inputs; expected one image input")
