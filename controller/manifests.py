@@ -78,7 +78,9 @@ def _default_resources() -> dict[str, dict[str, dict[str, Quantity]]]:
     return {
         "export": {"requests": {"cpu": q("2"), "memory": q("4Gi")}, "limits": {"memory": q("8Gi")}},
         "convert": {"requests": {"cpu": q("2"), "memory": q("4Gi")}, "limits": {"memory": q("8Gi")}},
-        "preprocess": {"requests": {"cpu": q("1"), "memory": q("2Gi")}, "limits": {"memory": q("4Gi")}},
+        # peak 65 MiB measured at 1,000 and 10,000 images (docs/performance.md); the rest is headroom
+        # for very large images, so that a node packs many shards
+        "preprocess": {"requests": {"cpu": q("1"), "memory": q("512Mi")}, "limits": {"memory": q("2Gi")}},
         # requests = limits: a Guaranteed pod, so a CPU inference run is not throttled by its neighbours
         "infer": {"requests": {"cpu": q("4"), "memory": q("4Gi")}, "limits": {"cpu": q("4"), "memory": q("4Gi")}},
         "eval": {"requests": {"cpu": q("500m"), "memory": q("1Gi")}, "limits": {"memory": q("2Gi")}},
