@@ -91,3 +91,18 @@ def test_a_temporary_work_folder_is_removed(tmp_path, monkeypatch):
     with common.workdir(str(tmp_path / "kept")) as work:
         (work / "big").write_bytes(b"x")
     assert (tmp_path / "kept" / "big").exists()
+
+
+@pytest.mark.slow
+def test_every_benchmark_runs_in_quick_mode(tmp_path):
+    """`python -m benchmarks --quick`: all seven end to end on tiny inputs (about a minute)."""
+    out = tmp_path / "results.json"
+    repo = pathlib.Path(suite.__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)], cwd=repo,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert set(doc["results"]) == set(suite.BENCHMARKS)
+    for name, module in suite.BENCHMARKS.items():
+        for label, figure in module.headlines(doc["results"][name]):
+            assert label in proc.stdout and figure["median"] > 0
