@@ -43,12 +43,12 @@ def _run(main, argv: list[str]) -> None:
         raise RuntimeError(f"benchmark set-up failed (exit {rc}): {' '.join(argv)}")
 
 
-def dataset(work: pathlib.Path, count: int, mode: str = "float32") -> pathlib.Path:
-    """The preprocess stage's output (one shard) for ``images(work, count)``."""
+def dataset(work: pathlib.Path, count: int, mode: str = "float32", distinct: int | None = None) -> pathlib.Path:
+    """The preprocess stage's output (one shard) for ``images(work, count, distinct)``."""
     from jobs import preprocess
 
-    img = images(work, count)
-    out = work / f"data-{count}-{mode}"
+    img = images(work, count, distinct)
+    out = work / f"{img.name.replace('images', 'data', 1)}-{mode}"
     _run(preprocess.main, ["--images", str(img), "--labels", str(img / imagenet_like.LABELS_FILE),
                            "--mode", mode, "--out", str(out), "--quiet"])
     return out

@@ -36,7 +36,7 @@ Batches = list[tuple[np.ndarray, int]]
 Runner = Callable[[np.ndarray], np.ndarray]
 
 
-def load_batches(data: pathlib.Path, bs: int) -> Batches:
+def load_batches(data: str | pathlib.Path, bs: int) -> Batches:
     from jobs import shards
 
     return [(b.copy(), n) for b, n in shards.open_dataset(str(data)).iter_batches(bs)]
@@ -50,7 +50,7 @@ def seed_runner(model: pathlib.Path) -> Runner:
     return lambda batch: session.run(None, {name: batch})[0]
 
 
-def engine_runner(engine: pathlib.Path) -> Runner:
+def engine_runner(engine: str | pathlib.Path) -> Runner:
     from jobs import infer
     from jobs.backends.onnxruntime.backend import OnnxRuntimeBackend
 

@@ -22,7 +22,7 @@ import logging
 import time
 from typing import Any
 
-from benchmarks import assets, common
+from benchmarks import assets, common, engine
 
 BATCH_SIZES = (1, 4, 8, 16, 32)
 DEVICE = "Ascend 310P (card)"
@@ -34,20 +34,12 @@ def prepare(work, images: int) -> dict[str, str]:
 
 
 def bare_images_per_s(engine_uri: str, data_uri: str, bs: int) -> float:
-    from jobs import infer, shards
-    from jobs.backends.onnxruntime.backend import OnnxRuntimeBackend
-
-    ds = shards.open_dataset(data_uri)
-    batches = [(b.copy(), n) for b, n in ds.iter_batches(bs)]
-    backend = OnnxRuntimeBackend.open(infer.load_engine(engine_uri), "cpu", {})
-    for b, _ in batches[:2]:
-        backend.infer(b)
-    t0 = time.perf_counter()
-    for b, _ in batches:
-        backend.infer(b)
-    elapsed = time.perf_counter() - t0
-    backend.close()
-    return ds.num_images / elapsed
+    """The engine alone, opened as the infer stage opens it, on batches already in memory."""
+    batches = engine.load_batches(data_uri, bs)
+    run = engine.engine_runner(engine_uri)
+    for b, _ in batches[:engine.WARMUP]:
+        run(b)
+    return engine.images_per_s(run, batches)
 
 
 def stage_pass(work, tag: str, args: list[str], overlap: bool | None = None) -> dict[str, Any]:
@@ -88,12 +80,9 @@ def cpu_engine(work, paths: dict[str, str], repeats: int) -> dict[str, Any]:
 
 
 def simulated_device(work, repeats: int, images: int) -> dict[str, Any]:
-    from jobs import preprocess, published
+    from jobs import published
 
-    img = assets.images(work, images, distinct=min(images, 256))
-    data = work / f"harness-sim-data-{images}"
-    assert preprocess.main(["--images", str(img), "--labels", str(img / "val_label.txt"), "--out", str(data),
-                            "--quiet"]) == 0
+    data = assets.dataset(work, images, "float32", distinct=min(images, 256))
     results = {}
     for bs in BATCH_SIZES:
         rate = published.THROUGHPUT[DEVICE][bs]

@@ -14,14 +14,11 @@ import re
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-import jobs
-
 # GhostNet 1.0x recipe defaults (the seed's model_config['ghostnet']); the model registry may override.
 RESIZE_SHORT = 256
 CROP = 224
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-PIPELINES = jobs.PIPELINES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +29,7 @@ class Recipe:
     crop: int = CROP  # centre crop to crop x crop
     mean: tuple[float, float, float] = MEAN  # per-channel RGB mean, on the 0..1 scale
     std: tuple[float, float, float] = STD  # per-channel RGB std, on the 0..1 scale
-    pipeline: str = "seed"  # one of PIPELINES
+    pipeline: str = "seed"  # one of jobs.PIPELINES
 
     def to_dict(self) -> dict:
         d = {"resize_short": self.resize_short, "crop": self.crop, "interpolation": "bilinear",

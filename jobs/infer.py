@@ -170,9 +170,9 @@ def _run_passes(args: argparse.Namespace, backend: base.Backend, dataset: shards
         else:
             batches = dataset.iter_batches(bs)
         for batch, count in batches:
-            logits = np.array(timed(batch)[:count])  # a copy: a backend may reuse its output buffer
-            if overlapped:
-                post.submit(rank_and_write, logits, written)
+            logits = timed(batch)[:count]
+            if overlapped:  # ranked later: copied, since a backend may reuse its output buffer
+                post.submit(rank_and_write, np.array(logits), written)
             else:
                 rank_and_write(logits, written)
             written += count

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import jobs
 from jobs import commit, errors, imaging, progress, shards, stage
 from jobs import store as store_mod
 
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, metavar="K",
                    help="use only the first K images in natural order (before sharding)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model whose recipe to use (default {DEFAULT_MODEL})")
-    p.add_argument("--pipeline", choices=imaging.PIPELINES, default="seed",
+    p.add_argument("--pipeline", choices=jobs.PIPELINES, default="seed",
                    help="seed: decode and resize with PIL, bit for bit the seed's output (default); opencv: "
                         "OpenCV's decoder and INTER_LINEAR resize, about 2x faster, close to but not equal to "
                         "the seed's output (see docs/performance.md); needs ghostbench[opencv]")

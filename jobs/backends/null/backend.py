@@ -16,6 +16,15 @@ from jobs import errors
 from jobs.backends import base
 
 
+def _rate(value: Any) -> float | None:
+    """The images_per_s option: None (no simulated device) or a number > 0."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise errors.BadInput(f"null backend option images_per_s: expected a number > 0, got {value!r}")
+
+
 class NullBackend(base.Backend):
     name = "null"
 
@@ -35,15 +44,7 @@ class NullBackend(base.Backend):
             dtype=np.dtype(inp.get("dtype", options.get("dtype", "float32"))),
             shape=tuple(inp.get("shape", (None, 3, 224, 224))),
         )
-        rate = options.get("images_per_s")
-        try:
-            rate = None if rate is None else float(rate)
-        except ValueError:
-            rate = -1.0
-        if rate is not None and not rate > 0:
-            raise errors.BadInput(f"null backend option images_per_s: expected a number > 0, "
-                                  f"got {options.get('images_per_s')!r}")
-        return cls(spec, int(options.get("num_classes", 1000)), rate)
+        return cls(spec, int(options.get("num_classes", 1000)), _rate(options.get("images_per_s")))
 
     @property
     def input(self) -> base.TensorSpec:
