@@ -45,7 +45,7 @@ def _run(main, argv: list[str]) -> None:
 
 def dataset(work: pathlib.Path, count: int, mode: str = "float32", distinct: int | None = None) -> pathlib.Path:
     """The preprocess stage's output (one shard) for ``images(work, count, distinct)``."""
-    from jobs import preprocess
+    from jobs.stages import preprocess
 
     img = images(work, count, distinct)
     out = work / f"{img.name.replace('images', 'data', 1)}-{mode}"
@@ -66,7 +66,7 @@ def weights(work: pathlib.Path) -> tuple[pathlib.Path, str]:
 
 def export(work: pathlib.Path, input_dtype: str = "float32", seed_style: bool = False) -> pathlib.Path:
     """The export stage's output. ``seed_style``: exactly as the seed exports (no-ops kept)."""
-    from jobs import export as export_mod
+    from jobs.stages import export as export_mod
 
     w, checksum = weights(work)
     out = work / f"export-{input_dtype}{'-seed' if seed_style else ''}"
@@ -78,7 +78,7 @@ def export(work: pathlib.Path, input_dtype: str = "float32", seed_style: bool = 
 
 def engine(work: pathlib.Path, batch_size: int, input_dtype: str = "float32") -> pathlib.Path:
     """The convert stage's ONNX Runtime engine for ``batch_size`` (offline optimizations applied)."""
-    from jobs import convert
+    from jobs.stages import convert
 
     model = export(work, input_dtype)
     out = work / f"engine-{input_dtype}-bs{batch_size}"

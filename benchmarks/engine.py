@@ -51,7 +51,7 @@ def seed_runner(model: pathlib.Path) -> Runner:
 
 
 def engine_runner(engine: str | pathlib.Path) -> Runner:
-    from jobs import infer
+    from jobs.stages import infer
     from jobs.backends.onnxruntime.backend import OnnxRuntimeBackend
 
     backend = OnnxRuntimeBackend.open(infer.load_engine(str(engine)), "cpu", {})

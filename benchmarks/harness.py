@@ -2,11 +2,11 @@
 
 Part 1, ONNX Runtime on this CPU, the same engine and images, alternating within each repeat:
   bare      : OnnxRuntimeBackend.infer on batches already in memory (nothing but the model)
-  stage     : jobs.infer end to end (reading shards from the store, feeding, top-5, writing
+  stage     : jobs.stages.infer end to end (reading shards from the store, feeding, top-5, writing
               predictions): summary.json's end_to_end.images_per_second (the first pass)
   in-pass   : the same run's backend time / its end-to-end time (end_to_end.efficiency): bare and
               stage measured batch by batch in one pass, so machine drift cancels out
-  overlap   : the stage with reading ahead and ranking behind forced on (jobs.infer.OVERLAP); by
+  overlap   : the stage with reading ahead and ranking behind forced on (jobs.stages.infer.OVERLAP); by
               default a backend computing on the host's cores runs serially, and this shows why
   null      : the stage with the null backend: the harness alone, its ceiling
 Part 2, a device of the seed's Ascend 310P speed: the null backend waiting batch / (published
@@ -46,7 +46,7 @@ def stage_pass(work, tag: str, args: list[str], overlap: bool | None = None) -> 
     """The infer stage's first pass (summary.json's end_to_end), run in this process.
 
     ``overlap``: None = the stage's own choice, True/False = forced."""
-    from jobs import infer
+    from jobs.stages import infer
 
     out = work / f"infer-{tag}-{time.monotonic_ns()}"
     infer.OVERLAP = overlap

@@ -40,10 +40,10 @@ def run(work: pathlib.Path, repeats: int = 1, sizes: tuple[int, ...] = SIZES) ->
         for old in (data, infer_out):  # a committed output would make the stage a no-op
             shutil.rmtree(old, ignore_errors=True)
         res["preprocess_mib"][str(n)] = peak_rss_mib(work,
-            ["jobs.preprocess", "--images", str(img), "--labels", str(img / "val_label.txt"),
+            ["jobs.stages.preprocess", "--images", str(img), "--labels", str(img / "val_label.txt"),
              "--out", str(data), "--quiet"])
         res["infer_mib"][str(n)] = peak_rss_mib(work,
-            ["jobs.infer", "--engine", str(engine), "--data", str(data), "--batch-size", "32", "--warmup", "1",
+            ["jobs.stages.infer", "--engine", str(engine), "--data", str(data), "--batch-size", "32", "--warmup", "1",
              "--min-batches", "1", "--min-seconds", "0", "--max-passes", "1", "--out", str(infer_out),
              "--quiet"])
         shutil.rmtree(data, ignore_errors=True)  # 10,000 float32 images are 6 GB

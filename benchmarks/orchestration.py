@@ -55,9 +55,10 @@ def _ort_spec(work, name: str, store: str, batch_sizes: list[int]) -> str:
 def _sweep(spec: str, store: str) -> tuple[float, int]:
     """(seconds, steps run) of ``ghostbench run spec``."""
     from controller import cli
+    from jobs import errors
 
     t0 = time.perf_counter()
-    assert cli.main(["run", spec]) == 0
+    assert cli.main(["run", spec]) in (errors.EXIT_OK, errors.EXIT_GATE_FAILED)  # placeholder labels: the gate may fail
     seconds = time.perf_counter() - t0
     name = yaml.safe_load(common.pathlib.Path(spec).read_text())["name"]
     status = json.loads((common.pathlib.Path(store) / "sweeps" / name / "status.json").read_text())
@@ -82,6 +83,7 @@ def grow(work, repeats: int) -> dict[str, Any]:
 
 def run(work, repeats: int = 3) -> dict[str, Any]:
     from controller import cli
+    from jobs import errors
 
     overheads, reruns, steps = [], [], 0
     for i in range(repeats):
@@ -95,7 +97,7 @@ def run(work, repeats: int = 3) -> dict[str, Any]:
         steps = len(status["steps"])
         overheads.append((wall - step_time) / steps)
         t0 = time.perf_counter()
-        assert cli.main(["run", spec]) == 0
+        assert cli.main(["run", spec]) in (errors.EXIT_OK, errors.EXIT_GATE_FAILED)  # placeholder labels: the gate may fail
         reruns.append(time.perf_counter() - t0)
     return {"steps": steps, "overhead_per_step_s": common.summarize(overheads),
             "rerun_s": common.summarize(reruns), "grow": grow(work, max(1, repeats // 2))}

@@ -3,7 +3,7 @@
 On the same ImageNet-like images (``benchmarks.imagenet_like``), in one process, alternating:
   seed   : a plain transcription of the seed's imagenet_torch_preprocess.py: PIL, one image at a
            time, float32 arithmetic as written there, ``tofile`` to one .bin per image
-  stage  : ``python -m jobs.preprocess`` in-process, float32 (the default) and uint8, timed from
+  stage  : ``python -m jobs.stages.preprocess`` in-process, float32 (the default) and uint8, timed from
            the call to its committed output (listing, decoding, writing parts, manifest)
   opencv : the stage with ``--pipeline opencv`` (OpenCV decode and INTER_LINEAR resize), float32
 The stage's float32 output is compared with the seed's .bin files (max abs difference; 0 means
@@ -65,7 +65,7 @@ def _stage_args(images: pathlib.Path, out: pathlib.Path, mode: str, pipeline: st
 
 
 def _stage(images: pathlib.Path, out: pathlib.Path, mode: str, pipeline: str = "seed") -> float:
-    from jobs import preprocess
+    from jobs.stages import preprocess
 
     t0 = time.perf_counter()
     assert preprocess.main(_stage_args(images, out, mode, pipeline)) == 0
@@ -87,7 +87,8 @@ def max_diff_to_seed(data: pathlib.Path, bins: pathlib.Path) -> float:
 
 def fast_path_fidelity(work: pathlib.Path, fast: pathlib.Path, faithful: pathlib.Path) -> dict[str, float]:
     """Pixel differences of the opencv output from the faithful one, and the demo model's top-1 agreement."""
-    from jobs import infer, shards
+    from jobs import shards
+    from jobs.stages import infer
     from jobs.backends.onnxruntime.backend import OnnxRuntimeBackend
 
     backend = OnnxRuntimeBackend.open(infer.load_engine(str(assets.engine(work, 32, "float32"))), "cpu", {})
@@ -109,7 +110,7 @@ def scaling(work: pathlib.Path, images: pathlib.Path, workers: int) -> float:
     from jobs import commit
 
     out = work / f"pre-scale{workers}-{time.monotonic_ns()}"
-    procs = [subprocess.Popen([sys.executable, "-m", "jobs.preprocess", *_stage_args(images, out, "float32"),
+    procs = [subprocess.Popen([sys.executable, "-m", "jobs.stages.preprocess", *_stage_args(images, out, "float32"),
                                "--shard", str(i), "--num-shards", str(workers)]) for i in range(workers)]
     if any(p.wait() != 0 for p in procs):
         raise RuntimeError(f"a preprocess shard process failed ({workers} workers)")

@@ -24,7 +24,7 @@ def stored_bytes(data: pathlib.Path) -> int:
 
 
 def read_bytes(work: pathlib.Path, data: pathlib.Path) -> float:
-    from jobs import infer
+    from jobs.stages import infer
 
     out = work / f"bytes-infer-{time.monotonic_ns()}"
     assert infer.main(["--backend", "null", "--data", str(data), "--batch-size", "8", "--warmup", "0",

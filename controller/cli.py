@@ -10,7 +10,8 @@
   ghostbench cancel SWEEP     delete a sweep's Kubernetes Jobs
 
 Progress and messages go to stderr; results (tables, JSON) to stdout.
-Exit codes: 0 success, 1 a step or sweep failed, 2 bad input or usage, 3 a dependency is missing.
+Exit codes: 0 success, 1 a step or sweep failed, 2 bad input or usage, 3 a dependency is missing,
+4 every step done but a run failed the accuracy gate.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import sys
 from typing import Any
 
 import jobs
-from controller import display, executors, runner
+from controller import executors, launch, runner
 from controller import plan as plan_mod
 from controller import spec as spec_mod
-from jobs import errors
+from jobs import errors, params
 from jobs import store as store_mod
 
 
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a sweep")
     p.add_argument("spec", help="sweep file (YAML)")
     _store_arg(p)
-    p.add_argument("--executor", default="local", choices=executors.names(), help="where steps run (default: local)")
+    p.add_argument("--executor", default="local", choices=executors.REGISTRY.names(), help="where steps run (default: local)")
     p.add_argument("--jobs", type=int, default=0, metavar="N",
                    help="steps at once for the local executor (default: the number of cores); with kubernetes, "
                         "Jobs at once over all device classes (default: only the settings' per-class limits)")
@@ -95,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     _kubernetes_args(p)
 
     p = sub.add_parser("stage", help="run one pipeline stage, as a pod would", add_help=False)
-    p.add_argument("name", choices=jobs.STAGES)
+    p.add_argument("name", choices=params.STAGES)
     p.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
@@ -115,32 +116,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         options = {"sweep": plan.sweep, "settings": manifests.load_settings(args.settings, args.namespace)}
     elif args.namespace or args.settings:
         raise errors.BadInput("--namespace and --settings: only with --executor kubernetes")
-    return execute(spec, plan, store, args.executor, args.jobs, verify=args.verify, executor_options=options)
-
-
-def execute(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: store_mod.Store, executor_name: str,
-            jobs_n: int, verify: bool = False, executor_options: dict[str, Any] | None = None) -> int:
-    executor_cls = executors.get(executor_name)
-    executor = executor_cls(store, max_parallel=jobs_n or None, **(executor_options or {}))
-    runner.write_sweep_files(spec, plan, store)
-    progress = display.ProgressDisplay()
-    try:
-        result = runner.run(plan, store, executor, progress, verify=verify)
-    finally:
-        progress.close()
-        executor.close()
-    where = f"{store.uri}/{runner.sweep_dir(plan.sweep)}"
-    if result.ok:
-        print(f"sweep {plan.sweep}: {len(plan.steps)} steps done ({result.ran} run now) in "
-              f"{result.seconds:.1f}s; results in {where}/", file=sys.stderr)
-        return errors.EXIT_OK
-    print(f"sweep {plan.sweep}: FAILED: {len(result.failed())} step(s) failed, {len(result.blocked())} not run "
-          "because of them", file=sys.stderr)
-    for st in result.failed():
-        print(f"  {st.title}: {st.reason}; log: {store.uri}/{st.log}", file=sys.stderr)
-        for line in st.log_tail.splitlines()[-5:]:
-            print(f"    | {line}", file=sys.stderr)
-    return errors.EXIT_FAILURE
+    return launch.execute(spec, plan, store, args.executor, args.jobs, verify=args.verify,
+                          executor_options=options)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -227,7 +204,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    module = importlib.import_module(f"jobs.{args.name}")
+    module = importlib.import_module(f"jobs.stages.{args.name}")
     return module.main(args.args)
 
 

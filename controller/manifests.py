@@ -18,7 +18,6 @@ import difflib
 import hashlib
 import json
 import pathlib
-import posixpath
 import re
 import typing
 from typing import Any
@@ -27,7 +26,7 @@ import yaml
 
 import jobs
 from controller import plan as plan_mod
-from jobs import devices, errors
+from jobs import devices, errors, params
 
 # Label and annotation keys set on every Job and pod.
 LABEL_PREFIX = "ghostbench.io/"
@@ -101,7 +100,7 @@ class KubernetesSettings:
     """Image key -> image reference. Keys: ``cpu``, ``atc``, ``ascend-infer``, ``gpu-infer`` (see ``images/``);
     an accelerator's key is its ``image`` in ``jobs.devices``."""
     stage_images: dict[str, str] = dataclasses.field(
-        default_factory=lambda: {stage: "cpu" for stage in jobs.STAGES})
+        default_factory=lambda: {stage: "cpu" for stage in params.STAGES})
     """Stage -> image key, for steps without an accelerator."""
     engine_images: dict[str, str] = dataclasses.field(default_factory=lambda: {"atc": "atc"})
     """Convert target (``--target``) -> image key, where it needs another image than ``stage_images.convert``."""
@@ -248,21 +247,21 @@ def _validate(s: KubernetesSettings, source: str) -> None:
     if s.image_pull_policy not in ("Always", "IfNotPresent", "Never"):
         fail("image_pull_policy", "one of Always, IfNotPresent, Never", s.image_pull_policy)
     for stage in s.stage_images:
-        if stage not in jobs.STAGES:
-            fail(f"stage_images.{stage}", f"a stage: one of {', '.join(jobs.STAGES)}", stage)
+        if stage not in params.STAGES:
+            fail(f"stage_images.{stage}", f"a stage: one of {', '.join(params.STAGES)}", stage)
     keys = set(s.stage_images.values()) | set(s.engine_images.values())
     missing = sorted(k for k in keys | {"cpu"} if k not in s.images)
     if missing:
         fail(f"images.{missing[0]}", "an image reference for every image key in use", None)
     for stage, res in s.resources.items():
-        if stage not in jobs.STAGES:
-            fail(f"resources.{stage}", f"a stage: one of {', '.join(jobs.STAGES)}", stage)
+        if stage not in params.STAGES:
+            fail(f"resources.{stage}", f"a stage: one of {', '.join(params.STAGES)}", stage)
         for kind in res:
             if kind not in ("requests", "limits"):
                 fail(f"resources.{stage}.{kind}", "requests or limits", kind)
     for stage in s.active_deadline_seconds:
-        if stage not in jobs.STAGES:
-            fail(f"active_deadline_seconds.{stage}", f"a stage: one of {', '.join(jobs.STAGES)}", stage)
+        if stage not in params.STAGES:
+            fail(f"active_deadline_seconds.{stage}", f"a stage: one of {', '.join(params.STAGES)}", stage)
     for cls, n in s.max_running.items():
         if cls != "cpu" and cls not in devices.CATALOGUE:
             fail(f"max_running.{cls}", f"cpu or an accelerator: {', '.join(devices.CATALOGUE)}", cls)
@@ -308,23 +307,14 @@ def load_settings(path: str | pathlib.Path | None = None, namespace: str | None 
 
 # -- steps and Jobs --------------------------------------------------------------------------------
 
-def _arg(step: plan_mod.Step, flag: str) -> str | None:
-    """The value after ``flag`` in the step's arguments."""
-    args = list(step.args)
-    return args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
-
-
 def shard_index(step: plan_mod.Step) -> int | None:
-    """The completion index of a sharded step (its ``--shard``), None for a step that is its own Job."""
-    value = _arg(step, "--shard")
-    return int(value) if value is not None else None
+    """The completion index of a preprocessing shard, None for a step that is its own Job."""
+    return step.params.shard if isinstance(step.params, params.PreprocessParams) else None
 
 
 def job_key(step: plan_mod.Step) -> str:
-    """The key a Job is named by: the step's key, or for shards the key of the output root they share."""
-    if shard_index(step) is None:
-        return step.key
-    return posixpath.basename((_arg(step, "--out") or step.out).rstrip("/"))
+    """The key a Job is named by (``Step.group``: shards share their output root's key)."""
+    return step.group
 
 
 def _dns_part(text: str) -> str:
@@ -351,10 +341,8 @@ def device_class(step: plan_mod.Step) -> str:
 def image_key(step: plan_mod.Step, settings: KubernetesSettings) -> str:
     if step.accelerator and step.stage == "infer":
         return devices.get(step.accelerator).image
-    if step.stage == "convert":
-        target = _arg(step, "--target")
-        if target in settings.engine_images:
-            return settings.engine_images[target]
+    if isinstance(step.params, params.ConvertParams) and step.params.target in settings.engine_images:
+        return settings.engine_images[step.params.target]
     return settings.stage_images.get(step.stage, "cpu")
 
 
@@ -370,9 +358,11 @@ def labels(sweep: str, step: plan_mod.Step, settings: KubernetesSettings) -> dic
         SWEEP_LABEL: sweep,
         STEP_LABEL: job_key(step),
     }
-    for key in ("target", "batch_size", "input_mode"):
-        if key in step.labels:
-            out[LABEL_PREFIX + key.replace("_", "-")] = str(step.labels[key])
+    context = {"target": step.target, "input-mode": step.input_mode}
+    context.update(step.params.job_labels())
+    for key in ("target", "batch-size", "input-mode"):  # the labels users select Jobs by
+        if context.get(key) is not None:
+            out[LABEL_PREFIX + key] = str(context[key])
     if step.accelerator:
         out[LABEL_PREFIX + "accelerator"] = step.accelerator
     return out
@@ -384,16 +374,17 @@ def selector(sweep: str) -> str:
 
 
 def _args(step: plan_mod.Step) -> list[str]:
-    args = step.command()
-    if shard_index(step) is not None:
-        args[args.index("--shard") + 1] = f"$({INDEX_ENV})"
-    return args
+    """The step's command; a shard's ``--shard`` is its pod's completion index, which Kubernetes expands."""
+    if shard_index(step) is None:
+        return step.command()
+    return step.params.command(overrides={"shard": f"$({INDEX_ENV})"})
 
 
 def _title(step: plan_mod.Step) -> str:
     if shard_index(step) is None:
         return step.title
-    return re.sub(r"\s*shard \d+/\d+$", "", step.title) + f" ({_arg(step, '--num-shards')} shards)"
+    assert isinstance(step.params, params.PreprocessParams)
+    return re.sub(r"\s*shard \d+/\d+$", "", step.title) + f" ({step.params.num_shards} shards)"
 
 
 def _resources(step: plan_mod.Step, settings: KubernetesSettings) -> dict[str, dict[str, str]]:
@@ -513,7 +504,8 @@ def job(sweep: str, step: plan_mod.Step, settings: KubernetesSettings) -> dict[s
         template["metadata"]["annotations"] = pod_annotations
     spec: dict[str, Any] = {}
     if index is not None:
-        shards = int(_arg(step, "--num-shards") or 1)
+        assert isinstance(step.params, params.PreprocessParams)
+        shards = step.params.num_shards
         spec.update(completionMode="Indexed", completions=shards,
                     parallelism=min(shards, settings.preprocess_parallelism))
     spec.update(

@@ -15,11 +15,10 @@ from typing import Any
 
 import yaml
 
-import jobs
-from jobs import errors
+from jobs import backends, converters, devices, errors, models, params, registry
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32)
-INPUT_MODES = ("float32", "uint8")
+INPUT_MODES = params.INPUT_MODES
 DEFAULT_STORE = "ghostbench-store"
 
 
@@ -31,10 +30,10 @@ class SpecError(errors.BadInput):
 class ModelSpec:
     name: str = "ghostnet_1.0x"
     """Registry name of the classifier (see ``jobs.models``)."""
-    weights: str = ""
-    """URI of the state_dict: a path, file://, https:// or a store URI. Default: the official address."""
-    checksum: str = ""
-    """``md5:HEX`` or ``sha256:HEX`` of the weights file. Default: the official checksum."""
+    weights: str | None = None
+    """URI of the state_dict: a path, file://, https:// or a store URI. None: the official address."""
+    checksum: str | None = None
+    """``md5:HEX`` or ``sha256:HEX`` of the weights file. None: the official checksum."""
     opset: int = 11
     """ONNX opset of the export (11: what the seed's ATC accepts)."""
 
@@ -73,9 +72,9 @@ class TargetSpec:
     """Options passed to the converter (``--option KEY=VALUE``)."""
     backend_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Options passed to the backend (``--option KEY=VALUE``)."""
-    accelerator: str = ""
+    accelerator: str | None = None
     """Catalogue name (``jobs.devices``) of the accelerator it runs on, e.g. Ascend310P3 or nvidia-t4;
-    empty for the CPU. Kubernetes schedules the inference pod by it."""
+    None for the CPU. Kubernetes schedules the inference pod by it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,10 +156,12 @@ class _Loader:
         return data
 
     def str_(self, data: dict, key: str, path: str, default: Any, pattern: re.Pattern | None = None,
-             what: str = "a non-empty string") -> Any:
+             what: str = "a non-empty string", nullable: bool = False) -> Any:
         if key not in data:
             return default
         v = data[key]
+        if v is None and nullable:
+            return None
         if not isinstance(v, str) or not v or (pattern is not None and not pattern.match(v)):
             self.fail(f"{path}{key}", what, v)
         return v
@@ -197,9 +198,10 @@ class _Loader:
             self.fail(f"{path}{key}", f"one of {', '.join(allowed)}", v)
         return v
 
-    def uri(self, data: dict, key: str, path: str, default: Any, schemes: tuple[str, ...]) -> Any:
-        v = self.str_(data, key, path, default, what="a URI or path")
-        if v is default:
+    def uri(self, data: dict, key: str, path: str, default: Any, schemes: tuple[str, ...],
+            nullable: bool = False) -> Any:
+        v = self.str_(data, key, path, default, what="a URI or path", nullable=nullable)
+        if v is default or v is None:
             return v
         scheme = urllib.parse.urlparse(v).scheme
         if scheme not in schemes:
@@ -232,21 +234,19 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
     m = ld.obj(ModelSpec, top.get("model", {}), "model")
     model = ModelSpec(
         name=ld.str_(m, "name", "model.", ModelSpec.name),
-        weights=ld.uri(m, "weights", "model.", "", _WEIGHTS_SCHEMES),
-        checksum=ld.str_(m, "checksum", "model.", "", re.compile(r"^(md5:[0-9a-fA-F]{32}|sha256:[0-9a-fA-F]{64})$"),
-                         "md5:<32 hex digits> or sha256:<64 hex digits>"),
+        weights=_resolve(ld.uri(m, "weights", "model.", None, _WEIGHTS_SCHEMES, nullable=True), base_dir),
+        checksum=ld.str_(m, "checksum", "model.", None, re.compile(r"^(md5:[0-9a-fA-F]{32}|sha256:[0-9a-fA-F]{64})$"),
+                         "md5:<32 hex digits> or sha256:<64 hex digits>", nullable=True),
         opset=ld.int_(m, "opset", "model.", 11, minimum=7),
     )
     if bool(model.weights) != bool(model.checksum):
         missing = "checksum" if model.weights else "weights"
         raise SpecError(f"{source}: model.{missing}: required when model.{'weights' if model.weights else 'checksum'} "
                         "is given (weights are always checked against a checksum)")
-    from jobs import models
-
     try:
         models.get(model.name)
     except errors.BadInput as e:
-        raise SpecError(f"{source}: model.name: {e}") from None
+        raise SpecError(f"{source}: model.name: {e}") from e
 
     d = ld.obj(DatasetSpec, top["dataset"], "dataset", required=("images", "labels"))
     dataset = DatasetSpec(
@@ -255,7 +255,7 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
         limit=ld.int_(d, "limit", "dataset.", None, minimum=1, nullable=True),
         shards=ld.int_(d, "shards", "dataset.", 1, minimum=1),
         skip_bad=ld.bool_(d, "skip_bad", "dataset.", False),
-        pipeline=ld.choice(d, "pipeline", "dataset.", "seed", jobs.PIPELINES),
+        pipeline=ld.choice(d, "pipeline", "dataset.", "seed", params.PIPELINES),
     )
 
     raw_targets = top["targets"]
@@ -280,22 +280,10 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
             batch_sizes=tuple(bs),
             convert_options=ld.options(t, "convert_options", p),
             backend_options=ld.options(t, "backend_options", p),
-            accelerator=ld.str_(t, "accelerator", p, ""),
+            accelerator=ld.str_(t, "accelerator", p, None, nullable=True),
         ))
-        if targets[-1].accelerator:
-            from jobs import devices
-
-            if targets[-1].accelerator not in devices.CATALOGUE:
-                ld.fail(f"{p}accelerator", f"one of {', '.join(devices.CATALOGUE)}", targets[-1].accelerator)
-        from jobs import backends, converters
-
-        if not backends.known(targets[-1].backend):
-            ld.fail(f"{p}backend", f"one of {', '.join(sorted([*backends.REGISTRY, *backends.PLANNED]))}",
-                    targets[-1].backend)
-        if targets[-1].backend != "null" and not converters.known(targets[-1].engine):
-            ld.fail(f"{p}engine", f"one of {', '.join(sorted([*converters.REGISTRY, *converters.PLANNED]))}",
-                    targets[-1].engine)
         _check_ascend(ld, targets[-1], p)
+        _check_plugins(ld, targets[-1], p)
     names = [t.name for t in targets]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -330,10 +318,58 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
                      reference=reference, timing=timing, report=report)
 
 
+def _check_plugins(ld: _Loader, t: TargetSpec, p: str) -> None:
+    """What the target's accelerator, backend and engine target would refuse later, refused now (no device
+    is touched): each plugin's own config class checks its device and options."""
+    if t.accelerator is not None and t.accelerator not in devices.CATALOGUE:
+        ld.fail(f"{p}accelerator", f"one of {', '.join(devices.CATALOGUE)}", t.accelerator)
+    for field, reg in (("backend", backends.REGISTRY), ("engine", converters.REGISTRY)):
+        if field == "engine" and t.backend == "null":
+            continue  # the null backend runs no engine
+        name = getattr(t, field)
+        if name not in reg.plugins:
+            raise SpecError(f"{ld.source}: {p}{field}: expected one of {', '.join(reg.names())}"
+                            f"{registry.did_you_mean(name, reg.plugins)}, got {name!r}")
+    try:
+        backends.check(t.backend, t.device, t.backend_options)
+    except errors.OptionError as e:
+        where = "device" if e.option is None else f"backend_options.{e.option}"
+        raise SpecError(f"{ld.source}: {p}{where}: {e.detail}") from e
+    if t.backend == "null":
+        return
+    for bs in t.batch_sizes:
+        try:
+            converters.check(t.engine, _convert_options(t), bs)
+        except errors.OptionError as e:
+            where = "batch_sizes" if e.option == "dynamic_batch_sizes" and "batch size" in e.detail \
+                else f"convert_options.{e.option}"
+            raise SpecError(f"{ld.source}: {p}{where}: {e.detail}") from e
+
+
+def convert_options(t: TargetSpec) -> dict[str, Any]:
+    """The converter's options for a target: the sweep's, plus for ATC the accelerator's soc_version and AIPP."""
+    return _convert_options(t)
+
+
+def aipp(t: TargetSpec) -> bool:
+    """ATC with uint8 input normalizes on the chip (AIPP) unless the sweep says otherwise."""
+    return t.engine == "atc" and bool(t.convert_options.get("aipp", t.input_mode == "uint8"))
+
+
+def _convert_options(t: TargetSpec) -> dict[str, Any]:
+    options = dict(t.convert_options)
+    if t.engine == "atc":
+        if "soc_version" not in options and t.accelerator:
+            soc = devices.get(t.accelerator).soc_version
+            if soc:
+                options["soc_version"] = soc
+        if aipp(t):
+            options["aipp"] = True
+    return options
+
+
 def _check_ascend(ld: _Loader, t: TargetSpec, p: str) -> None:
     """The Ascend path's rules: acl runs .om engines; atc needs a soc_version; AIPP and dynamic batch fit."""
-    from jobs import devices
-
     if t.backend == "acl" and t.engine != "atc":
         ld.fail(f"{p}engine", "atc for backend acl (it runs .om engines)", t.engine)
     if t.engine != "atc" or t.backend == "null":
@@ -345,10 +381,10 @@ def _check_ascend(ld: _Loader, t: TargetSpec, p: str) -> None:
             ascend = ", ".join(a.name for a in devices.CATALOGUE.values() if a.soc_version)
             ld.fail(f"{p}accelerator", f"an Ascend accelerator ({ascend}) or convert_options.soc_version for "
                     "engine atc", t.accelerator)
-    aipp = opts.get("aipp", t.input_mode == "uint8")
-    if not isinstance(aipp, bool) or (aipp and t.input_mode != "uint8"):
+    use_aipp = opts.get("aipp", t.input_mode == "uint8")
+    if not isinstance(use_aipp, bool) or (use_aipp and t.input_mode != "uint8"):
         ld.fail(f"{p}convert_options.aipp", "true or false, and false unless input_mode is uint8 (AIPP takes "
-                "uint8 pixels)", aipp)
+                "uint8 pixels)", use_aipp)
     sizes = opts.get("dynamic_batch_sizes")
     if sizes is not None:
         if (not isinstance(sizes, list) or not sizes
@@ -361,13 +397,13 @@ def _check_ascend(ld: _Loader, t: TargetSpec, p: str) -> None:
 
 def _default_name(source: str) -> str:
     stem = pathlib.Path(source).stem.lower()
-    stem = re.sub(r"[^a-z0-9.-]+", "-", stem).strip("-.")[:40] or "sweep"
+    stem = re.sub(r"[^a-z0-9.-]+", "-", stem)[:40].strip("-.") or "sweep"  # a name ends in a letter or digit
     return stem
 
 
-def _resolve(uri: str, base_dir: pathlib.Path | None) -> str:
+def _resolve(uri: str | None, base_dir: pathlib.Path | None) -> str | None:
     """Relative plain paths are relative to the sweep file, so a spec means the same from any cwd."""
-    if base_dir is None or urllib.parse.urlparse(uri).scheme:
+    if uri is None or base_dir is None or urllib.parse.urlparse(uri).scheme:
         return uri
     path = pathlib.Path(uri).expanduser()
     return str(path if path.is_absolute() else (base_dir / path).resolve())

@@ -1,14 +1,10 @@
-"""ghostbench pipeline stages.
+"""ghostbench: the pipeline's stages and the library they share.
 
-Each stage is a command, ``python -m jobs.<stage>``, that reads and writes store URIs and
-commits its output with a manifest written last. Stages never import ``controller``.
+``jobs.stages`` holds the five stage commands (``python -m jobs.stages.<stage>``); every other module here
+is library code they (and the controller) use: ``params`` (each stage's typed parameters), ``records``
+(the documents runs leave), ``store``, ``commit``, ``shards``, ``backends``, ``converters``, ``models``.
+Nothing in ``jobs`` imports ``controller``.
 """
-
-STAGES = ("export", "convert", "preprocess", "infer", "eval")
-
-# How the preprocess stage decodes and resizes: "seed" is PIL exactly as the seed (the default);
-# "opencv" is the opt-in fast path of jobs.imaging_opencv, close to the seed's output, not equal.
-PIPELINES = ("seed", "opencv")
 
 __version__ = "0.1.0"
 

@@ -1,13 +1,16 @@
 """Errors that stages raise, and the exit codes they map to.
 
 A stage exits 0 on success, 2 on bad input or arguments (one line: what and where), 3 when a
-needed tool or library is missing, and 1 on any other failure.
+needed tool or library is missing, and 1 on any other failure. A sweep (``ghostbench run``, ``demo``)
+exits 4 when every step finished but a run failed the accuracy gate.
 """
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_MISSING_DEPENDENCY = 3
+EXIT_GATE_FAILED = 4
+"""Every step of a sweep finished, but some run's accuracy is below the gate (reference minus gate points)."""
 
 
 class GhostbenchError(Exception):
@@ -34,3 +37,16 @@ class StoreError(GhostbenchError):
 
 class NotCommitted(BadInput):
     """An input names a store location whose output was never committed."""
+
+
+class OptionError(BadInput):
+    """A plugin's device or option is wrong (checked without a device, at plan time and in the stage).
+
+    ``option`` names the option (None: the device), ``detail`` says what is allowed and what was given,
+    so that a sweep file's error can name its own field path (``targets[0].backend_options.X``).
+    """
+
+    def __init__(self, option: str | None, detail: str):
+        self.option = option
+        self.detail = detail
+        super().__init__(f"{'device' if option is None else 'option ' + option}: {detail}")

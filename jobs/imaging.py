@@ -29,7 +29,7 @@ class Recipe:
     crop: int = CROP  # centre crop to crop x crop
     mean: tuple[float, float, float] = MEAN  # per-channel RGB mean, on the 0..1 scale
     std: tuple[float, float, float] = STD  # per-channel RGB std, on the 0..1 scale
-    pipeline: str = "seed"  # one of jobs.PIPELINES
+    pipeline: str = "seed"  # one of jobs.params.PIPELINES; the preprocess stage picks the decoder by it
 
     def to_dict(self) -> dict:
         d = {"resize_short": self.resize_short, "crop": self.crop, "interpolation": "bilinear",
@@ -38,13 +38,11 @@ class Recipe:
             d["pipeline"] = self.pipeline
         return d
 
-    def pixels(self, data: bytes, name: str = "<bytes>") -> np.ndarray:
-        """Image bytes -> the uint8 HWC RGB crop this recipe feeds to ``normalize``/``to_chw_uint8``."""
-        if self.pipeline == "opencv":
-            from jobs import imaging_opencv
 
-            return imaging_opencv.pixels(data, name, self)
-        return resize_crop(decode(data, name), self.resize_short, self.crop)
+
+def pixels(data: bytes, name: str = "<bytes>", recipe: Recipe = Recipe()) -> np.ndarray:
+    """Image bytes -> the uint8 HWC RGB crop the seed's recipe feeds to ``normalize``/``to_chw_uint8``."""
+    return resize_crop(decode(data, name), recipe.resize_short, recipe.crop)
 
 
 class UndecodableImage(Exception):

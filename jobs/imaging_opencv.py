@@ -61,6 +61,6 @@ def resize_crop(bgr: np.ndarray, resize_short: int = imaging.RESIZE_SHORT, crop:
     return np.ascontiguousarray(bgr[top:top + crop, left:left + crop, ::-1])
 
 
-def pixels(data: bytes, name: str, recipe: imaging.Recipe) -> np.ndarray:
+def pixels(data: bytes, name: str = "<bytes>", recipe: imaging.Recipe = imaging.Recipe()) -> np.ndarray:
     """Image bytes -> the recipe's uint8 HWC RGB crop, the fast way."""
     return resize_crop(decode_bgr(data, name), recipe.resize_short, recipe.crop)

@@ -1,33 +1,8 @@
-"""Latency statistics in ais_infer's shape, and top-k / accuracy arithmetic."""
+"""Top-k and accuracy arithmetic (latency statistics are ``jobs.records.LatencyStats``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
-
-LATENCY_KEYS = ("min", "max", "mean", "median", "percentile(99%)", "count")
-
-
-def latency_stats(values_ms: Sequence[float]) -> dict[str, float]:
-    """min/max/mean/median/percentile(99%) in milliseconds, plus the count, as ais_infer reports them."""
-    if len(values_ms) == 0:
-        return {"min": 0.0, "max": 0.0, "mean": 0.0, "median": 0.0, "percentile(99%)": 0.0, "count": 0}
-    a = np.asarray(values_ms, dtype=np.float64)
-    return {
-        "min": float(a.min()),
-        "max": float(a.max()),
-        "mean": float(a.mean()),
-        "median": float(np.median(a)),
-        "percentile(99%)": float(np.percentile(a, 99)),
-        "count": int(a.size),
-    }
-
-
-def throughput(batch_size: int, mean_compute_ms: float) -> float:
-    """ais_infer's throughput: images per second from the mean compute time of one batch."""
-    return 1000.0 * batch_size / mean_compute_ms if mean_compute_ms > 0 else 0.0
-
 
 def topk(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and scores of the k largest logits per row, best first (ties: lower index first)."""

@@ -1,12 +1,12 @@
-"""Accuracy files in the seed's format, and the sweep reports (JSON, CSV, Markdown)."""
+"""The sweep report as tables: CSV and Markdown, from ``jobs.records.Report``."""
 
 from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from collections.abc import Sequence
 
-from jobs import devices, errors, published, stage
+from jobs import devices, errors, published, records
 
 # The published columns (jobs.published, per card) by the accelerator they were measured on:
 # (short label, key in published.THROUGHPUT).
@@ -19,28 +19,18 @@ PUBLISHED_ACCELERATORS = {
 SEED_RATIOS = (("Ascend310P3", "Ascend310"), ("Ascend310P3", "nvidia-t4"))
 
 
-def seed_accuracy(num_images: int, num_classes: int, accuracy: dict[int, float]) -> dict[str, Any]:
-    """``accuracy.json`` exactly as the seed's imagenet_acc_eval.py writes it."""
-    value = [
-        {"key": "Number of images", "value": str(num_images)},
-        {"key": "Number of classes", "value": str(num_classes)},
-    ]
-    value += [{"key": f"Top{k} accuracy", "value": f"{accuracy[k]:.2f}%"} for k in sorted(accuracy)]
-    return {"title": "Overall statistical evaluation", "value": value}
-
-
 CSV_COLUMNS = ["target", "backend", "device", "input_mode", "batch_size", "num_images", "throughput",
                "compute_mean_ms", "compute_p99_ms", "end_to_end_images_per_second", "passes",
                "top1", "top2", "top3", "top4", "top5", "gate_pass"]
 
 
-def to_csv(runs: list[dict[str, Any]]) -> str:
+def to_csv(runs: Sequence[records.ReportRun]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for run in runs:
-        row = dict(run)
-        row.update({f"top{k}": run["accuracy"][str(k)] for k in range(1, 6) if str(k) in run["accuracy"]})
+        row = run.to_dict()
+        row.update({f"top{k}": run.accuracy[str(k)] for k in range(1, 6) if str(k) in run.accuracy})
         writer.writerow(row)
     return buf.getvalue()
 
@@ -49,7 +39,7 @@ def _fmt(x: float | None, digits: int = 1) -> str:
     return "-" if x is None else f"{x:,.{digits}f}"
 
 
-def parse_ratios(ratios: list[str], targets: list[str]) -> list[tuple[str, str]]:
+def parse_ratios(ratios: Sequence[str], targets: list[str]) -> list[tuple[str, str]]:
     """``["a/b", ...]`` -> ``[("a", "b"), ...]``, each naming two of ``targets``."""
     pairs = []
     for ratio in ratios:
@@ -61,25 +51,17 @@ def parse_ratios(ratios: list[str], targets: list[str]) -> list[tuple[str, str]]
     return pairs
 
 
-def parse_accelerators(pairs: list[str]) -> dict[str, str]:
-    """``["target=Ascend310P3", ...]`` -> ``{"target": "Ascend310P3"}``; names checked against jobs.devices."""
-    out = stage.parse_pairs(pairs, "--accelerator", "TARGET=NAME")
-    for name in out.values():
-        devices.get(name)
-    return out
-
-
 def _ratio(a: float | None, b: float | None) -> str:
     return "-" if not b or a is None else f"{a / b:.4f}"
 
 
-def throughput_table(runs: list[dict[str, Any]], ratios: list[tuple[str, str]] | None = None
+def throughput_table(runs: Sequence[records.ReportRun], ratios: list[tuple[str, str]] | None = None
                      ) -> tuple[list[str], list[list[str]]]:
     """Rows per batch size, a column per target, then the ratios: those asked for (``A/B``), or by
     default each later target's ratio to the first."""
-    targets = list(dict.fromkeys(r["target"] for r in runs))
-    sizes = sorted({r["batch_size"] for r in runs})
-    value = {(r["target"], r["batch_size"]): r["throughput"] for r in runs}
+    targets = list(dict.fromkeys(r.target for r in runs))
+    sizes = sorted({r.batch_size for r in runs})
+    value = {(r.target, r.batch_size): r.throughput for r in runs}
     pairs = ratios if ratios else [(t, targets[0]) for t in targets[1:]]
     header = ["Batch size"] + targets + [f"{a}/{b}" for a, b in pairs]
     rows = []
@@ -111,7 +93,7 @@ def published_table() -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def published_comparison(runs: list[dict[str, Any]], accelerators: dict[str, str],
+def published_comparison(runs: Sequence[records.ReportRun], accelerators: dict[str, str],
                          ratios: list[tuple[str, str]] | None = None) -> tuple[list[str], list[list[str]]] | None:
     """Measured beside published, both per card, for targets whose accelerator has published figures.
 
@@ -120,11 +102,11 @@ def published_comparison(runs: list[dict[str, Any]], accelerators: dict[str, str
     seed's 310P/310 and 310P/T4 where the sweep has those accelerators; each with the published ratio.
     None when no target has published figures.
     """
-    targets = [t for t in dict.fromkeys(r["target"] for r in runs) if accelerators.get(t) in PUBLISHED_ACCELERATORS]
+    targets = [t for t in dict.fromkeys(r.target for r in runs) if accelerators.get(t) in PUBLISHED_ACCELERATORS]
     if not targets:
         return None
-    value = {(r["target"], r["batch_size"]): r["throughput"] * devices.get(accelerators[r["target"]]).chips_per_card
-             for r in runs if r["target"] in targets}
+    value = {(r.target, r.batch_size): r.throughput * devices.get(accelerators[r.target]).chips_per_card
+             for r in runs if r.target in targets}
     pub = {t: published.THROUGHPUT[PUBLISHED_ACCELERATORS[accelerators[t]][1]] for t in targets}
     if ratios:
         pairs = [(a, b) for a, b in ratios if a in targets and b in targets]
@@ -137,7 +119,7 @@ def published_comparison(runs: list[dict[str, Any]], accelerators: dict[str, str
     for a, b in pairs:
         header += [f"{a}/{b} per card", "published"]
     rows = []
-    for bs in sorted({r["batch_size"] for r in runs if r["target"] in targets}):
+    for bs in sorted({r.batch_size for r in runs if r.target in targets}):
         row = [str(bs)]
         for t in targets:
             v, p = value.get((t, bs)), pub[t].get(bs)
@@ -154,17 +136,17 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def to_markdown(report: dict[str, Any]) -> str:
-    ref = report["reference"]
-    runs = report["runs"]
-    out = [f"# ghostbench report: {report['model']}", ""]
-    if ref["kind"] == "agreement":
+def to_markdown(report: records.Report) -> str:
+    ref = report.reference
+    runs = report.runs
+    out = [f"# ghostbench report: {report.model}", ""]
+    if ref.kind == "agreement":
         out += [("> Accuracy here is **agreement with the PyTorch reference model's own predictions**, not "
                  "ImageNet accuracy: the weights are not the official ones and the labels are the reference "
                  "model's top-1 on the same preprocessing."), ""]
-    accelerators = report.get("accelerators") or {}
-    targets = list(dict.fromkeys(r["target"] for r in runs))
-    ratios = parse_ratios(report.get("ratios") or [], targets)
+    accelerators = report.accelerators
+    targets = list(dict.fromkeys(r.target for r in runs))
+    ratios = parse_ratios(report.ratios, targets)
     out += ["## Throughput (images/s, compute only, as ais_infer's `throughput`)", "",
             "Each target's figure is one device (one NPU chip, one GPU, or this machine's CPU).", "",
             _md_table(*throughput_table(runs, ratios)), ""]
@@ -178,21 +160,21 @@ def to_markdown(report: dict[str, Any]) -> str:
     acc_header = ["Target", "Batch size", "Images", "Top-1 %", "Top-5 %", "Δ top-1", "Δ top-5", "Gate"]
     acc_rows = []
     for r in runs:
-        a = r["accuracy"]
-        acc_rows.append([r["target"], str(r["batch_size"]), str(r["num_images"]),
+        a = r.accuracy
+        acc_rows.append([r.target, str(r.batch_size), str(r.num_images),
                          f"{a['1']:.2f}", f"{a.get('5', 0.0):.2f}",
-                         f"{a['1'] - ref['top1']:+.2f}", f"{a.get('5', 0.0) - ref['top5']:+.2f}",
-                         "pass" if r["gate_pass"] else "FAIL"])
-    kind = "reference agreement" if ref["kind"] == "agreement" else "published ImageNet accuracy"
-    out += [(f"## Accuracy against the {kind} (top-1 {ref['top1']:.2f}, top-5 {ref['top5']:.2f}; "
-             f"gate: at most {ref['gate']:g} point below)"), "", _md_table(acc_header, acc_rows), ""]
-    e2e_rows = [[r["target"], str(r["batch_size"]), _fmt(r["end_to_end_images_per_second"]),
-                 _fmt(r["compute_mean_ms"], 3), _fmt(r["compute_p99_ms"], 3), str(r["passes"])] for r in runs]
+                         f"{a['1'] - ref.top1:+.2f}", f"{a.get('5', 0.0) - ref.top5:+.2f}",
+                         "pass" if r.gate_pass else "FAIL"])
+    kind = "reference agreement" if ref.kind == "agreement" else "published ImageNet accuracy"
+    out += [(f"## Accuracy against the {kind} (top-1 {ref.top1:.2f}, top-5 {ref.top5:.2f}; "
+             f"gate: at most {ref.gate:g} point below)"), "", _md_table(acc_header, acc_rows), ""]
+    e2e_rows = [[r.target, str(r.batch_size), _fmt(r.end_to_end_images_per_second),
+                 _fmt(r.compute_mean_ms, 3), _fmt(r.compute_p99_ms, 3), str(r.passes)] for r in runs]
     out += ["## Per run", "", _md_table(["Target", "Batch size", "End-to-end images/s", "Compute mean ms",
                                           "Compute p99 ms", "Timed passes"], e2e_rows), ""]
     out += ["## Published figures (seed guide, section 7.1), for context", "",
             ("Basis: per card, as published; an Ascend 310 card carries 4 chips (per chip = card / 4), a 310P "
              "card and a T4 one each. The ratios are the seed's own columns. A CPU run is comparable with none "
              "of these."), "", _md_table(*published_table()), ""]
-    out.append(f"Overall: {'all runs pass the accuracy gate' if report['all_pass'] else 'SOME RUNS FAIL the accuracy gate'}.")
+    out.append(f"Overall: {'all runs pass the accuracy gate' if report.all_pass else 'SOME RUNS FAIL the accuracy gate'}.")
     return "\n".join(out) + "\n"

@@ -1,4 +1,4 @@
-"""The acl backend end to end through ``jobs.infer``: convert (atc target) -> infer (acl) -> predictions.
+"""The acl backend end to end through ``jobs.stages.infer``: convert (atc target) -> infer (acl) -> predictions.
 
 Each test runs against ``tests/fake_aclruntime.py`` (aclruntime's documented interface, computing
 with ONNX Runtime, engines from the stand-in ``tests/fake_atc.py``), and the tests marked for both
@@ -19,7 +19,8 @@ import sys
 import numpy as np
 import pytest
 
-from jobs import commit, convert, infer, preprocess, shards, store
+from jobs import commit, shards, store
+from jobs.stages import convert, infer, preprocess
 from jobs.backends.acl import backend as acl_backend
 from jobs.backends.acl import config as acl_config
 from jobs.tools import fake_imagenet
@@ -231,7 +232,7 @@ def test_npu_alone_takes_the_device_ascend_docker_runtime_handed_over(work, fake
     ("npu", None, "device 'npu': ASCEND_VISIBLE_DEVICES is not set"),
     ("npu:1", "3", "device 'npu:1': this container sees 1 NPU(s) (ASCEND_VISIBLE_DEVICES=3), ACL ids 0..0"),
     ("npu:1", None, "ghostnet_bs4.om: aclruntime cannot load it on NPU 1: aclrtSetDevice failed"),
-    ("gpu:0", None, "device 'gpu:0': expected npu or npu:N for backend acl"),
+    ("gpu:0", None, "device: expected npu or npu:N for backend acl, got 'gpu:0'"),
 ])
 def test_bad_devices_are_one_line_exit_2(work, fake, monkeypatch, capsys, device, env, message):
     if env is not None:
@@ -262,7 +263,7 @@ def test_an_onnxruntime_engine_is_refused(work, fake, capsys):
 def test_unknown_option_is_one_line_exit_2(work, fake, capsys):
     code, _ = run(work, "infer-fake-option", engine(work, "fake", "f32-bs4", 4), "float32", 4,
                   "--option", "precision_mode=force_fp32")
-    assert code == 2 and "acl options: unknown ['precision_mode']" in capsys.readouterr().err
+    assert code == 2 and "option precision_mode: unknown option; allowed: log_level, acl_json_path" in capsys.readouterr().err
 
 
 # -- pure parts --------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ import tempfile
 
 import pytest
 
-from jobs import commit, convert, devices, store
+from jobs import commit, devices, store
+from jobs.stages import convert
 from jobs.converters import atc
 from tests import fake_atc, tiny_model
 
@@ -50,7 +51,7 @@ NPU_SMI_INFO = """\
 def expected_args(case: str) -> list[str]:
     """The golden argument list of a case, from the converter's pure function (with placeholders)."""
     bs, options = CASES[case]
-    opts = atc.AtcOptions.parse({"soc_version": SOC, **options}, bs)
+    opts = atc.AtcOptions.check({"soc_version": SOC, **options}, bs)
     prefix = atc.output_prefix(bs, opts.dynamic_batch_sizes)
     aipp = f"{atc.ENGINE_PLACEHOLDER}/{atc.AIPP_FILE}" if opts.aipp else None
     return atc.build_args(f"{atc.EXPORT_PLACEHOLDER}/model.onnx", f"{atc.ENGINE_PLACEHOLDER}/{prefix}", bs, SOC,
@@ -271,12 +272,12 @@ def test_atc_version_is_recorded_from_the_toolkit(exports, stand_in, tmp_path):
 
 @pytest.mark.parametrize("mode, options, message", [
     ("uint8", [f"soc_version={SOC}", "aipp=true"], "aipp=true needs the float32 export"),
-    ("float32", [], "atc option soc_version: required"),
-    ("float32", ["soc_version=310P3"], "atc option soc_version: expected auto or a chip name"),
-    ("float32", [f"soc_version={SOC}", "dynamic_batch_sizes=[1,2]"], "--batch-size 4: not one of dynamic_batch_sizes"),
-    ("float32", [f"soc_version={SOC}", "offline_level=all"], "atc target options: unknown ['offline_level']"),
-    ("float32", [f"soc_version={SOC}", "timeout_s=0"], "atc option timeout_s: expected a number of seconds > 0"),
-    ("float32", [f"soc_version={SOC}", "precision_mode=fp64"], "atc option precision_mode: expected one of"),
+    ("float32", [], "option soc_version: required"),
+    ("float32", ["soc_version=310P3"], "option soc_version: expected auto or a chip name"),
+    ("float32", [f"soc_version={SOC}", "dynamic_batch_sizes=[1,2]"], "option dynamic_batch_sizes: batch size 4 is not one of [1, 2]"),
+    ("float32", [f"soc_version={SOC}", "offline_level=all"], "option offline_level: unknown option; allowed: soc_version, aipp"),
+    ("float32", [f"soc_version={SOC}", "timeout_s=0"], "option timeout_s: expected a number of seconds > 0"),
+    ("float32", [f"soc_version={SOC}", "precision_mode=fp64"], "option precision_mode: expected one of"),
 ])
 def test_bad_options_are_one_line_exit_2(exports, stand_in, tmp_path, capsys, mode, options, message):
     stand_in("ok")
@@ -299,7 +300,7 @@ def test_precision_mode_is_passed_only_when_given(exports, stand_in, tmp_path):
 def test_every_ascend_accelerator_has_a_soc_version_atc_accepts():
     for acc in devices.CATALOGUE.values():
         if acc.kind == "npu":
-            assert atc.AtcOptions.parse({"soc_version": acc.soc_version}, 1).soc_version == acc.soc_version
+            assert atc.AtcOptions.check({"soc_version": acc.soc_version}, 1).soc_version == acc.soc_version
 
 
 if __name__ == "__main__":

@@ -1,14 +1,18 @@
 """The Helm chart (charts/ghostbench) with a real Helm 3 binary (tools/get_helm.py fetches v3.18.0).
 
-`helm lint --strict`, `helm template` with the default values and each example values file, every
-rendered object through `kubernetes-validate --strict` for the oldest and newest supported Kubernetes,
-the sweep and settings the chart writes accepted by ghostbench itself (and the step Jobs they make
-valid too), and bad values rejected by values.schema.json.
+`helm lint --strict`, `helm template` with the default values, each example values file and each
+example sweep file (examples/*.yaml) as `sweep:`, every rendered object through `kubernetes-validate
+--strict` for the oldest and newest supported Kubernetes, the sweep and settings the chart writes
+accepted by ghostbench itself (and the step Jobs they make valid too), and bad values rejected by
+values.schema.json. Two things the chart repeats from the Python code are checked against it: the
+cluster defaults (values.yaml `steps:` etc. against ``KubernetesSettings()``) and the sweep language
+(the schema's `sweep` against the dataclasses of controller/spec.py, field by field).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import importlib.util
 import json
 import pathlib
@@ -17,6 +21,9 @@ import re
 import shutil
 import subprocess
 import sys
+import types
+import typing
+import urllib.parse
 
 import pytest
 import yaml
@@ -25,12 +32,16 @@ import jobs
 from controller import manifests
 from controller import plan as plan_mod
 from controller import spec as spec_mod
-from jobs import devices
+from jobs import devices, params
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "ghostbench"
 EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
 VALUES = [None, *EXAMPLES]
+SWEEP_FILES = sorted((ROOT / "examples").glob("*.yaml"))
+"""The repository's example sweep files, each put under `sweep:` by ``chart_sweep``."""
+CLUSTER_DATA = "s3://ghostbench/examples"
+"""Where ``chart_sweep`` puts a sweep file's local paths: on a cluster, data is in a bucket."""
 NAMESPACE = "ghostbench"
 RELEASE = "bench"
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -81,6 +92,36 @@ def rendered(helm) -> dict[str, list[dict]]:
     return {_id(v): template(helm, v) for v in VALUES}
 
 
+def chart_sweep(path: pathlib.Path) -> dict:
+    """A sweep file as the chart's `sweep:` value: without `store` (the chart sets it from `store:`), and
+    its relative paths (dataset, weights) as s3:// URIs under ``CLUSTER_DATA``: the schema accepts only
+    URIs there, since no pod sees the paths of the machine the values were written on."""
+    sweep = yaml.safe_load(path.read_text())
+    sweep.pop("store", None)
+    for section, key in (("dataset", "images"), ("dataset", "labels"), ("model", "weights")):
+        value = sweep.get(section, {}).get(key)
+        if value and not urllib.parse.urlparse(value).scheme:
+            sweep[section][key] = f"{CLUSTER_DATA}/{value}"
+    return sweep
+
+
+@pytest.fixture(scope="module")
+def sweep_values(tmp_path_factory) -> dict[str, pathlib.Path]:
+    """Example sweep file stem -> a values file with that sweep as `sweep:` (the rest: the defaults)."""
+    folder = tmp_path_factory.mktemp("sweep-values")
+    out = {}
+    for path in SWEEP_FILES:
+        out[path.stem] = folder / f"sweep-{path.stem}.yaml"
+        out[path.stem].write_text(yaml.safe_dump({"sweep": chart_sweep(path)}, sort_keys=False))
+    return out
+
+
+def _config(objects: list[dict]) -> dict[str, dict]:
+    """The sweep and the settings the chart gives the controller, as loaded YAML."""
+    cm = next(o for o in objects if o["kind"] == "ConfigMap" and "sweep.yaml" in o["data"])
+    return {"sweep": yaml.safe_load(cm["data"]["sweep.yaml"]), "settings": yaml.safe_load(cm["data"]["settings.yaml"])}
+
+
 @pytest.mark.parametrize("values", VALUES, ids=_id)
 def test_helm_lint_strict(helm, values):
     args = ["lint", "--strict", str(CHART)] + ([] if values is None else ["--values", str(values)])
@@ -90,17 +131,17 @@ def test_helm_lint_strict(helm, values):
 
 def _step_jobs(objects: list[dict]) -> list[dict]:
     """The Jobs the controller would submit, from the sweep and settings the chart gives it."""
-    cm = next(o for o in objects if o["kind"] == "ConfigMap" and "sweep.yaml" in o["data"])
-    spec = spec_mod.parse(yaml.safe_load(cm["data"]["sweep.yaml"]), "sweep.yaml (rendered)")
-    settings = manifests.parse_settings(yaml.safe_load(cm["data"]["settings.yaml"]), "settings.yaml (rendered)")
+    config = _config(objects)
+    spec = spec_mod.parse(config["sweep"], "sweep.yaml (rendered)")
+    settings = manifests.parse_settings(config["settings"], "settings.yaml (rendered)")
     return manifests.jobs_for(plan_mod.make_plan(spec), settings)
 
 
-def test_every_rendered_object_validates_strictly(helm, tmp_path):
+def test_every_rendered_object_validates_strictly(helm, sweep_values, tmp_path):
     pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate (the test extra)")
     files = {version: [] for version in manifests.KUBERNETES_VERSIONS}
     for version in manifests.KUBERNETES_VERSIONS:
-        for values in VALUES:
+        for values in [*VALUES, *sweep_values.values()]:
             objects = template(helm, values, kube_version=version)
             for kind, docs in (("chart", objects), ("steps", _step_jobs(objects))):
                 path = tmp_path / f"{_id(values)}-{kind}-{version}.yaml"
@@ -215,6 +256,15 @@ def test_changed_sweep_is_a_new_controller_job(helm):
     (["--set", "sweep.targets[0].batch_sizes={0}"], "batch_sizes"),
     (["--set", "sweep.name=Bad_Name"], "sweep.name"),
     (["--set", "sweep.colour=red"], "colour"),
+    (["--set", "sweep.store=s3://elsewhere/x"], "store"),  # the chart sets it from store:
+    (["--set", "sweep.dataset.images=data/images"], "images"),  # no pod sees a local path
+    (["--set", "sweep.dataset.labels=file:///data/val_label.txt"], "labels"),
+    (["--set", "sweep.model.weights=weights.pth", "--set", "sweep.model.checksum=md5:" + "0" * 32], "weights"),
+    (["--set-json", 'sweep.model.checksum=""'], "checksum"),
+    (["--set-json", 'sweep.targets=[{"name": "cpu", "accelerator": ""}]'], "accelerator"),  # spec.parse: too
+    (["--set", "sweep.report.ratios={ort-cpu}"], "ratios"),
+    (["--set", "sweep.report.colour=red"], "colour"),
+    (["--set", "sweep.timing.min_batches=0"], "min_batches"),
     (["--set", "steps.maxRunning.tpu=1"], "tpu"),
     (["--set", "steps.resources.infer.requests.cpu=lots"], "cpu"),
     (["--set", "securityContext.runAsUser=0"], "runAsUser"),
@@ -229,12 +279,192 @@ def test_bad_values_are_rejected_by_the_schema(helm, args, message):
 def test_schema_knows_the_accelerator_catalogue():
     schema = json.loads((CHART / "values.schema.json").read_text())
     sweep = schema["properties"]["sweep"]["properties"]
-    assert sweep["targets"]["items"]["properties"]["accelerator"]["enum"] == ["", *devices.CATALOGUE]
+    # no "": spec.parse refuses an empty accelerator (leave the key out for the CPU)
+    assert sweep["targets"]["items"]["properties"]["accelerator"]["enum"] == [*devices.CATALOGUE]
     assert set(schema["properties"]["steps"]["properties"]["maxRunning"]["properties"]) == {"cpu", *devices.CATALOGUE}
-    assert set(sweep["targets"]["items"]["properties"]) == {f.name for f in spec_mod.dataclasses.fields(
-        spec_mod.TargetSpec)}
-    assert set(sweep["dataset"]["properties"]) == {f.name for f in spec_mod.dataclasses.fields(spec_mod.DatasetSpec)}
-    assert sweep["dataset"]["properties"]["pipeline"]["enum"] == list(jobs.PIPELINES)
+    assert sweep["dataset"]["properties"]["pipeline"]["enum"] == list(params.PIPELINES)
+    assert sweep["targets"]["items"]["properties"]["input_mode"]["enum"] == list(spec_mod.INPUT_MODES)
+
+
+# -- the sweep language: values.schema.json's `sweep` against controller/spec.py -------------------------
+
+SWEEP_FIELDS_NOT_IN_CHART = {
+    "store": "the chart sets it from store: (s3://<bucket>/<prefix>), so the sweep and the report test agree",
+}
+"""SweepSpec fields that `sweep:` refuses on purpose, with the reason."""
+
+
+def _json_types(hint: typing.Any) -> set[str]:
+    """The JSON Schema types of a spec field's type hint (what a sweep file may hold there)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return set().union(*(_json_types(a) for a in typing.get_args(hint)))
+    if dataclasses.is_dataclass(hint) or typing.get_origin(hint) is dict:
+        return {"object"}
+    if typing.get_origin(hint) is tuple:
+        return {"array"}
+    simple = {str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
+    if hint not in simple:
+        raise TypeError(f"spec field type {hint!r}: teach _json_types its JSON Schema type")
+    return {simple[hint]}
+
+
+def _schema_mismatches(cls: type, node: dict, where: str, pointer: str) -> list[str]:
+    """Where the schema ``node`` of dataclass ``cls`` disagrees with it: field names, required fields,
+    unknown fields refused, each field's JSON type; nested dataclasses (and tuples of them) recursively.
+    ``where``: the field path in a sweep file; ``pointer``: the node's place in values.schema.json."""
+    problems = []
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if cls is spec_mod.SweepSpec:
+        fields = {n: f for n, f in fields.items() if n not in SWEEP_FIELDS_NOT_IN_CHART}
+    hints = typing.get_type_hints(cls)
+    props = node.get("properties", {})
+    for name in sorted(fields.keys() - props.keys()):
+        problems.append(f"{where}.{name}: a field of {cls.__name__} (controller/spec.py) that the chart refuses: "
+                        f"add it to values.schema.json at {pointer}/properties")
+    for name in sorted(props.keys() - fields.keys()):
+        problems.append(f"{where}.{name}: in values.schema.json ({pointer}/properties) but not a field of "
+                        f"{cls.__name__} (controller/spec.py), which refuses it")
+    if node.get("additionalProperties") is not False:
+        problems.append(f"{where}: {pointer} must have additionalProperties: false (spec.parse refuses unknown fields)")
+    required = {n for n, f in fields.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    if set(node.get("required", ())) != required:
+        problems.append(f"{where}: {pointer}/required is {sorted(node.get('required', ()))}, the fields of "
+                        f"{cls.__name__} without a default are {sorted(required)}")
+    for name in sorted(fields.keys() & props.keys()):
+        hint, prop = hints[name], props[name]
+        path, ptr = f"{where}.{name}", f"{pointer}/properties/{name}"
+        declared = prop.get("type")
+        declared = {declared} if isinstance(declared, str) else set(declared or ())
+        if declared != _json_types(hint):
+            problems.append(f"{path}: {ptr} has type {sorted(declared)}, {cls.__name__}.{name} is {hint} "
+                            f"(JSON {sorted(_json_types(hint))})")
+        if dataclasses.is_dataclass(hint):
+            problems += _schema_mismatches(hint, prop, path, ptr)
+        elif typing.get_origin(hint) is tuple:
+            item = typing.get_args(hint)[0]
+            if dataclasses.is_dataclass(item):
+                problems += _schema_mismatches(item, prop.get("items", {}), f"{path}[]", f"{ptr}/items")
+            elif {prop.get("items", {}).get("type")} != _json_types(item):
+                problems.append(f"{path}[]: {ptr}/items has type {prop.get('items', {}).get('type')!r}, "
+                                f"{cls.__name__}.{name} is {hint}")
+    return problems
+
+
+def test_schema_speaks_the_whole_sweep_language():
+    """`sweep:` accepts exactly the fields of a sweep file, at every level: a field added to controller/spec.py
+    without the chart (or one left in the chart after it left the spec) fails here, naming it."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    problems = _schema_mismatches(spec_mod.SweepSpec, schema["properties"]["sweep"], "sweep", "#/properties/sweep")
+    assert not problems, "values.schema.json and controller/spec.py disagree:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("example", SWEEP_FILES, ids=lambda p: p.stem)
+def test_example_sweep_files_through_the_chart(helm, sweep_values, example):
+    """Each examples/*.yaml as `sweep:`: helm lint, and the sweep the chart writes is the same sweep
+    (spec.parse gives the same SweepSpec, with the chart's store). kubernetes-validate: above."""
+    values = sweep_values[example.stem]
+    proc = run_helm(helm, "lint", "--strict", str(CHART), "--values", str(values))
+    assert proc.returncode == 0 and "0 chart(s) failed" in proc.stdout, proc.stdout + proc.stderr
+    objects = template(helm, values)
+    sweep = _config(objects)["sweep"]
+    store = "s3://ghostbench/ghostbench"  # values.yaml store.bucket/store.prefix
+    assert sweep["store"] == store
+    # nothing of the default values' sweep is merged in: what the chart writes is the example itself
+    assert {k: v for k, v in sweep.items() if k != "store"} == chart_sweep(example)
+    got = spec_mod.parse(sweep, "sweep.yaml (rendered)")
+    assert got == spec_mod.parse({**chart_sweep(example), "store": store}, str(example))
+    assert got.report.ratios == tuple(yaml.safe_load(example.read_text()).get("report", {}).get("ratios", ()))
+    assert _step_jobs(objects)
+    if example.stem == "seed-ascend310p":  # the seed's table: 310P/310 and 310P/T4 columns
+        assert got.report.ratios == ("ascend310p/ascend310", "ascend310p/t4")
+        assert {t.accelerator for t in got.targets} == {"Ascend310", "Ascend310P3", "nvidia-t4"}
+
+
+# -- cluster defaults: values.yaml against KubernetesSettings() -----------------------------------------
+
+SETTINGS_NOT_IN_CHART = {
+    "context": "a kubeconfig context: the controller runs in the cluster, with its service account",
+    "stage_images": "which image key a stage runs in is the controller's; the chart gives the images themselves",
+    "engine_images": "likewise, for the ATC convert target",
+    "driver_host_paths": "where the Ascend driver lies on a node (controller/manifests.py ASCEND_DRIVER_PATHS)",
+    "home": "the images' layout; the controller pod's HOME is checked against it below",
+    "log_tail_lines": "how the controller reports, not how the cluster runs",
+    "log_limit_bytes": "how the controller reports, not how the cluster runs",
+    "watch_timeout_seconds": "how the controller talks to the API server",
+    "api_deadline_seconds": "how the controller talks to the API server",
+}
+"""``KubernetesSettings`` fields the chart leaves to the controller's defaults, with the reason."""
+
+
+def _chart_specific_settings() -> dict[str, typing.Any]:
+    """Settings the chart's defaults (release RELEASE in NAMESPACE) set unlike ``KubernetesSettings()`` on purpose."""
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    return {
+        # the step Jobs run in the release's namespace, not "default"
+        "namespace": NAMESPACE,
+        # the release name labels the step Jobs (app.kubernetes.io/instance), not the sweep's name
+        "instance": RELEASE,
+        # the same image keys and repositories, tagged with the chart's appVersion (images.*.tag empty)
+        "images": {key: f"{ref.rsplit(':', 1)[0]}:{chart['appVersion']}"
+                   for key, ref in manifests.KubernetesSettings().images.items()},
+        # the store ConfigMap the chart creates, named after the release
+        "store_config_map": f"{RELEASE}-ghostbench-store",
+    }
+
+
+def _differences(got: typing.Any, expected: typing.Any, path: str) -> list[tuple[str, typing.Any, typing.Any]]:
+    """(path, got, expected) of each leaf where two values differ: ``resources.preprocess.limits.memory``."""
+    if isinstance(got, dict) and isinstance(expected, dict):
+        return [d for key in sorted(got.keys() | expected.keys(), key=str)
+                for d in _differences(got.get(key), expected.get(key), f"{path}.{key}")]
+    return [] if got == expected else [(path, got, expected)]
+
+
+def _settings_disagreements(objects: list[dict]) -> list[str]:
+    """Where the settings the chart renders differ from ``KubernetesSettings()`` other than on purpose."""
+    rendered = _config(objects)["settings"]
+    settings = manifests.parse_settings(rendered, "settings.yaml (rendered)")
+    defaults = manifests.KubernetesSettings()
+    specific = _chart_specific_settings()
+    problems = []
+    for name in sorted(rendered):
+        expected = specific[name] if name in specific else getattr(defaults, name)
+        why = "the chart's own value" if name in specific else "KubernetesSettings()"
+        problems += [f"{path}: the chart renders {got!r}, {why} has {want!r}"
+                     for path, got, want in _differences(getattr(settings, name), expected, name)]
+    return problems
+
+
+def test_chart_defaults_are_the_controller_defaults(rendered):
+    """One memory request (or deadline, or limit) changed in values.yaml or in controller/manifests.py alone
+    fails here: with its default values, the chart gives the controller ``KubernetesSettings()`` except
+    where it means something else (``_chart_specific_settings``)."""
+    objects = rendered["default"]
+    fields = {f.name for f in dataclasses.fields(manifests.KubernetesSettings)}
+    chart_sets = set(_config(objects)["settings"])
+    problems = _settings_disagreements(objects)
+    problems += [f"{name}: a KubernetesSettings field neither set by the chart (values.yaml, templates/_helpers.tpl "
+                 "ghostbench.settings) nor listed, with a reason, in SETTINGS_NOT_IN_CHART"
+                 for name in sorted(fields - chart_sets - SETTINGS_NOT_IN_CHART.keys())]
+    problems += [f"{name}: set by the chart, yet listed in SETTINGS_NOT_IN_CHART"
+                 for name in sorted(chart_sets & SETTINGS_NOT_IN_CHART.keys())]
+    assert not problems, ("values.yaml and KubernetesSettings (controller/manifests.py) disagree; change both:\n  "
+                          + "\n  ".join(problems))
+    # the controller pod itself: the same HOME and user as the step pods
+    defaults = manifests.KubernetesSettings()
+    pod = next(o for o in objects if o["kind"] == "Job")["spec"]["template"]["spec"]
+    assert {v["name"]: v.get("value") for v in pod["containers"][0]["env"]}["HOME"] == defaults.home
+    assert {"name": "home", "mountPath": defaults.home} in pod["containers"][0]["volumeMounts"]
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (
+        defaults.run_as_user, defaults.run_as_group)
+
+
+def test_a_default_changed_in_one_place_is_caught(helm):
+    objects = template(helm, None, "--set", "steps.resources.preprocess.limits.memory=3Gi",
+                       "--set", "steps.backoffLimit=5")
+    problems = _settings_disagreements(objects)
+    assert [p.split(":")[0] for p in problems] == ["backoff_limit", "resources.preprocess.limits.memory"], problems
 
 
 def test_notes_say_where_results_land(helm, tmp_path):

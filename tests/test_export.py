@@ -16,7 +16,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper
 
-from jobs import commit, export, onnx_graph
+from jobs import commit, onnx_graph
+from jobs.stages import export
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 GHOST_MODULES = 32  # 16 bottlenecks x 2 ghost modules, one `out[:, :oup]` each
@@ -224,7 +225,7 @@ def test_bad_weights_file(write, tmp_path, capsys):
 
 
 def test_help_subprocess():
-    result = subprocess.run([sys.executable, "-m", "jobs.export", "--help"], check=False, cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "jobs.stages.export", "--help"], check=False, cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     for flag in ("--model", "--weights", "--checksum", "--opset", "--input-dtype", "--keep-noops",

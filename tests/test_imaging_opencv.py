@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jobs import errors, imaging, preprocess, shards
+from jobs import errors, imaging, shards
+from jobs.stages import preprocess
 from jobs.tools import fake_imagenet
 
 cv2 = pytest.importorskip("cv2", reason="OpenCV is in the test extra; the opencv pipeline is optional")
 from jobs import imaging_opencv
 
 GOLDEN = pathlib.Path(__file__).parent / "facts" / "preprocess_golden.npz"
-FAST = imaging.Recipe(pipeline="opencv")
+RECIPE = imaging.Recipe(pipeline="opencv")
 # INTER_LINEAR does not average when shrinking: pixels differ from PIL's BILINEAR by a few levels,
 # most by none or one (measured on the goldens: see docs/performance.md for the ImageNet-like set).
 MAX_NORMALIZED_DIFF = 2.5
@@ -37,7 +38,7 @@ def _cases() -> list[str]:
 
 @pytest.mark.parametrize("name", _cases())
 def test_golden_cases_are_close_with_the_same_geometry(golden, name):
-    out = imaging.normalize(FAST.pixels(golden[f"img/{name}"].tobytes(), name))
+    out = imaging.normalize(imaging_opencv.pixels(golden[f"img/{name}"].tobytes(), name, recipe=RECIPE))
     expected = golden[f"expected/{name}"]
     assert out.shape == expected.shape == (3, 224, 224)
     diff = np.abs(out - expected)
@@ -47,7 +48,7 @@ def test_golden_cases_are_close_with_the_same_geometry(golden, name):
 
 def test_an_image_needing_no_resize_decodes_to_the_seeds_pixels(golden):
     name = next(n for n in _cases() if n.startswith("exact_256"))
-    out = imaging.normalize(FAST.pixels(golden[f"img/{name}"].tobytes(), name))
+    out = imaging.normalize(imaging_opencv.pixels(golden[f"img/{name}"].tobytes(), name, recipe=RECIPE))
     assert float(np.abs(out - golden[f"expected/{name}"]).max()) <= 1e-6  # same libjpeg IDCT, RGB order
 
 
@@ -63,8 +64,8 @@ def test_exif_orientation_is_ignored_as_the_seed_ignores_it():
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW" in the EXIF orientation tag
     data = _jpeg(arr, exif=exif.tobytes())
-    seed = imaging.Recipe().pixels(data)
-    fast = FAST.pixels(data)
+    seed = imaging.pixels(data)
+    fast = imaging_opencv.pixels(data, recipe=RECIPE)
     assert fast.shape == seed.shape == (224, 224, 3)
     assert float(np.abs(fast.astype(int) - seed).mean()) < 2
 
@@ -72,20 +73,20 @@ def test_exif_orientation_is_ignored_as_the_seed_ignores_it():
 def test_truncated_jpeg_is_refused_like_the_seed():
     data = _jpeg(np.full((300, 400, 3), 90, dtype=np.uint8))[:-2000]
     with pytest.raises(imaging.UndecodableImage) as e:
-        FAST.pixels(data, "cut.JPEG")
+        imaging_opencv.pixels(data, "cut.JPEG", recipe=RECIPE)
     assert e.value.name == "cut.JPEG"
 
 
 def test_not_an_image_is_refused_naming_it():
     with pytest.raises(imaging.UndecodableImage, match="notes.JPEG"):
-        FAST.pixels(b"just some text", "notes.JPEG")
+        imaging_opencv.pixels(b"just some text", "notes.JPEG", recipe=RECIPE)
 
 
 def test_a_format_opencv_lacks_goes_to_pil():
     buf = io.BytesIO()
     Image.fromarray(np.full((260, 300, 3), 40, dtype=np.uint8)).save(buf, format="GIF")
-    seed = imaging.Recipe().pixels(buf.getvalue())
-    assert np.array_equal(FAST.pixels(buf.getvalue()), seed)
+    seed = imaging.pixels(buf.getvalue())
+    assert np.array_equal(imaging_opencv.pixels(buf.getvalue(), recipe=RECIPE), seed)
 
 
 def test_stage_records_the_pipeline_and_keeps_default_records_unchanged(tmp_path):

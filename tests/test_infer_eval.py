@@ -7,8 +7,9 @@ import pathlib
 import numpy as np
 import pytest
 
-from jobs import commit, convert, infer, preprocess, shards, store
-from jobs import eval as eval_stage
+from jobs import commit, shards, store
+from jobs.stages import convert, infer, preprocess
+from jobs.stages import eval as eval_stage
 from jobs.tools import fake_imagenet
 from tests import tiny_model
 
@@ -131,13 +132,13 @@ def test_a_backend_computing_on_the_host_runs_serially_by_default(work):
 
 @pytest.mark.parametrize("args, message", [
     (["--batch-size", "8"], "the engine was built for batch size 4"),
-    (["--batch-size", "0"], "--batch-size: expected an integer >= 1"),
+    (["--batch-size", "0"], "--batch-size: expected a number >= 1, got 0"),
     (["--batch-size", "4", "--backend", "tensorflow"], "backend 'tensorflow' is not known"),
-    (["--batch-size", "4", "--backend", "acl"], "device 'cpu': expected npu or npu:N for backend acl"),
-    (["--batch-size", "4", "--device", "gpu"], "device 'gpu': expected one of cpu"),
+    (["--batch-size", "4", "--backend", "acl"], "device: expected npu or npu:N for backend acl, got 'cpu'"),
+    (["--batch-size", "4", "--device", "gpu"], "device: expected one of cpu, cuda[:N], tensorrt[:N], cann[:N] for backend onnxruntime, got 'gpu'"),
     (["--batch-size", "4", "--option", "threads"], "--option 'threads': expected KEY=VALUE"),
     (["--batch-size", "4", "--backend", "null", "--option", "images_per_s=0"],
-     "null backend option images_per_s: expected a number > 0, got 0"),
+     "option images_per_s: expected a number > 0, got 0"),
 ])
 def test_bad_infer_arguments_exit_2_with_one_line(work, capsys, args, message):
     engine = make_engine(work, "float32", 4)

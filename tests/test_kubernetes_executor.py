@@ -21,6 +21,7 @@ pytest.importorskip("kubernetes", reason="the Kubernetes tests need the client: 
 
 from controller import cli, k8s_api, manifests, runner
 from controller import plan as plan_mod
+from jobs import params
 from controller import spec as spec_mod
 from controller.executors import kubernetes as k8s_executor
 from jobs import store as store_mod
@@ -246,7 +247,8 @@ def test_jobs_at_once_are_bounded_per_device_class(tmp_path):
     infers = [s for s in plan.steps if s.stage == "infer"]
     assert executor.can_start(infers[0], [shard0, shard1])  # two shards are one Job
     assert not executor.can_start(infers[0], [shard0, infers[1]])
-    npu = [plan_mod.Step(f"k{i}", "infer", f"npu {i}", f"artifacts/infer/k{i}", ("--out", f"x/k{i}"),
+    npu = [plan_mod.Step(f"k{i}", params.InferParams(data="x/data", backend="acl", device="npu:0", batch_size=1,
+                                                      out=f"x/k{i}"), f"npu {i}", f"artifacts/infer/k{i}",
                          accelerator="Ascend310P3") for i in range(2)]
     assert executor.can_start(npu[0], [shard0, infers[1]])  # another class
     assert not executor.can_start(npu[1], [npu[0]])

@@ -24,7 +24,7 @@ import yaml
 from controller import cli, manifests
 from controller import plan as plan_mod
 from controller import spec as spec_mod
-from jobs import devices
+from jobs import devices, params
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "manifests"
@@ -58,46 +58,37 @@ def _uri(out: str) -> str:
 
 
 def _steps() -> dict[str, plan_mod.Step]:
-    """Representative steps, written out (not planned), so that the goldens change only with manifests.py."""
+    """Representative steps with typed parameters, written out (not planned), so that the goldens change only
+    with manifests.py and jobs/params.py."""
     export = "artifacts/export/0123456789abcdef"
     engine = "artifacts/convert/1111111111111111"
     data = "artifacts/preprocess/2222222222222222"
+    infer_npu, infer_cpu = "artifacts/infer/4444444444444444", "artifacts/infer/5555555555555555"
     return {
-        "export": plan_mod.Step(
-            "0123456789abcdef", "export", "export float32", export,
-            ("--model", "ghostnet_1.0x", "--weights",
-             "https://github.com/huawei-noah/CV-Backbones/raw/master/ghostnet_pytorch/models/state_dict_73.98.pth",
-             "--checksum", "md5:f7241350b4486bf00accbf9c3a192331", "--opset", "11", "--input-dtype", "float32",
-             "--out", _uri(export)), labels={"input_mode": "float32"}),
-        "convert-atc": plan_mod.Step(
-            "1111111111111111", "convert", "convert ascend310p bs8 (.om, Ascend310P3)", engine,
-            ("--model", _uri(export), "--target", "atc", "--batch-size", "8", "--option",
-             'soc_version="Ascend310P3"', "--out", _uri(engine)), deps=("0123456789abcdef",),
-            labels={"target": "ascend310p", "batch_size": "8", "input_mode": "float32"}),
-        "preprocess": plan_mod.Step(
-            "3333333333333333", "preprocess", "preprocess float32 shard 4/8", f"{data}/shard-00003-of-00008",
-            ("--images", "s3://datasets/imagenet/val", "--labels", "s3://datasets/imagenet/val_label.txt",
-             "--shard", "3", "--num-shards", "8", "--mode", "float32", "--model", "ghostnet_1.0x",
-             "--out", _uri(data)), labels={"input_mode": "float32", "shard": "3"}),
-        "infer-ascend310p3": plan_mod.Step(
-            "4444444444444444", "infer", "infer ascend310p bs8", "artifacts/infer/4444444444444444",
-            ("--engine", _uri(engine), "--data", _uri(data), "--backend", "acl", "--device", "npu:0",
-             "--batch-size", "8", "--target-name", "ascend310p", "--warmup", "2", "--min-batches", "20",
-             "--min-seconds", "2.0", "--out", _uri("artifacts/infer/4444444444444444")),
-            deps=("1111111111111111", "3333333333333333"), device="npu:0", accelerator="Ascend310P3", exclusive=True,
-            labels={"target": "ascend310p", "batch_size": "8", "input_mode": "float32"}),
-        "infer-cpu": plan_mod.Step(
-            "5555555555555555", "infer", "infer ort-cpu bs8", "artifacts/infer/5555555555555555",
-            ("--engine", _uri("artifacts/convert/6666666666666666"), "--data", _uri(data), "--backend",
-             "onnxruntime", "--device", "cpu", "--batch-size", "8", "--target-name", "ort-cpu", "--warmup", "2",
-             "--min-batches", "20", "--min-seconds", "2.0", "--out", _uri("artifacts/infer/5555555555555555")),
-            deps=("6666666666666666", "3333333333333333"), exclusive=True,
-            labels={"target": "ort-cpu", "batch_size": "8", "input_mode": "float32"}),
-        "eval": plan_mod.Step(
-            "7777777777777777", "eval", "eval", "artifacts/eval/7777777777777777",
-            ("--data", _uri(data), "--model", "ghostnet_1.0x", "--reference-top1", "73.98", "--reference-top5",
-             "91.46", "--reference-kind", "imagenet", "--gate", "1.0", "--run", _uri("artifacts/infer/4444444444444444"),
-             "--run", _uri("artifacts/infer/5555555555555555"), "--out", _uri("artifacts/eval/7777777777777777")),
+        "export": plan_mod.Step("0123456789abcdef", params.ExportParams(
+            model="ghostnet_1.0x",
+            weights="https://github.com/huawei-noah/CV-Backbones/raw/master/ghostnet_pytorch/models/state_dict_73.98.pth",
+            checksum="md5:f7241350b4486bf00accbf9c3a192331", out=_uri(export)), "export float32", export,
+            input_mode="float32"),
+        "convert-atc": plan_mod.Step("1111111111111111", params.ConvertParams(
+            model=_uri(export), target="atc", batch_size=8, options={"soc_version": "Ascend310P3"}, out=_uri(engine)),
+            "convert ascend310p bs8 (.om, Ascend310P3)", engine, deps=("0123456789abcdef",), target="ascend310p",
+            input_mode="float32"),
+        "preprocess": plan_mod.Step("3333333333333333", params.PreprocessParams(
+            images="s3://datasets/imagenet/val", labels="s3://datasets/imagenet/val_label.txt", shard=3, num_shards=8,
+            out=_uri(data)), "preprocess float32 shard 4/8", f"{data}/shard-00003-of-00008", input_mode="float32"),
+        "infer-ascend310p3": plan_mod.Step("4444444444444444", params.InferParams(
+            engine=_uri(engine), data=_uri(data), backend="acl", device="npu:0", batch_size=8,
+            target_name="ascend310p", out=_uri(infer_npu)), "infer ascend310p bs8", infer_npu,
+            deps=("1111111111111111", "3333333333333333"), accelerator="Ascend310P3", target="ascend310p",
+            input_mode="float32"),
+        "infer-cpu": plan_mod.Step("5555555555555555", params.InferParams(
+            engine=_uri("artifacts/convert/6666666666666666"), data=_uri(data), batch_size=8, target_name="ort-cpu",
+            out=_uri(infer_cpu)), "infer ort-cpu bs8", infer_cpu, deps=("6666666666666666", "3333333333333333"),
+            target="ort-cpu", input_mode="float32"),
+        "eval": plan_mod.Step("7777777777777777", params.EvalParams(
+            runs=(_uri(infer_npu), _uri(infer_cpu)), data=_uri(data), reference_top1=73.98, reference_top5=91.46,
+            out=_uri("artifacts/eval/7777777777777777")), "eval", "artifacts/eval/7777777777777777",
             deps=("4444444444444444", "5555555555555555")),
     }
 
@@ -151,7 +142,7 @@ def test_golden_manifests_show_the_essentials():
         spec = job["spec"]
         pod = spec["template"]["spec"]
         container = pod["containers"][0]
-        assert container["command"] == ["python"] and container["args"][:2] == ["-m", f"jobs.{job['metadata']['labels']['app.kubernetes.io/component']}"]
+        assert container["command"] == ["python"] and container["args"][:2] == ["-m", f"jobs.stages.{job['metadata']['labels']['app.kubernetes.io/component']}"]
         assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
         assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"] == {
             "type": "RuntimeDefault"}

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from jobs import metrics, reports
+from jobs import metrics, records, reports
+from tests import test_seed_sweep
 
 
 def test_topk_orders_best_first_and_breaks_ties_by_index():
@@ -23,15 +24,20 @@ def test_topk_accuracy_hand_made():
 
 
 def test_latency_stats_and_throughput():
-    s = metrics.latency_stats([1.0, 2.0, 3.0, 4.0, 100.0])
-    assert s["min"] == 1.0 and s["max"] == 100.0 and s["median"] == 3.0 and s["mean"] == 22.0
-    assert s["count"] == 5
-    assert s["percentile(99%)"] == pytest.approx(96.16)
-    assert metrics.throughput(16, 4.652794558563232) == pytest.approx(3438.8, abs=0.1)  # the seed's bs16 example
+    s = records.LatencyStats.of([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert s.min == 1.0 and s.max == 100.0 and s.median == 3.0 and s.mean == 22.0
+    assert s.count == 5
+    assert s.p99 == pytest.approx(96.16)
+    assert s.to_dict()["percentile(99%)"] == s.p99  # ais_infer's key
+    assert records.LatencyStats.from_dict(s.to_dict()) == s
+    assert records.throughput(16, 4.652794558563232) == pytest.approx(3438.8, abs=0.1)  # the seed's bs16 example
 
 
 def test_seed_accuracy_format():
-    acc = reports.seed_accuracy(50000, 1000, {1: 73.986, 2: 80.0, 3: 85.0, 4: 88.0, 5: 91.4649})
+    typed = records.SeedAccuracy(50000, 1000, {1: 73.986, 2: 80.0, 3: 85.0, 4: 88.0, 5: 91.4649})
+    acc = typed.to_dict()
+    back = records.SeedAccuracy.from_dict(acc)
+    assert back.num_images == 50000 and back.topk[1] == 73.99 and back.topk[5] == 91.46
     assert acc["title"] == "Overall statistical evaluation"
     assert acc["value"][0] == {"key": "Number of images", "value": "50000"}
     assert acc["value"][1] == {"key": "Number of classes", "value": "1000"}
@@ -40,9 +46,7 @@ def test_seed_accuracy_format():
 
 
 def test_throughput_table_ratios():
-    runs = [{"target": "a", "batch_size": 1, "throughput": 100.0},
-            {"target": "b", "batch_size": 1, "throughput": 150.0},
-            {"target": "a", "batch_size": 8, "throughput": 200.0}]
+    runs = [test_seed_sweep.report_row("a", 1, 100.0), test_seed_sweep.report_row("b", 1, 150.0), test_seed_sweep.report_row("a", 8, 200.0)]
     header, rows = reports.throughput_table(runs)
     assert header == ["Batch size", "a", "b", "b/a"]
     assert rows == [["1", "100.0", "150.0", "1.5000"], ["8", "200.0", "-", "-"]]

@@ -9,14 +9,15 @@ from __future__ import annotations
 import pytest
 from onnxruntime.capi import onnxruntime_inference_collection as ort_collection
 
-from jobs import commit, convert, errors, infer, preprocess, store
+from jobs import commit, errors, store
+from jobs.stages import convert, infer, preprocess
 from jobs.backends.onnxruntime import config
 from jobs.tools import fake_imagenet
 from tests import tiny_model
 
 
 def test_cann_device_gets_an_explicit_fp32_precision_mode():
-    cfg = config.OnnxRuntimeConfig.from_options("cann:1", {})
+    cfg = config.OnnxRuntimeConfig.check("cann:1", {})
     assert cfg.kind == "cann" and cfg.device_id == 1
     assert config.providers(cfg) == [
         ("CANNExecutionProvider", {"device_id": "1", "precision_mode": "must_keep_origin_dtype",
@@ -26,7 +27,7 @@ def test_cann_device_gets_an_explicit_fp32_precision_mode():
 
 
 def test_cann_options_override_and_are_strings():
-    cfg = config.OnnxRuntimeConfig.from_options("cann", {
+    cfg = config.OnnxRuntimeConfig.check("cann", {
         "precision_mode": "force_fp16", "enable_cann_graph": False, "npu_mem_limit": 2 << 30,
         "op_select_impl_mode": "high_precision", "intra_op_threads": 2})
     assert config.provider_options(cfg, "CANNExecutionProvider") == {
@@ -36,7 +37,7 @@ def test_cann_options_override_and_are_strings():
 
 
 def test_provider_options_survive_onnxruntimes_normalization():
-    providers = config.providers(config.OnnxRuntimeConfig.from_options("cann:0", {"precision_mode": "force_fp32"}))
+    providers = config.providers(config.OnnxRuntimeConfig.check("cann:0", {"precision_mode": "force_fp32"}))
     names, options = ort_collection.check_and_normalize_provider_args(
         providers, None, ["CANNExecutionProvider", "CPUExecutionProvider"])
     assert names == ["CANNExecutionProvider", "CPUExecutionProvider"]
@@ -44,8 +45,8 @@ def test_provider_options_survive_onnxruntimes_normalization():
 
 
 def test_other_devices_keep_their_providers():
-    assert config.providers(config.OnnxRuntimeConfig.from_options("cpu", {})) == ["CPUExecutionProvider"]
-    assert config.providers(config.OnnxRuntimeConfig.from_options("tensorrt:1", {})) == [
+    assert config.providers(config.OnnxRuntimeConfig.check("cpu", {})) == ["CPUExecutionProvider"]
+    assert config.providers(config.OnnxRuntimeConfig.check("tensorrt:1", {})) == [
         ("TensorrtExecutionProvider", {"device_id": "1"}), ("CUDAExecutionProvider", {"device_id": "1"}),
         "CPUExecutionProvider"]
 
@@ -55,13 +56,13 @@ def test_other_devices_keep_their_providers():
     ("cann:0", {"enable_cann_graph": "yes"}, "enable_cann_graph: expected true or false"),
     ("cann:0", {"npu_mem_limit": 0}, "npu_mem_limit: expected bytes"),
     ("cann:0", {"op_select_impl_mode": "fast"}, "op_select_impl_mode: expected one of high_precision"),
-    ("cpu", {"precision_mode": "force_fp32"}, "onnxruntime options ['precision_mode']: apply only to the cann device"),
-    ("cann:x", {}, "device 'cann:x': expected one of cpu, cuda[:N], tensorrt[:N], cann[:N]"),
-    ("cann:0", {"threads": 1}, "onnxruntime options: unknown ['threads']"),
+    ("cpu", {"precision_mode": "force_fp32"}, "option precision_mode: applies only to the cann device, not 'cpu'"),
+    ("cann:x", {}, "device: expected one of cpu, cuda[:N], tensorrt[:N], cann[:N] for backend onnxruntime, got 'cann:x'"),
+    ("cann:0", {"threads": 1}, "option threads: unknown option (did you mean 'intra_op_threads'?); allowed: intra_op_threads"),
 ])
 def test_bad_cann_options(device, options, message):
     with pytest.raises(errors.BadInput) as e:
-        config.OnnxRuntimeConfig.from_options(device, options)
+        config.OnnxRuntimeConfig.check(device, options)
     assert message in str(e.value) and "\n" not in str(e.value)
 
 

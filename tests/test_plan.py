@@ -38,9 +38,9 @@ def test_plan_shape_and_dependency_order():
         assert set(s.deps) <= seen, s.title
         seen.add(s.key)
     infer = next(s for s in p.steps if s.title == "infer f32 bs4")
-    assert infer.exclusive and "--batch-size" in infer.args and infer.args[infer.args.index("--batch-size") + 1] == "4"
-    assert all(a.startswith("file:///store/") for s in p.steps for a, prev in zip(s.args, ("",) + s.args)
-               if prev == "--out")
+    assert infer.exclusive and infer.params.batch_size == 4
+    assert infer.command()[infer.command().index("--batch-size") + 1] == "4"
+    assert all(s.params.out.startswith("file:///store/") for s in p.steps)
 
 
 def test_keys_are_stable_across_runs():
@@ -77,8 +77,8 @@ def test_the_opencv_pipeline_rebuilds_preprocessing_and_downstream_and_passes_th
     changed = {t.split()[0] for t in before if after[t] != before[t]}
     assert changed == {"preprocess", "infer", "eval"}
     pre = [s for s in fast.steps if s.stage == "preprocess"]
-    assert all(s.args[s.args.index("--pipeline") + 1] == "opencv" for s in pre)
-    assert all("--pipeline" not in s.args for s in make().steps)
+    assert all(s.params.pipeline == "opencv" and "opencv" in s.command() for s in pre)
+    assert all(s.params.pipeline == "seed" for s in make().steps if s.stage == "preprocess")
 
 
 def test_store_is_not_part_of_keys():
@@ -86,4 +86,4 @@ def test_store_is_not_part_of_keys():
     a = plan.make_plan(s, "file:///one")
     b = plan.make_plan(dataclasses.replace(s), "file:///two")
     assert [x.key for x in a.steps] == [x.key for x in b.steps]
-    assert a.steps[0].args != b.steps[0].args
+    assert a.steps[0].params.out != b.steps[0].params.out

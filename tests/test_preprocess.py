@@ -10,7 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-from jobs import commit, errors, imaging, preprocess, shards
+from jobs import commit, errors, imaging, shards
+from jobs.stages import preprocess
 from jobs import store as store_mod
 from jobs.tools import fake_imagenet
 
@@ -270,7 +271,7 @@ def test_iter_batches_streams_through_open_read(fake_set, tmp_path, monkeypatch)
     ds = shards.open_dataset(str(out))
     reads: list[int] = []
     opened: list[str] = []
-    real_open_read = store_mod.FileStore.open_read
+    real_open_read = store_mod.local.FileStore.open_read
 
     class Recorder:
         def __init__(self, f):
@@ -296,7 +297,7 @@ def test_iter_batches_streams_through_open_read(fake_set, tmp_path, monkeypatch)
     def no_load(*a, **k):
         raise AssertionError("np.load reads a whole part")
 
-    monkeypatch.setattr(store_mod.FileStore, "open_read", recording_open_read)
+    monkeypatch.setattr(store_mod.local.FileStore, "open_read", recording_open_read)
     monkeypatch.setattr(np, "load", no_load)
     counts = [n for _, n in ds.iter_batches(3)]
     assert counts == [3, 3, 3, 1]

@@ -16,7 +16,7 @@ from jobs import store
 from jobs.tools import fake_imagenet
 
 
-def make_sweep(tmp_path, name="s", corrupt=None, shards=2, store_dir="store"):
+def make_sweep(tmp_path, name="s", corrupt=None, shards=2, store_dir="store", targets=None):
     images = tmp_path / "images"
     if not images.exists():
         names = fake_imagenet.make_image_set(images, count=12, seed=5)
@@ -27,8 +27,8 @@ def make_sweep(tmp_path, name="s", corrupt=None, shards=2, store_dir="store"):
         "name": name,
         "store": str(tmp_path / store_dir),
         "dataset": {"images": str(images), "labels": str(images / "val_label.txt"), "shards": shards},
-        "targets": [{"name": "null-f32", "backend": "null", "batch_sizes": [1, 4]},
-                    {"name": "null-u8", "backend": "null", "input_mode": "uint8", "batch_sizes": [4]}],
+        "targets": targets or [{"name": "null-f32", "backend": "null", "batch_sizes": [1, 4]},
+                               {"name": "null-u8", "backend": "null", "input_mode": "uint8", "batch_sizes": [4]}],
         "reference": {"top1": 30.0, "top5": 30.0, "gate": 5.0},
         "timing": {"warmup": 0, "min_batches": 1, "min_seconds": 0},
     }

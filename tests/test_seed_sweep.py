@@ -11,8 +11,9 @@ import pytest
 from controller import cli
 from controller import plan as plan_mod
 from controller import spec as spec_mod
-from jobs import devices, infer, preprocess, published, reports
-from jobs import eval as eval_stage
+from jobs import devices, published, records, reports
+from jobs.stages import infer, preprocess
+from jobs.stages import eval as eval_stage
 from jobs.tools import fake_imagenet
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -24,11 +25,19 @@ SEED_RATIOS = {1: ("1.1145", "6.8536"), 4: ("1.0374", "3.3061"), 8: ("1.5179", "
 
 
 def arg(step, flag):
-    return step.args[step.args.index(flag) + 1]
+    """The typed parameter behind a stage flag (a step's command is never parsed back)."""
+    return getattr(step.params, flag.lstrip("-").replace("-", "_"))
 
 
 def options(step):
-    return dict(o.split("=", 1) for o in (step.args[i + 1] for i, a in enumerate(step.args) if a == "--option"))
+    return step.params.options or {}
+
+
+def report_row(target, batch_size, throughput):
+    """A report row with only what the throughput tables read."""
+    return records.ReportRun(run="", target=target, backend="", device="", input_mode=None, batch_size=batch_size,
+                             num_images=0, throughput=throughput, compute_mean_ms=0.0, compute_p99_ms=0.0,
+                             end_to_end_images_per_second=0.0, passes=1, accuracy={"1": 0.0}, gate_pass=True)
 
 
 @pytest.fixture(scope="module")
@@ -43,38 +52,38 @@ def test_seed_plan_has_one_om_per_batch_size_per_ascend_target(seed_plan):
     ascend = [t for t in spec.targets if t.engine == "atc"]
     assert {t.name: t.accelerator for t in ascend} == {"ascend310": "Ascend310", "ascend310p": "Ascend310P3"}
     for t in ascend:
-        converts = [s for s in plan.steps if s.stage == "convert" and s.labels["target"] == t.name]
-        assert sorted(int(arg(s, "--batch-size")) for s in converts) == BATCH_SIZES
+        converts = [s for s in plan.steps if s.stage == "convert" and s.target == t.name]
+        assert sorted(arg(s, "--batch-size") for s in converts) == BATCH_SIZES
         for s in converts:
             assert arg(s, "--target") == "atc" and "(.om" in s.title
-            assert json.loads(options(s)["soc_version"]) == devices.get(t.accelerator).soc_version
-        infers = [s for s in plan.steps if s.stage == "infer" and s.labels["target"] == t.name]
-        assert sorted(int(arg(s, "--batch-size")) for s in infers) == BATCH_SIZES
+            assert options(s)["soc_version"] == devices.get(t.accelerator).soc_version
+        infers = [s for s in plan.steps if s.stage == "infer" and s.target == t.name]
+        assert sorted(arg(s, "--batch-size") for s in infers) == BATCH_SIZES
         for s in infers:
             assert arg(s, "--backend") == "acl" and s.accelerator == t.accelerator and s.exclusive
             (engine_dep,) = [d for d in s.deps if by_key[d].stage == "convert"]
-            assert by_key[engine_dep].labels["batch_size"] == s.labels["batch_size"]
+            assert by_key[engine_dep].params.batch_size == s.params.batch_size
     keys = [s.key for s in plan.steps if s.stage == "convert" and arg(s, "--target") == "atc"]
     assert len(keys) == len(set(keys)) == 2 * len(BATCH_SIZES)  # 310 and 310P engines never shared
 
 
 def test_seed_plan_has_the_t4_runs(seed_plan):
     _, plan = seed_plan
-    infers = [s for s in plan.steps if s.stage == "infer" and s.labels["target"] == "t4"]
-    assert sorted(int(arg(s, "--batch-size")) for s in infers) == BATCH_SIZES
+    infers = [s for s in plan.steps if s.stage == "infer" and s.target == "t4"]
+    assert sorted(arg(s, "--batch-size") for s in infers) == BATCH_SIZES
     assert all(arg(s, "--backend") == "onnxruntime" and arg(s, "--device") == "tensorrt:0"
                and s.accelerator == "nvidia-t4" for s in infers)
-    converts = [s for s in plan.steps if s.stage == "convert" and s.labels["target"] == "t4"]
+    converts = [s for s in plan.steps if s.stage == "convert" and s.target == "t4"]
     assert len(converts) == len(BATCH_SIZES) and all(arg(s, "--target") == "onnxruntime" for s in converts)
 
 
 def test_seed_plan_eval_asks_for_the_seeds_ratios_and_accelerators(seed_plan):
     _, plan = seed_plan
     (ev,) = [s for s in plan.steps if s.stage == "eval"]
-    ratios = [ev.args[i + 1] for i, a in enumerate(ev.args) if a == "--ratio"]
-    accs = [ev.args[i + 1] for i, a in enumerate(ev.args) if a == "--accelerator"]
-    assert ratios == ["ascend310p/ascend310", "ascend310p/t4"]
-    assert accs == ["ascend310=Ascend310", "ascend310p=Ascend310P3", "t4=nvidia-t4"]
+    assert ev.params.ratios == ("ascend310p/ascend310", "ascend310p/t4")
+    assert ev.params.accelerators == {"ascend310": "Ascend310", "ascend310p": "Ascend310P3", "t4": "nvidia-t4"}
+    argv = ev.command()
+    assert argv[argv.index("--ratio") + 1] == "ascend310p/ascend310"
 
 
 def test_ghostbench_plan_lists_the_om_converts(tmp_path, capsys):
@@ -103,7 +112,7 @@ def test_uint8_atc_target_converts_the_float32_export_with_aipp_and_feeds_uint8_
     (export,) = [s for s in plan.steps if s.stage == "export"]
     assert arg(export, "--input-dtype") == "float32"  # AIPP normalizes: the model must not
     (conv,) = [s for s in plan.steps if s.stage == "convert"]
-    assert options(conv) == {"aipp": "true", "soc_version": '"Ascend310P3"'}
+    assert options(conv) == {"aipp": True, "soc_version": "Ascend310P3"}
     (inf,) = [s for s in plan.steps if s.stage == "infer"]
     data_root = arg(inf, "--data")
     assert all(arg(s, "--mode") == "uint8" for s in plan.steps if s.stage == "preprocess")
@@ -115,7 +124,7 @@ def test_dynamic_batch_atc_target_builds_one_engine_for_all_batch_sizes():
                  "batch_sizes": [1, 8], "convert_options": {"dynamic_batch_sizes": [1, 4, 8]}})
     plan = plan_mod.make_plan(spec, "file:///store")
     (conv,) = [s for s in plan.steps if s.stage == "convert"]
-    assert conv.title == "convert a dynamic (.om, Ascend310)" and arg(conv, "--batch-size") == "8"
+    assert conv.title == "convert a dynamic (.om, Ascend310)" and arg(conv, "--batch-size") == 8
     infers = [s for s in plan.steps if s.stage == "infer"]
     assert len(infers) == 2 and all(conv.key in s.deps for s in infers)
 
@@ -124,17 +133,17 @@ def test_explicit_soc_version_wins_over_the_accelerator():
     spec = make({"name": "a", "backend": "acl", "device": "npu:0", "engine": "atc", "accelerator": "Ascend310P3",
                  "batch_sizes": [1], "convert_options": {"soc_version": "auto"}})
     (conv,) = [s for s in plan_mod.make_plan(spec, "file:///store").steps if s.stage == "convert"]
-    assert options(conv) == {"soc_version": '"auto"'}
+    assert options(conv) == {"soc_version": "auto"}
 
 
-def test_sweeps_without_ratios_or_accelerators_keep_their_eval_key():
+def test_an_empty_ratio_list_is_no_ratio_list():
     a = make({"name": "a", "batch_sizes": [1]})
     b = make({"name": "a", "batch_sizes": [1]}, report={"ratios": []})
     eval_key = [s.key for s in plan_mod.make_plan(a, "file:///x").steps if s.stage == "eval"]
     assert eval_key == [s.key for s in plan_mod.make_plan(b, "file:///x").steps if s.stage == "eval"]
     c = make({"name": "a", "batch_sizes": [1]}, {"name": "b", "batch_sizes": [1]}, report={"ratios": ["b/a"]})
     (ev,) = [s for s in plan_mod.make_plan(c, "file:///x").steps if s.stage == "eval"]
-    assert ev.args[ev.args.index("--ratio") + 1] == "b/a"
+    assert ev.params.ratios == ("b/a",)
 
 
 @pytest.mark.parametrize("target, top, message", [
@@ -142,7 +151,7 @@ def test_sweeps_without_ratios_or_accelerators_keep_their_eval_key():
      "targets[0].engine: expected atc for backend acl (it runs .om engines), got 'onnxruntime'"),
     ({"name": "a", "backend": "acl", "engine": "atc"}, {},
      ("targets[0].accelerator: expected an Ascend accelerator (Ascend310, Ascend310P3, Ascend910B) or "
-      "convert_options.soc_version for engine atc, got ''")),
+      "convert_options.soc_version for engine atc, got None")),
     ({"name": "a", "backend": "acl", "engine": "atc", "accelerator": "nvidia-t4"}, {},
      "targets[0].accelerator: expected an Ascend accelerator"),
     ({"name": "a", "backend": "acl", "engine": "atc", "accelerator": "Ascend310", "convert_options": {"aipp": True}},
@@ -181,7 +190,7 @@ def test_published_table_states_the_basis_and_reproduces_the_seeds_ratios():
 
 
 def test_throughput_table_with_asked_ratios():
-    runs = [{"target": t, "batch_size": 1, "throughput": v} for t, v in (("a", 100.0), ("b", 150.0), ("c", 50.0))]
+    runs = [report_row(t, 1, v) for t, v in (("a", 100.0), ("b", 150.0), ("c", 50.0))]
     header, rows = reports.throughput_table(runs, [("b", "a"), ("b", "c")])
     assert header == ["Batch size", "a", "b", "c", "b/a", "b/c"]
     assert rows == [["1", "100.0", "150.0", "50.0", "1.5000", "3.0000"]]
@@ -192,9 +201,9 @@ def test_published_comparison_scales_one_310_chip_to_a_card():
     pub = published.THROUGHPUT
     runs = []
     for bs in BATCH_SIZES:
-        runs += [{"target": "a310", "batch_size": bs, "throughput": pub["Ascend 310 (card, 4 chips)"][bs] / 4},
-                 {"target": "a310p", "batch_size": bs, "throughput": pub["Ascend 310P (card)"][bs]},
-                 {"target": "t4", "batch_size": bs, "throughput": pub["NVIDIA T4 (card)"][bs]}]
+        runs += [report_row("a310", bs, pub["Ascend 310 (card, 4 chips)"][bs] / 4),
+                 report_row("a310p", bs, pub["Ascend 310P (card)"][bs]),
+                 report_row("t4", bs, pub["NVIDIA T4 (card)"][bs])]
     accs = {"a310": "Ascend310", "a310p": "Ascend310P3", "t4": "nvidia-t4"}
     header, rows = reports.published_comparison(runs, accs, [("a310p", "a310"), ("a310p", "t4")])
     assert header[1:4] == ["a310 per card", "published Ascend 310", "a310/published"]

@@ -6,24 +6,10 @@ Both run the same step command; the scheduling (dependencies, failures) is share
 
 from __future__ import annotations
 
-import importlib
-
 from controller.executors.base import Executor
-from jobs import errors
+from jobs import registry
 
-REGISTRY = {
-    "local": "controller.executors.local:LocalExecutor",
-    "kubernetes": "controller.executors.kubernetes:KubernetesExecutor",
-}
-
-
-def names() -> list[str]:
-    return sorted(REGISTRY)
-
-
-def get(name: str) -> type[Executor]:
-    try:
-        module_name, _, cls = REGISTRY[name].partition(":")
-    except KeyError:
-        raise errors.BadInput(f"executor {name!r} is not known; expected one of {', '.join(names())}") from None
-    return getattr(importlib.import_module(module_name), cls)
+REGISTRY: registry.Registry[type[Executor]] = registry.Registry("executor", {
+    "local": registry.Plugin("controller.executors.local:LocalExecutor"),
+    "kubernetes": registry.Plugin("controller.executors.kubernetes:KubernetesExecutor", extra="kubernetes"),
+})

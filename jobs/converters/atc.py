@@ -43,10 +43,10 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobs import devices, errors, models
+from jobs import devices, errors, models, registry
 
 log = logging.getLogger("ghostbench.convert.atc")
 
@@ -85,37 +85,35 @@ class AtcOptions:
     """ATC's ``--precision_mode``; None leaves ATC's default (force_fp16)."""
 
     @classmethod
-    def parse(cls, options: dict[str, Any], batch_size: int) -> AtcOptions:
-        unknown = set(options) - set(OPTIONS)
-        if unknown:
-            raise errors.BadInput(f"atc target options: unknown {sorted(unknown)}; allowed: {', '.join(OPTIONS)}")
+    def check(cls, options: Mapping[str, Any], batch_size: int) -> AtcOptions:
+        """The options, checked without running anything; ``errors.OptionError`` naming the option."""
+        registry.check_option_names(options, OPTIONS)
         soc = options.get("soc_version")
         if soc is None:
-            raise errors.BadInput("atc option soc_version: required (e.g. Ascend310P3, or auto to read it from "
-                                  "npu-smi info); a sweep passes its target accelerator's")
+            raise errors.OptionError("soc_version", "required (e.g. Ascend310P3, or auto to read it from npu-smi "
+                                     "info); a sweep passes its target accelerator's")
         if not isinstance(soc, str) or not (soc == "auto" or _SOC_RE.match(soc)):
-            raise errors.BadInput(f"atc option soc_version: expected auto or a chip name like Ascend310P3, got {soc!r}")
+            raise errors.OptionError("soc_version", f"expected auto or a chip name like Ascend310P3, got {soc!r}")
         aipp = options.get("aipp", False)
         if not isinstance(aipp, bool):
-            raise errors.BadInput(f"atc option aipp: expected true or false, got {aipp!r}")
+            raise errors.OptionError("aipp", f"expected true or false, got {aipp!r}")
         sizes = options.get("dynamic_batch_sizes", [])
-        if (not isinstance(sizes, list)
+        if (not isinstance(sizes, (list, tuple))
                 or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in sizes)
                 or len(set(sizes)) != len(sizes)):
-            raise errors.BadInput("atc option dynamic_batch_sizes: expected a list of distinct integers >= 1, "
-                                  f"got {sizes!r}")
+            raise errors.OptionError("dynamic_batch_sizes", f"expected a list of distinct integers >= 1, got {sizes!r}")
         if sizes and batch_size not in sizes:
-            raise errors.BadInput(f"--batch-size {batch_size}: not one of dynamic_batch_sizes {sizes}")
+            raise errors.OptionError("dynamic_batch_sizes", f"batch size {batch_size} is not one of {list(sizes)}")
         timeout = options.get("timeout_s", DEFAULT_TIMEOUT_S)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise errors.BadInput(f"atc option timeout_s: expected a number of seconds > 0, got {timeout!r}")
+            raise errors.OptionError("timeout_s", f"expected a number of seconds > 0, got {timeout!r}")
         level = options.get("log", "error")
         if level not in LOG_LEVELS:
-            raise errors.BadInput(f"atc option log: expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
+            raise errors.OptionError("log", f"expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
         precision = options.get("precision_mode")
         if precision is not None and precision not in PRECISION_MODES:
-            raise errors.BadInput(f"atc option precision_mode: expected one of {', '.join(PRECISION_MODES)}, "
-                                  f"got {precision!r}")
+            raise errors.OptionError("precision_mode", f"expected one of {', '.join(PRECISION_MODES)}, "
+                                     f"got {precision!r}")
         return cls(soc_version=soc, aipp=aipp, dynamic_batch_sizes=tuple(sorted(sizes)), timeout_s=float(timeout),
                    log=level, precision_mode=precision)
 
@@ -299,7 +297,7 @@ def _placeholders(args: list[str], model_path: pathlib.Path, out_dir: pathlib.Pa
 
 
 def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, options: dict) -> dict:
-    opts = AtcOptions.parse(options, batch_size)
+    opts = AtcOptions.check(options, batch_size)
     atc = shutil.which("atc")
     if atc is None:
         raise errors.BadInput(NOT_INSTALLED)

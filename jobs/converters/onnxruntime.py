@@ -8,20 +8,41 @@ time, where they are fast and match the machine the pod actually landed on. Ask 
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import platform
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-import onnx
-import onnxruntime as ort
+from jobs import errors, registry
 
-from jobs import errors
+if TYPE_CHECKING:  # onnx and onnxruntime are imported when an engine is built, not when options are checked
+    import onnx
 
-_LEVELS = {
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
+LEVELS = ("basic", "extended", "all")
+OPTIONS = ("offline_level", "dynamic_batch")
 ENGINE_FILE = "engine.onnx"
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineOptions:
+    """The onnxruntime target's options, checked without onnx or onnxruntime."""
+
+    offline_level: str = "extended"
+    """Graph optimizations applied offline: basic, extended (portable across CPUs) or all (machine-specific)."""
+    dynamic_batch: bool = False
+    """Keep the batch dimension dynamic instead of fixing it to the batch size."""
+
+    @classmethod
+    def check(cls, options: Mapping[str, Any], batch_size: int) -> EngineOptions:
+        registry.check_option_names(options, OPTIONS)
+        level = options.get("offline_level", "extended")
+        if level not in LEVELS:
+            raise errors.OptionError("offline_level", f"expected one of {', '.join(LEVELS)}, got {level!r}")
+        dynamic = options.get("dynamic_batch", False)
+        if not isinstance(dynamic, bool):
+            raise errors.OptionError("dynamic_batch", f"expected true or false, got {dynamic!r}")
+        return cls(offline_level=level, dynamic_batch=dynamic)
 
 
 def fix_batch(model: onnx.ModelProto, batch_size: int) -> onnx.ModelProto:
@@ -35,31 +56,31 @@ def fix_batch(model: onnx.ModelProto, batch_size: int) -> onnx.ModelProto:
 
 
 def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, options: dict) -> dict:
-    unknown = set(options) - {"offline_level", "dynamic_batch"}
-    if unknown:
-        raise errors.BadInput(f"onnxruntime target options: unknown {sorted(unknown)}; "
-                              "allowed: offline_level, dynamic_batch")
-    level = options.get("offline_level", "extended")
-    if level not in _LEVELS:
-        raise errors.BadInput(f"onnxruntime option offline_level: expected one of {', '.join(_LEVELS)}, got {level!r}")
-    dynamic = bool(options.get("dynamic_batch", False))
+    """Build ``engine.onnx`` in ``out_dir``; the record for ``engine.json``. ``BadInput`` for a bad model."""
+    import onnx
+    import onnxruntime as ort
+
+    opts = EngineOptions.check(options, batch_size)
+    level, dynamic = opts.offline_level, opts.dynamic_batch
     try:
         model = onnx.load(str(model_path))
-    except Exception as e:
-        raise errors.BadInput(f"{model_path.name}: not a readable ONNX model ({e})") from None
+    except Exception as e:  # noqa: BLE001 - protobuf's and onnx's own errors for a bad file
+        raise errors.BadInput(f"{model_path.name}: not a readable ONNX model ({e})") from e
     if not dynamic:
         model = fix_batch(model, batch_size)
     fixed_path = out_dir / "fixed.onnx.tmp"
     onnx.save(model, str(fixed_path))
     engine_path = out_dir / ENGINE_FILE
     so = ort.SessionOptions()
-    so.graph_optimization_level = _LEVELS[level]
+    so.graph_optimization_level = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                                   "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                                   "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[level]
     so.optimized_model_filepath = str(engine_path)
     so.log_severity_level = 3
     try:
         session = ort.InferenceSession(str(fixed_path), so, providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise errors.BadInput(f"{model_path.name}: ONNX Runtime cannot load it: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # noqa: BLE001 - ONNX Runtime's own exception types
+        raise errors.BadInput(f"{model_path.name}: ONNX Runtime cannot load it: {str(e).splitlines()[0]}") from e
     inp = session.get_inputs()[0]
     fixed_path.unlink()
     dtype = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}.get(inp.type, inp.type)

@@ -8,11 +8,9 @@ classifier means adding one ``ModelInfo`` to ``REGISTRY``; nothing else in the p
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from jobs import errors
+from jobs import errors, registry
 
 if TYPE_CHECKING:  # torch is imported only by stages that build a network
     import torch
@@ -94,36 +92,18 @@ def get(name: str) -> ModelInfo:
     """The registry entry for ``name``; an unknown name is bad input listing the known ones."""
     try:
         return REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(REGISTRY))
-        raise errors.BadInput(f"model {name!r} is not known; known models: {known}") from None
-
-
-def _resolve(spec: str, field: str) -> Callable[..., Any]:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise errors.BadInput(f"{field} {spec!r}: expected 'module:function'")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if (e.name or "").split(".")[0] == "jobs":  # a registry typo, not a missing package
-            raise errors.BadInput(f"{field} {spec!r}: no module named {e.name!r}") from None
-        raise errors.MissingDependency(
-            f"{field} {spec!r} needs the Python package {e.name!r}; install ghostbench[export]"
-        ) from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise errors.BadInput(f"{field} {spec!r}: module {module_name} has no {attr!r}") from None
+    except KeyError as e:
+        raise errors.BadInput(f"model {name!r} is not known{registry.did_you_mean(name, REGISTRY)}; known models: "
+                              f"{', '.join(sorted(REGISTRY))}") from e
 
 
 def build(info: ModelInfo) -> torch.nn.Module:
     """A freshly initialised network for ``info`` (load weights into it separately)."""
-    return _resolve(info.factory, "factory")()
+    return registry.load_attr(info.factory, f"model {info.name!r}", extra="export")()
 
 
 def demo_state_dict(info: ModelInfo, seed: int) -> dict[str, torch.Tensor]:
     """Deterministic weights for ``info`` (for demos and tests); bad input if it has none."""
     if info.demo_weights is None:
         raise errors.BadInput(f"model {info.name!r} has no demo_weights function")
-    return _resolve(info.demo_weights, "demo_weights")(seed)
+    return registry.load_attr(info.demo_weights, f"model {info.name!r}", extra="export")(seed)

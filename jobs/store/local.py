@@ -10,18 +10,17 @@ import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from jobs import errors, store
+from jobs import errors
+from jobs.store import base
 
 # mkstemp creates files readable by their owner only; objects get the usual umask-based mode.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
 
-_TMP_MARK = store.TMP_MARK
-_check_name = store.check_name
 
 
-class FileStore(store.Store):
+class FileStore(base.Store):
     """A directory on the local file system."""
 
     def __init__(self, root: pathlib.Path):
@@ -29,7 +28,7 @@ class FileStore(store.Store):
         self.uri = self.root.as_uri()
 
     def _path(self, name: str) -> pathlib.Path:
-        name = _check_name(name)
+        name = base.check_name(name)
         return self.root / name if name else self.root
 
     def child(self, name: str) -> FileStore:
@@ -45,16 +44,16 @@ class FileStore(store.Store):
             raise errors.StoreError(f"{self.uri}/{name}: no such object") from None
 
     def list(self, prefix: str = "") -> list[str]:
-        base = self._path(prefix)
-        if base.is_file():
-            return [_check_name(prefix)]
-        if not base.is_dir():
+        top = self._path(prefix)
+        if top.is_file():
+            return [base.check_name(prefix)]
+        if not top.is_dir():
             return []
         names = []
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = [d for d in dirnames if not d.startswith(_TMP_MARK)]
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = [d for d in dirnames if not d.startswith(base.TMP_MARK)]
             for f in filenames:
-                if not f.startswith(_TMP_MARK):
+                if not f.startswith(base.TMP_MARK):
                     names.append(pathlib.Path(dirpath, f).relative_to(self.root).as_posix())
         return sorted(names)
 
@@ -66,10 +65,10 @@ class FileStore(store.Store):
 
     def _atomic_target(self, name: str) -> tuple[pathlib.Path, pathlib.Path]:
         path = self._path(name)
-        if not _check_name(name):
+        if not base.check_name(name):
             raise errors.BadInput("store object name must not be empty")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_MARK, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=base.TMP_MARK, dir=path.parent)
         os.fchmod(fd, _FILE_MODE)
         os.close(fd)
         return path, pathlib.Path(tmp)
@@ -124,7 +123,7 @@ class FileStore(store.Store):
     def staging_dir(self) -> Iterator[pathlib.Path]:
         # Inside the store's root, so that put_file is a rename rather than a copy.
         self.root.mkdir(parents=True, exist_ok=True)
-        path = pathlib.Path(tempfile.mkdtemp(prefix=_TMP_MARK + "staging-", dir=self.root))
+        path = pathlib.Path(tempfile.mkdtemp(prefix=base.TMP_MARK + "staging-", dir=self.root))
         try:
             yield path
         finally:

@@ -75,10 +75,12 @@ def exec_ms(entries: list[Any]) -> float:
 class AclBackend(base.Backend):
     name = "acl"
 
-    def __init__(self, acl: Any, session: Any, cfg: config_mod.AclConfig, record: dict[str, Any]):
+    def __init__(self, acl: Any, session: Any, cfg: config_mod.AclConfig, chip: config_mod.AclDevice,
+                 record: dict[str, Any]):
         self._acl = acl
         self._session = session
         self._cfg = cfg
+        self._chip = chip
         inputs, outputs = list(session.get_inputs()), list(session.get_outputs())
         if len(inputs) != 1 or not outputs:
             raise errors.BadInput(f"the .om has {len(inputs)} inputs and {len(outputs)} outputs; expected one image "
@@ -113,7 +115,8 @@ class AclBackend(base.Backend):
 
     @classmethod
     def open(cls, engine: base.EngineInfo, device: str, options: dict[str, Any]) -> AclBackend:
-        cfg = config_mod.AclConfig.from_options(device, options, os.environ)
+        cfg = config_mod.AclConfig.check(device, options)
+        chip = cfg.resolve(os.environ)
         if engine.path is None:
             raise errors.BadInput("backend acl needs an .om engine (--engine, from the convert stage's atc target)")
         if engine.record.get("target") not in (None, "atc"):
@@ -125,12 +128,12 @@ class AclBackend(base.Backend):
         if cfg.acl_json_path:
             so.acl_json_path = cfg.acl_json_path
         try:
-            session = acl.InferenceSession(str(engine.path), cfg.device_id, so)
+            session = acl.InferenceSession(str(engine.path), chip.device_id, so)
         except (RuntimeError, ValueError, OSError) as e:  # pybind11 turns ACL's errors into RuntimeError
-            raise errors.BadInput(f"engine {engine.path.name}: aclruntime cannot load it on NPU {cfg.device_id}: "
+            raise errors.BadInput(f"engine {engine.path.name}: aclruntime cannot load it on NPU {chip.device_id}: "
                                   f"{_first_line(e)}") from None
         try:
-            return cls(acl, session, cfg, engine.record)
+            return cls(acl, session, cfg, chip, engine.record)
         except BaseException:
             _finalize(session)
             raise
@@ -163,7 +166,7 @@ class AclBackend(base.Backend):
                 self._current_batch = n
             tensor = self._acl.Tensor(feed)
             t0 = time.perf_counter()
-            tensor.to_device(self._cfg.device_id)
+            tensor.to_device(self._chip.device_id)
             t1 = time.perf_counter()
             outputs = self._session.run(self._output_names, [tensor])
             entries = list(self._summary().exec_time_list)
@@ -188,9 +191,9 @@ class AclBackend(base.Backend):
         return {
             "backend": self.name,
             "device": self._cfg.device,
-            "acl_device_id": self._cfg.device_id,
-            "physical_device_id": self._cfg.physical_id,
-            config_mod.VISIBLE_DEVICES_ENV: self._cfg.visible_devices,
+            "acl_device_id": self._chip.device_id,
+            "physical_device_id": self._chip.physical_id,
+            config_mod.VISIBLE_DEVICES_ENV: self._chip.visible_devices,
             "om_input": self._desc,
             "dynamic_batch_sizes": self._sizes or None,
             "host_layout_conversion": ("NCHW -> NHWC transpose on the host before H2D (not timed)" if self._nhwc

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from jobs import errors
+from jobs import errors, registry
 
 VISIBLE_DEVICES_ENV = "ASCEND_VISIBLE_DEVICES"
 OPTIONS = ("log_level", "acl_json_path")
@@ -42,39 +42,41 @@ def parse_visible_devices(value: str) -> list[int]:
 
 @dataclasses.dataclass(frozen=True)
 class AclConfig:
+    """The device and options as given, checked without a device (``check``)."""
+
     device: str
     """As given: ``npu`` or ``npu:N``."""
-    device_id: int
-    """ACL's device id (logical: the visible chips counted from 0)."""
-    physical_id: int | None
-    """The chip's physical id where ``ASCEND_VISIBLE_DEVICES`` says it; None when unknown."""
-    visible_devices: str | None
-    """``ASCEND_VISIBLE_DEVICES`` as this process saw it."""
+    index: int | None = None
+    """N of ``npu:N``; None for ``npu`` alone (the first chip the pod was given)."""
     log_level: int = 2
     """aclruntime's session log level (ais_bench: 1 with --debug, else 2)."""
     acl_json_path: str = ""
     """An acl.json for profiling or dumps (aclruntime ``session_options().acl_json_path``); empty: none."""
 
     @classmethod
-    def from_options(cls, device: str, options: dict[str, Any], environ: Mapping[str, str]) -> AclConfig:
+    def check(cls, device: str, options: Mapping[str, Any]) -> AclConfig:
+        """The config for ``device`` and ``options``; ``errors.OptionError`` naming what is wrong."""
         kind, sep, index = device.partition(":")
         if kind != "npu" or (sep and not index.isdigit()):
-            raise errors.BadInput(f"device {device!r}: expected npu or npu:N for backend acl")
-        unknown = set(options) - set(OPTIONS)
-        if unknown:
-            raise errors.BadInput(f"acl options: unknown {sorted(unknown)}; allowed: {', '.join(OPTIONS)}")
+            raise errors.OptionError(None, f"expected npu or npu:N for backend acl, got {device!r}")
+        registry.check_option_names(options, OPTIONS)
         level = options.get("log_level", 2)
         if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 4:
-            raise errors.BadInput(f"acl option log_level: expected an integer 0..4, got {level!r}")
+            raise errors.OptionError("log_level", f"expected an integer 0..4, got {level!r}")
         acl_json = options.get("acl_json_path", "")
         if not isinstance(acl_json, str):
-            raise errors.BadInput(f"acl option acl_json_path: expected a path, got {acl_json!r}")
+            raise errors.OptionError("acl_json_path", f"expected a path, got {acl_json!r}")
+        return cls(device=device, index=int(index) if sep else None, log_level=level, acl_json_path=acl_json)
+
+    def resolve(self, environ: Mapping[str, str]) -> AclDevice:
+        """Which chip this process runs on, from ``ASCEND_VISIBLE_DEVICES`` (read when the backend opens,
+        never baked into an image). ``BadInput`` when the device and the environment disagree."""
         raw = environ.get(VISIBLE_DEVICES_ENV)
         visible = parse_visible_devices(raw) if raw and raw.strip() else None
-        if sep:
-            device_id = int(index)
+        if self.index is not None:
+            device_id = self.index
             if visible is not None and device_id >= len(visible):
-                raise errors.BadInput(f"device {device!r}: this container sees {len(visible)} NPU(s) "
+                raise errors.BadInput(f"device {self.device!r}: this container sees {len(visible)} NPU(s) "
                                       f"({VISIBLE_DEVICES_ENV}={raw}), ACL ids 0..{len(visible) - 1}")
         elif visible is None:
             raise errors.BadInput(f"device 'npu': {VISIBLE_DEVICES_ENV} is not set (Ascend Docker Runtime sets it "
@@ -82,5 +84,16 @@ class AclConfig:
         else:
             device_id = 0
         physical = visible[device_id] if visible is not None else None
-        return cls(device=device, device_id=device_id, physical_id=physical, visible_devices=raw,
-                   log_level=level, acl_json_path=acl_json)
+        return AclDevice(device_id=device_id, physical_id=physical, visible_devices=raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class AclDevice:
+    """The chip a process runs on."""
+
+    device_id: int
+    """ACL's device id (logical: the visible chips counted from 0)."""
+    physical_id: int | None
+    """The chip's physical id where ``ASCEND_VISIBLE_DEVICES`` says it; None when unknown."""
+    visible_devices: str | None
+    """``ASCEND_VISIBLE_DEVICES`` as this process saw it."""

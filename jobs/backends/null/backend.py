@@ -12,17 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from jobs import errors
 from jobs.backends import base
-
-
-def _rate(value: Any) -> float | None:
-    """The images_per_s option: None (no simulated device) or a number > 0."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    raise errors.BadInput(f"null backend option images_per_s: expected a number > 0, got {value!r}")
+from jobs.backends.null import config as config_mod
 
 
 class NullBackend(base.Backend):
@@ -38,13 +29,14 @@ class NullBackend(base.Backend):
 
     @classmethod
     def open(cls, engine: base.EngineInfo, device: str, options: dict[str, Any]) -> NullBackend:
+        cfg = config_mod.NullConfig.check(device, options)
         inp = engine.record.get("input", {})
         spec = base.TensorSpec(
             name=inp.get("name", "image"),
-            dtype=np.dtype(inp.get("dtype", options.get("dtype", "float32"))),
+            dtype=np.dtype(inp.get("dtype", cfg.dtype or "float32")),
             shape=tuple(inp.get("shape", (None, 3, 224, 224))),
         )
-        return cls(spec, int(options.get("num_classes", 1000)), _rate(options.get("images_per_s")))
+        return cls(spec, cfg.num_classes, cfg.images_per_s)
 
     @property
     def input(self) -> base.TensorSpec:

@@ -61,7 +61,7 @@ class OnnxRuntimeBackend(base.Backend):
             raise errors.BadInput("backend onnxruntime needs an engine file (--engine)")
         merged = dict(engine.record.get("session_options", {}))
         merged.update(options)
-        cfg = config_mod.OnnxRuntimeConfig.from_options(device, merged)
+        cfg = config_mod.OnnxRuntimeConfig.check(device, merged)
         wanted = config_mod.PROVIDERS[cfg.kind]
         available = ort.get_available_providers()
         if wanted[0] not in available:

@@ -14,9 +14,10 @@ which the seed's published throughput was measured.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
-from jobs import errors
+from jobs import errors, registry
 
 # device prefix -> execution providers, in priority order (ONNX Runtime falls back along the list)
 PROVIDERS = {
@@ -62,40 +63,36 @@ class OnnxRuntimeConfig:
         return int(index or 0)
 
     @classmethod
-    def from_options(cls, device: str, options: dict[str, Any]) -> OnnxRuntimeConfig:
+    def check(cls, device: str, options: Mapping[str, Any]) -> OnnxRuntimeConfig:
+        """The config for ``device`` and ``options``; ``errors.OptionError`` naming what is wrong."""
         kind, _, index = device.partition(":")
         if kind not in PROVIDERS or (index and not index.isdigit()):
-            raise errors.BadInput(
-                f"device {device!r}: expected one of cpu, cuda[:N], tensorrt[:N], cann[:N] for backend onnxruntime")
-        allowed = COMMON_OPTIONS + (CANN_OPTIONS if kind == "cann" else ())
-        unknown = set(options) - set(allowed)
-        if unknown:
-            cann_only = sorted(unknown & set(CANN_OPTIONS))
-            if cann_only:
-                raise errors.BadInput(f"onnxruntime options {cann_only}: apply only to the cann device, "
-                                      f"not {device!r}")
-            raise errors.BadInput(f"onnxruntime options: unknown {sorted(unknown)}; allowed: {', '.join(allowed)}")
+            raise errors.OptionError(None, f"expected one of cpu, cuda[:N], tensorrt[:N], cann[:N] for backend "
+                                     f"onnxruntime, got {device!r}")
+        cann_only = sorted(set(options) & set(CANN_OPTIONS)) if kind != "cann" else []
+        if cann_only:
+            raise errors.OptionError(cann_only[0], f"applies only to the cann device, not {device!r}")
+        registry.check_option_names(options, COMMON_OPTIONS + (CANN_OPTIONS if kind == "cann" else ()))
         threads = options.get("intra_op_threads", 0)
-        if not isinstance(threads, int) or threads < 0:
-            raise errors.BadInput(f"onnxruntime option intra_op_threads: expected an integer >= 0, got {threads!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise errors.OptionError("intra_op_threads", f"expected an integer >= 0, got {threads!r}")
         level = options.get("graph_optimization_level", "all")
         if level not in LEVELS:
-            raise errors.BadInput(f"onnxruntime option graph_optimization_level: expected one of "
-                                  f"{', '.join(LEVELS)}, got {level!r}")
+            raise errors.OptionError("graph_optimization_level", f"expected one of {', '.join(LEVELS)}, got {level!r}")
         precision = options.get("precision_mode", CANN_DEFAULT_PRECISION)
         if precision not in CANN_PRECISION_MODES:
-            raise errors.BadInput(f"onnxruntime option precision_mode: expected one of "
-                                  f"{', '.join(CANN_PRECISION_MODES)}, got {precision!r}")
+            raise errors.OptionError("precision_mode", f"expected one of {', '.join(CANN_PRECISION_MODES)}, "
+                                     f"got {precision!r}")
         graph = options.get("enable_cann_graph", True)
         if not isinstance(graph, bool):
-            raise errors.BadInput(f"onnxruntime option enable_cann_graph: expected true or false, got {graph!r}")
+            raise errors.OptionError("enable_cann_graph", f"expected true or false, got {graph!r}")
         mem = options.get("npu_mem_limit")
         if mem is not None and (isinstance(mem, bool) or not isinstance(mem, int) or mem < 1):
-            raise errors.BadInput(f"onnxruntime option npu_mem_limit: expected bytes (an integer >= 1), got {mem!r}")
+            raise errors.OptionError("npu_mem_limit", f"expected bytes (an integer >= 1), got {mem!r}")
         impl = options.get("op_select_impl_mode")
         if impl is not None and impl not in CANN_IMPL_MODES:
-            raise errors.BadInput(f"onnxruntime option op_select_impl_mode: expected one of "
-                                  f"{', '.join(CANN_IMPL_MODES)}, got {impl!r}")
+            raise errors.OptionError("op_select_impl_mode", f"expected one of {', '.join(CANN_IMPL_MODES)}, "
+                                     f"got {impl!r}")
         return cls(device=device, intra_op_threads=threads, graph_optimization_level=level,
                    precision_mode=precision, enable_cann_graph=graph, npu_mem_limit=mem, op_select_impl_mode=impl)
 

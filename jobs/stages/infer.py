@@ -9,22 +9,23 @@ flat however many images there are.
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
+import dataclasses
 import csv
 import json
 import logging
 import platform
 import sys
 import time
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
-from jobs import backends, commit, errors, metrics, overlap, progress, shards, stage
+from jobs import backends, commit, errors, metrics, overlap, params, progress, records, shards
 from jobs import store as store_mod
 from jobs.backends import base
+from jobs.stages import cli
 
 log = logging.getLogger("ghostbench.infer")
 
@@ -33,29 +34,8 @@ TOPK = 5
 # computes off the host (a device), True/False = always/never (the harness benchmark's A/B).
 OVERLAP: bool | None = None
 PREFETCH = 2
-ENGINE_RECORD = "engine.json"
 _PROCESS_RESOURCES = contextlib.ExitStack()
 atexit.register(_PROCESS_RESOURCES.close)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = stage.parser("infer", __doc__.splitlines()[0])
-    p.add_argument("--engine", metavar="URI",
-                   help="committed output of the convert stage (not needed by the null backend)")
-    p.add_argument("--data", required=True, metavar="URI", help="committed output root of the preprocess stage")
-    p.add_argument("--backend", default="onnxruntime", help=f"one of: {', '.join(backends.names())}")
-    p.add_argument("--device", default="cpu", help="device for the backend, e.g. cpu, cuda:0 (default: cpu)")
-    p.add_argument("--batch-size", type=int, required=True, help="images per batch")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="backend option (repeatable), e.g. intra_op_threads=2; values parse as JSON")
-    p.add_argument("--target-name", default="", help="label of this target in reports (default: backend-device)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed batches before timing (default: 2)")
-    p.add_argument("--min-batches", type=int, default=20,
-                   help="timed batches at least; extra passes over the data run until reached (default: 20)")
-    p.add_argument("--min-seconds", type=float, default=2.0,
-                   help="timed compute seconds at least; extra passes run until reached (default: 2.0)")
-    p.add_argument("--max-passes", type=int, default=100, help="upper bound on passes over the data (default: 100)")
-    return p
 
 
 def load_engine(uri: str | None, resources: contextlib.ExitStack | None = None) -> base.EngineInfo:
@@ -67,7 +47,7 @@ def load_engine(uri: str | None, resources: contextlib.ExitStack | None = None) 
     if uri is None:
         return base.EngineInfo(path=None, record={})
     engine_store, manifest = commit.require_committed(uri, "--engine")
-    record = json.loads(commit.read_verified(engine_store, manifest, ENGINE_RECORD))
+    record = json.loads(commit.read_verified(engine_store, manifest, records.ENGINE_RECORD))
     stack = resources if resources is not None else _PROCESS_RESOURCES
     path = stack.enter_context(commit.local_copy(engine_store, manifest, record["file"]))
     return base.EngineInfo(path=path, record=record)
@@ -84,46 +64,41 @@ def check_compatible(spec: base.TensorSpec, dataset: shards.Dataset, batch_size:
         raise errors.BadInput(f"--batch-size {batch_size}: the engine was built for batch size {spec.batch}")
 
 
-def run(args: argparse.Namespace, out: store_mod.Store) -> None:
-    if args.batch_size < 1:
-        raise errors.BadInput(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
-    backend_cls = backends.get(args.backend)
-    options = stage.parse_options(args.option)
+def run(args: params.InferParams, out: store_mod.Store) -> None:
+    backend_cls = backends.REGISTRY.load(args.backend)
+    options = dict(args.options or {})
     dataset = shards.open_dataset(args.data)
     if dataset.num_images == 0:
         raise errors.BadInput(f"--data {dataset.uri}: the dataset has no images")
     resources = contextlib.ExitStack()  # the engine's local copy, kept while the backend runs
     engine = load_engine(args.engine, resources)
-    if args.backend == "null":
+    if args.backend == "null":  # no engine: the null backend takes the data's element type
         options.setdefault("dtype", str(dataset.dtype))
-    params = {k: getattr(args, k) for k in ("engine", "data", "backend", "device", "batch_size", "option",
-                                            "warmup", "min_batches", "min_seconds", "max_passes")}
     log.info("infer: %s on %s, batch %d, %d images from %s",
              args.backend, args.device, args.batch_size, dataset.num_images, dataset.uri)
     backend = backend_cls.open(engine, args.device, options)
     try:
         check_compatible(backend.input, dataset, args.batch_size)
-        with commit.Output(out, "infer", params) as output:
-            summary = _run_passes(args, backend, dataset, output.dir / "predictions.csv")
-            summary["target"] = args.target_name or f"{args.backend}-{args.device}"
-            summary["engine"] = args.engine
-            summary["engine_record"] = engine.record
-            summary["data"] = dataset.uri
-            summary["input_mode"] = dataset.mode
-            summary["backend_info"] = backend.describe()
-            summary["host"] = {"machine": platform.machine(), "processor": platform.processor(),
-                               "python": platform.python_version(), "numpy": np.__version__}
-            (output.dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-            output.record.update({k: summary[k] for k in ("throughput", "batch_size", "num_images", "passes")})
+        with commit.Output(out, "infer", args.to_dict()) as output:
+            summary = _run_passes(args, backend, dataset, output.dir / records.PREDICTIONS)
+            summary = dataclasses.replace(
+                summary, target=args.target_name or f"{args.backend}-{args.device}", engine=args.engine,
+                engine_record=engine.record, data=dataset.uri, input_mode=dataset.mode,
+                backend_info=backend.describe(),
+                host={"machine": platform.machine(), "processor": platform.processor(),
+                      "python": platform.python_version(), "numpy": np.__version__})
+            (output.dir / records.SUMMARY).write_text(summary.to_json())
+            output.record.update({"throughput": summary.throughput, "batch_size": summary.batch_size,
+                                  "num_images": summary.num_images, "passes": summary.passes})
         log.info("infer: throughput %.1f images/s (compute), end to end %.1f images/s",
-                 summary["throughput"], summary["end_to_end"]["images_per_second"])
+                 summary.throughput, summary.end_to_end.images_per_second)
     finally:
         backend.close()
         resources.close()
 
 
-def _run_passes(args: argparse.Namespace, backend: base.Backend, dataset: shards.Dataset,
-                predictions_path) -> dict[str, Any]:
+def _run_passes(args: params.InferParams, backend: base.Backend, dataset: shards.Dataset,
+                predictions_path) -> records.InferSummary:
     bs = args.batch_size
     # Warm-up: the first batches pay for lazy allocation and kernel selection.
     warm = 0
@@ -193,40 +168,24 @@ def _run_passes(args: argparse.Namespace, backend: base.Backend, dataset: shards
     if passes > 1:
         log.info("infer: %d passes over the data for %d timed batches", passes, len(compute))
 
-    stats = metrics.latency_stats(compute)
+    stats = records.LatencyStats.of(compute)
     num_batches = -(-dataset.num_images // bs)
-    return {
-        "NPU_compute_time": stats,
-        "H2D_latency": metrics.latency_stats(h2d),
-        "D2H_latency": metrics.latency_stats(d2h),
-        "throughput": metrics.throughput(bs, stats["mean"]),
-        "batch_size": bs,
-        "backend": args.backend,
-        "device": args.device,
-        "num_images": dataset.num_images,
-        "num_batches": num_batches,
-        "padded_images": num_batches * bs - dataset.num_images,
-        "passes": passes,
-        "warmup_batches": warm,
-        "transfer_timing": "measured by the backend" if h2d else "none: the backend reports no separate transfers",
-        "end_to_end": {
-            "images": dataset.num_images,
-            "seconds": e2e_seconds,
-            "images_per_second": dataset.num_images / e2e_seconds if e2e_seconds > 0 else 0.0,
-            "what": "first pass: reading shards, feeding the backend, top-k, writing predictions",
-            "overlapped": overlapped,
-            "bytes_read": pass_bytes,
-            "bytes_read_per_image": pass_bytes / dataset.num_images,
-            "compute_seconds": pass_compute_s,
-            # the share of the pass spent in the backend: 1.0 means the harness costs nothing
-            "efficiency": pass_compute_s / e2e_seconds if e2e_seconds > 0 else 0.0,
-        },
-        "units": {"latency": "ms", "throughput": "images/s"},
-    }
+    return records.InferSummary(
+        compute=stats, h2d=records.LatencyStats.of(h2d), d2h=records.LatencyStats.of(d2h),
+        throughput=records.throughput(bs, stats.mean), batch_size=bs, backend=args.backend, device=args.device,
+        num_images=dataset.num_images, num_batches=num_batches, padded_images=num_batches * bs - dataset.num_images,
+        passes=passes, warmup_batches=warm,
+        transfer_timing="measured by the backend" if h2d else "none: the backend reports no separate transfers",
+        end_to_end=records.EndToEnd(
+            images=dataset.num_images, seconds=e2e_seconds,
+            images_per_second=dataset.num_images / e2e_seconds if e2e_seconds > 0 else 0.0,
+            overlapped=overlapped, bytes_read=pass_bytes, bytes_read_per_image=pass_bytes / dataset.num_images,
+            compute_seconds=pass_compute_s,
+            efficiency=pass_compute_s / e2e_seconds if e2e_seconds > 0 else 0.0))
 
 
-def main(argv=None) -> int:
-    return stage.main("infer", build_parser, run, argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.main(params.InferParams, run, argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Stage: decode, resize, crop and normalize images into one shard of .npy parts (seed step 4).
 
-``python -m jobs.preprocess --images URI --labels URI --out ROOT [--shard I --num-shards N] ...``
+``python -m jobs.stages.preprocess --images URI --labels URI --out ROOT [--shard I --num-shards N] ...``
 
 Lists the images below ``--images`` in natural-sort order, takes the contiguous slice I of N, and
 commits it at ``ROOT/shard-0000I-of-0000N`` (see ``jobs.shards``); ``jobs.shards.open_dataset(ROOT)``
@@ -10,21 +10,22 @@ files and ``ghostnet_prep_bin.info``.
 
 from __future__ import annotations
 
-import argparse
+import functools
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import jobs
-from jobs import commit, errors, imaging, progress, shards, stage
+import numpy as np
+
+from jobs import commit, errors, imaging, models, params, progress, shards
 from jobs import store as store_mod
+from jobs.stages import cli
 
 log = logging.getLogger("ghostbench.preprocess")
 
 STAGE = "preprocess"
-DEFAULT_MODEL = "ghostnet_1.0x"
 INFO_FILE = "ghostnet_prep_bin.info"
 # Objects below --images that are surely not images (labels, listings, manifests, notes).
 NON_IMAGE_SUFFIXES = (".txt", ".json", ".info", ".md", ".csv", ".yaml", ".yml", ".npy", ".npz", ".bin",
@@ -32,53 +33,14 @@ NON_IMAGE_SUFFIXES = (".txt", ".json", ".info", ".md", ".csv", ".yaml", ".yml", 
 MAX_NAMED = 3  # bad files named in the one-line error
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = stage.parser(STAGE, "Preprocess images into shards of model-ready arrays (seed step 4).")
-    p.add_argument("--images", required=True, metavar="URI",
-                   help="directory or store prefix holding the validation images (any file name; "
-                        "*.txt, *.json and similar are skipped)")
-    p.add_argument("--labels", required=True, metavar="URI",
-                   help="val_label.txt: lines 'ILSVRC2012_val_00000001.JPEG 65', 0-based labels")
-    p.add_argument("--shard", type=int, default=0, metavar="I", help="which shard to build (0-based, default 0)")
-    p.add_argument("--num-shards", type=int, default=1, metavar="N", help="number of shards (default 1)")
-    p.add_argument("--mode", choices=sorted(shards.MODES), default="float32",
-                   help="float32: normalized as the seed (602,112 bytes/image); uint8: raw RGB pixels in CHW "
-                        "(150,528 bytes/image), normalized later (default float32)")
-    p.add_argument("--images-per-part", type=int, default=shards.DEFAULT_IMAGES_PER_PART, metavar="K",
-                   help=f"rows per part-NNNNN.npy file (default {shards.DEFAULT_IMAGES_PER_PART})")
-    p.add_argument("--write-bin", action="store_true",
-                   help=f"also write the seed's bin/<name>.bin per image and {INFO_FILE}")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="leave out undecodable or unlabelled images (listed in index.json) instead of failing")
-    p.add_argument("--limit", type=int, default=None, metavar="K",
-                   help="use only the first K images in natural order (before sharding)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model whose recipe to use (default {DEFAULT_MODEL})")
-    p.add_argument("--pipeline", choices=jobs.PIPELINES, default="seed",
-                   help="seed: decode and resize with PIL, bit for bit the seed's output (default); opencv: "
-                        "OpenCV's decoder and INTER_LINEAR resize, about 2x faster, close to but not equal to "
-                        "the seed's output (see docs/performance.md); needs ghostbench[opencv]")
-    return p
-
-
 def recipe_for(model: str, pipeline: str = "seed") -> imaging.Recipe:
-    """The model's preprocessing recipe from the registry, or GhostNet's defaults without one."""
-    try:
-        from jobs import models
-    except ImportError:
-        models = None
-    get = getattr(models, "get", None)
-    if get is None:
-        if model != DEFAULT_MODEL:
-            raise errors.BadInput(f"--model {model!r}: no model registry here; only {DEFAULT_MODEL!r} is known")
-        return imaging.Recipe(pipeline=pipeline)
-    info = get(model)
-    interpolation = getattr(info, "interpolation", "bilinear")
-    if interpolation != "bilinear":
-        raise errors.BadInput(f"model {model!r}: interpolation {interpolation!r} is not supported "
+    """The model's preprocessing recipe from the registry (``BadInput`` for an unknown model)."""
+    info = models.get(model)
+    if info.interpolation != "bilinear":
+        raise errors.BadInput(f"model {model!r}: interpolation {info.interpolation!r} is not supported "
                               f"(only 'bilinear')")
-    return imaging.Recipe(resize_short=int(info.resize_short), crop=int(info.crop),
-                          mean=tuple(float(v) for v in info.mean), std=tuple(float(v) for v in info.std),
-                          pipeline=pipeline)
+    return imaging.Recipe(resize_short=info.resize_short, crop=info.crop, mean=tuple(info.mean),
+                          std=tuple(info.std), pipeline=pipeline)
 
 
 def _is_image_name(name: str) -> bool:
@@ -136,48 +98,38 @@ def _bad_images_error(rejected: list[dict[str, str]], seen: int) -> errors.BadIn
                            f"rerun with --skip-bad to leave them out")
 
 
-def validate(args: argparse.Namespace) -> None:
-    if args.num_shards < 1:
-        raise errors.BadInput(f"--num-shards {args.num_shards}: must be at least 1")
-    if not 0 <= args.shard < args.num_shards:
-        raise errors.BadInput(f"--shard {args.shard}: must be in 0..{args.num_shards - 1} for --num-shards "
-                              f"{args.num_shards}")
-    if args.images_per_part < 1:
-        raise errors.BadInput(f"--images-per-part {args.images_per_part}: must be at least 1")
-    if args.limit is not None and args.limit < 1:
-        raise errors.BadInput(f"--limit {args.limit}: must be at least 1")
-
-
-def shard_location(args: argparse.Namespace, root: store_mod.Store) -> store_mod.Store:
+def shard_location(args: params.PreprocessParams, root: store_mod.Store) -> store_mod.Store:
     """Every shard's job gets the same --out (the root); each commits below it."""
     return root.child(shards.shard_dir_name(args.shard, args.num_shards))
 
 
-def run(args: argparse.Namespace, root: store_mod.Store) -> None:
-    validate(args)
-    out_store = shard_location(args, root)
-    recipe = recipe_for(args.model, args.pipeline)
-    if args.pipeline == "opencv":
+def pixel_source(recipe: imaging.Recipe) -> Callable[[bytes, str], np.ndarray]:
+    """Image bytes -> the recipe's uint8 HWC RGB crop, by the recipe's pipeline (a missing OpenCV: one line)."""
+    if recipe.pipeline == "opencv":
         from jobs import imaging_opencv
 
-        imaging_opencv.require()  # missing OpenCV: one line, before any work
+        imaging_opencv.require()
+        return functools.partial(imaging_opencv.pixels, recipe=recipe)
+    return functools.partial(imaging.pixels, recipe=recipe)
+
+
+def run(args: params.PreprocessParams, root: store_mod.Store) -> None:
+    out_store = shard_location(args, root)
+    recipe = recipe_for(args.model, args.pipeline)
+    pixels = pixel_source(recipe)  # before any work
     images = store_mod.open_store(args.images)
     labels = read_labels(args.labels)
     names = shard_slice(list_images(images, args.limit), args.shard, args.num_shards)
-    params = {k: getattr(args, k) for k in ("images", "labels", "shard", "num_shards", "mode", "images_per_part",
-                                            "write_bin", "skip_bad", "limit", "model")}
-    if args.pipeline != "seed":  # the default pipeline's params (and so its manifests) stay as they were
-        params["pipeline"] = args.pipeline
     recipe_dict = {"model": args.model, **recipe.to_dict()}
     shape = (3, recipe.crop, recipe.crop)
     log.info("%s: shard %d of %d: %d images from %s, mode %s -> %s", STAGE, args.shard, args.num_shards,
              len(names), images.uri, args.mode, out_store.uri)
 
-    with commit.Output(out_store, STAGE, params) as out:
+    with commit.Output(out_store, STAGE, args.to_dict()) as out:
         writer = shards.ShardWriter(out.dir, args.shard, args.num_shards, args.mode, shape, recipe_dict,
                                     args.images_per_part)
         try:
-            summary = _process(args, images, labels, names, recipe, writer, out)
+            summary = _process(args, images, labels, names, recipe, pixels, writer, out)
         finally:
             writer.abort()
         out.record.update(summary)
@@ -186,7 +138,7 @@ def run(args: argparse.Namespace, root: store_mod.Store) -> None:
                     summary["counts"]["seen"] - summary["counts"]["accepted"], summary["counts"]["seen"])
 
 
-def _process(args, images, labels, names, recipe, writer, out) -> dict[str, Any]:
+def _process(args, images, labels, names, recipe, pixels, writer, out) -> dict[str, Any]:
     bins: dict[str, str] = {}
     if args.write_bin:
         (out.dir / "bin").mkdir()
@@ -209,7 +161,7 @@ def _process(args, images, labels, names, recipe, writer, out) -> dict[str, Any]
             prog.advance()
             continue
         try:
-            hwc = recipe.pixels(images.read_bytes(name), name)
+            hwc = pixels(images.read_bytes(name), name)
         except imaging.UndecodableImage as e:
             writer.reject(name, e.reason, "undecodable")
             failing = failing or not args.skip_bad
@@ -250,7 +202,7 @@ def _process(args, images, labels, names, recipe, writer, out) -> dict[str, Any]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return stage.main(STAGE, build_parser, run, argv, locate=shard_location)
+    return cli.main(params.PreprocessParams, run, argv, locate=shard_location)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,11 @@ Slices of the ghost modules are removed (logits unchanged, about 1.5x faster on 
 normalization can be folded into the graph for uint8 input, and every export is compared with
 PyTorch on a fixed batch; an export whose logits differ by more than 1e-4 of their range fails.
 
-    python -m jobs.export --model ghostnet_1.0x --weights URI --checksum md5:HEX --out URI
+    python -m jobs.stages.export --model ghostnet_1.0x --weights URI --checksum md5:HEX --out URI
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import logging
@@ -22,9 +21,10 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from jobs import commit, errors, models, stage
+from jobs import commit, errors, models, params
 from jobs import store as store_mod
 from jobs import weights as weights_mod
+from jobs.stages import cli
 
 log = logging.getLogger("ghostbench")
 
@@ -35,26 +35,6 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "class"
 PARITY_TOLERANCE = 1e-4  # max |torch - onnxruntime| / max |logit|
 PARITY_SEED = 20240611
-INPUT_DTYPES = ("float32", "uint8")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = stage.parser(STAGE, __doc__.strip().splitlines()[0])
-    p.add_argument("--model", required=True, metavar="NAME",
-                   help=f"registered model name (known: {', '.join(sorted(models.REGISTRY))})")
-    p.add_argument("--weights", required=True, metavar="URI",
-                   help="state_dict file: a path, file:// URI, https:// URL or store object URI")
-    p.add_argument("--checksum", required=True, metavar="ALGO:HEX",
-                   help="checksum of the weights file, md5:HEX or sha256:HEX; verified before loading")
-    p.add_argument("--opset", type=int, default=11, help="ONNX opset to write (default 11, what ATC accepts)")
-    p.add_argument("--input-dtype", choices=INPUT_DTYPES, default="float32",
-                   help="float32: normalized NCHW input (the seed's); uint8: raw NCHW pixels, "
-                        "normalization folded into the graph")
-    p.add_argument("--keep-noops", action="store_true",
-                   help="keep no-op Slice/Identity nodes as the exporter wrote them")
-    p.add_argument("--parity-batch", type=int, default=4, metavar="N",
-                   help="images in the torch-vs-onnxruntime parity batch (default 4)")
-    return p
 
 
 def _require(module: str):
@@ -121,7 +101,7 @@ def _torch_export(module, dummy, opset: int) -> bytes:
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             )
         except (torch.onnx.errors.UnsupportedOperatorError, torch.onnx.errors.OnnxExporterError) as e:
-            raise errors.BadInput(f"--opset {opset}: export failed: {str(e).splitlines()[0]}") from None
+            raise errors.BadInput(f"--opset {opset}: export failed: {str(e).splitlines()[0]}") from e
     return buf.getvalue()
 
 
@@ -164,12 +144,8 @@ def _io_desc(value_info) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace, out_store: store_mod.Store) -> None:
+def run(args: params.ExportParams, out_store: store_mod.Store) -> None:
     info = models.get(args.model)
-    if args.parity_batch < 1:
-        raise errors.BadInput(f"--parity-batch {args.parity_batch}: must be at least 1")
-    if args.opset < 7:
-        raise errors.BadInput(f"--opset {args.opset}: must be 7 or more (the seed's ATC takes 9-13)")
     algo, digest = weights_mod.parse_checksum(args.checksum, "--checksum")
     checksum = f"{algo}:{digest}"
     torch = _require("torch")
@@ -178,11 +154,7 @@ def run(args: argparse.Namespace, out_store: store_mod.Store) -> None:
     from jobs import onnx_graph
 
     weights_uri = weights_mod.public_uri(args.weights)
-    params = {
-        "model": info.name, "weights": weights_uri, "checksum": checksum,
-        "opset": args.opset, "input_dtype": args.input_dtype, "keep_noops": args.keep_noops,
-        "parity_batch": args.parity_batch,
-    }
+    recorded = {**args.to_dict(), "weights": weights_uri, "checksum": checksum}
     with tempfile.TemporaryDirectory(prefix="ghostbench-weights-") as tmp:
         log.info("export: fetching weights %s", weights_uri)
         path = weights_mod.fetch(args.weights, checksum, pathlib.Path(tmp))
@@ -244,7 +216,7 @@ def run(args: argparse.Namespace, out_store: store_mod.Store) -> None:
         "parity": parity,
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__},
     }
-    with commit.Output(out_store, STAGE, params) as out:
+    with commit.Output(out_store, STAGE, recorded) as out:
         (out.dir / MODEL_FILE).write_bytes(model_bytes)
         (out.dir / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
         out.record.update(record)
@@ -252,7 +224,7 @@ def run(args: argparse.Namespace, out_store: store_mod.Store) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return stage.main(STAGE, build_parser, run, argv)
+    return cli.main(params.ExportParams, run, argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,40 @@
+"""Options of the null backend, checked without a device."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from jobs import errors, registry
+
+DEVICES = ("cpu", "none")
+OPTIONS = ("images_per_s", "num_classes", "dtype")
+DTYPES = ("float32", "uint8")
+
+
+@dataclasses.dataclass(frozen=True)
+class NullConfig:
+    images_per_s: float | None = None
+    """Stand in for a device computing this many images/s (each call waits batch / R seconds); None: no wait."""
+    num_classes: int = 1000
+    """Logits per image."""
+    dtype: str | None = None
+    """Input element type without an engine record (default: the data's)."""
+
+    @classmethod
+    def check(cls, device: str, options: Mapping[str, Any]) -> NullConfig:
+        if device not in DEVICES:
+            raise errors.OptionError(None, f"expected one of {', '.join(DEVICES)} for backend null (it computes "
+                                     f"nothing), got {device!r}")
+        registry.check_option_names(options, OPTIONS)
+        rate = options.get("images_per_s")
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0):
+            raise errors.OptionError("images_per_s", f"expected a number > 0, got {rate!r}")
+        classes = options.get("num_classes", 1000)
+        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+            raise errors.OptionError("num_classes", f"expected an integer >= 1, got {classes!r}")
+        dtype = options.get("dtype")
+        if dtype is not None and dtype not in DTYPES:
+            raise errors.OptionError("dtype", f"expected one of {', '.join(DTYPES)}, got {dtype!r}")
+        return cls(images_per_s=float(rate) if rate is not None else None, num_classes=classes, dtype=dtype)

@@ -1,0 +1,297 @@
+"""The documents a run leaves, as typed records with one writer (``to_dict``) and one reader (``from_dict``).
+
+- ``LatencyStats``: ais_infer's statistics of one timed quantity, in milliseconds.
+- ``InferSummary``: ``summary.json`` of an infer run, ais_infer's keys and layout kept exactly
+  (``NPU_compute_time``, ``H2D_latency``, ``D2H_latency``, ``throughput``) plus ghostbench's own.
+- ``SeedAccuracy``: ``accuracy.json`` exactly as the seed's ``imagenet_acc_eval.py`` writes it.
+- ``ReportRun`` and ``Report``: ``report.json`` of a sweep.
+
+Infer, eval, the reports and the benchmarks share these types; nothing else spells their keys.
+Formats: ``shared/facts/FORMATS.md`` ("Inference summary", "Accuracy report").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from jobs import errors
+
+SUMMARY = "summary.json"
+PREDICTIONS = "predictions.csv"
+ACCURACY = "accuracy.json"
+ENGINE_RECORD = "engine.json"
+REPORT_FILES = ("report.md", "report.json", "report.csv")
+
+
+def _field(data: Mapping[str, Any], key: str, source: str) -> Any:
+    try:
+        return data[key]
+    except (KeyError, TypeError) as e:
+        raise errors.BadInput(f"{source}: no {key!r}; not a ghostbench document of this version") from e
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyStats:
+    """ais_infer's latency statistics of one quantity (a batch's compute, H2D or D2H copy), in milliseconds."""
+
+    min: float = 0.0
+    max: float = 0.0
+    mean: float = 0.0
+    median: float = 0.0
+    p99: float = 0.0
+    """The 99th percentile, ais_infer's ``percentile(99%)``."""
+    count: int = 0
+    """Samples (batches); 0 when nothing was measured (all figures are then 0)."""
+
+    UNIT = "ms"
+
+    @classmethod
+    def of(cls, values_ms: Sequence[float]) -> LatencyStats:
+        """The statistics of ``values_ms`` (milliseconds); all zero for no values."""
+        if len(values_ms) == 0:
+            return cls()
+        a = np.asarray(values_ms, dtype=np.float64)
+        return cls(min=float(a.min()), max=float(a.max()), mean=float(a.mean()), median=float(np.median(a)),
+                   p99=float(np.percentile(a, 99)), count=int(a.size))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min": self.min, "max": self.max, "mean": self.mean, "median": self.median,
+                "percentile(99%)": self.p99, "count": self.count}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "latency") -> LatencyStats:
+        return cls(min=float(_field(d, "min", source)), max=float(_field(d, "max", source)),
+                   mean=float(_field(d, "mean", source)), median=float(_field(d, "median", source)),
+                   p99=float(_field(d, "percentile(99%)", source)), count=int(d.get("count", 0)))
+
+
+def throughput(batch_size: int, mean_compute_ms: float) -> float:
+    """ais_infer's throughput: images per second from the mean compute time of one batch (ms)."""
+    return 1000.0 * batch_size / mean_compute_ms if mean_compute_ms > 0 else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class EndToEnd:
+    """The first pass over the data: reading shards, feeding the backend, top-k, writing predictions."""
+
+    images: int
+    seconds: float
+    """Wall time of the pass (s)."""
+    images_per_second: float
+    overlapped: bool
+    """Reading ahead and ranking behind ran beside the backend (a device backend) rather than between calls."""
+    bytes_read: int
+    """Bytes read from the store in the pass."""
+    bytes_read_per_image: float
+    compute_seconds: float
+    """The backend's own time within the pass (s)."""
+    efficiency: float
+    """compute_seconds / seconds: the backend's share of the pass (1.0: the harness costs nothing)."""
+    what: str = "first pass: reading shards, feeding the backend, top-k, writing predictions"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"images": self.images, "seconds": self.seconds, "images_per_second": self.images_per_second,
+                "what": self.what, "overlapped": self.overlapped, "bytes_read": self.bytes_read,
+                "bytes_read_per_image": self.bytes_read_per_image, "compute_seconds": self.compute_seconds,
+                "efficiency": self.efficiency}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EndToEnd:
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+
+@dataclasses.dataclass(frozen=True)
+class InferSummary:
+    """``summary.json``: one infer run (one target, one batch size). Times in ms, throughput in images/s."""
+
+    compute: LatencyStats
+    """``NPU_compute_time``: the backend computing one batch (ais_infer's name, kept for every device)."""
+    h2d: LatencyStats
+    """``H2D_latency``: host-to-device copies, one sample per batch where the backend has them."""
+    d2h: LatencyStats
+    """``D2H_latency``: device-to-host copies."""
+    throughput: float
+    """1000 x batch_size / mean compute ms (images/s), as ais_infer computes it."""
+    batch_size: int
+    backend: str
+    device: str
+    num_images: int
+    num_batches: int
+    padded_images: int
+    """Images added to pad the last batch: neither counted nor written."""
+    passes: int
+    """Passes over the data (more than one when a pass is too short for a stable timing)."""
+    warmup_batches: int
+    transfer_timing: str
+    end_to_end: EndToEnd
+    target: str = ""
+    engine: str | None = None
+    engine_record: dict[str, Any] = dataclasses.field(default_factory=dict)
+    data: str = ""
+    input_mode: str = ""
+    backend_info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    host: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    UNITS = {"latency": "ms", "throughput": "images/s"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "NPU_compute_time": self.compute.to_dict(),
+            "H2D_latency": self.h2d.to_dict(),
+            "D2H_latency": self.d2h.to_dict(),
+            "throughput": self.throughput,
+            "batch_size": self.batch_size,
+            "backend": self.backend,
+            "device": self.device,
+            "num_images": self.num_images,
+            "num_batches": self.num_batches,
+            "padded_images": self.padded_images,
+            "passes": self.passes,
+            "warmup_batches": self.warmup_batches,
+            "transfer_timing": self.transfer_timing,
+            "end_to_end": self.end_to_end.to_dict(),
+            "units": dict(self.UNITS),
+            "target": self.target,
+            "engine": self.engine,
+            "engine_record": self.engine_record,
+            "data": self.data,
+            "input_mode": self.input_mode,
+            "backend_info": self.backend_info,
+            "host": self.host,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = SUMMARY) -> InferSummary:
+        """``BadInput`` naming ``source`` when a key is missing."""
+        get = lambda k: _field(d, k, source)  # noqa: E731
+        return cls(
+            compute=LatencyStats.from_dict(get("NPU_compute_time"), source),
+            h2d=LatencyStats.from_dict(get("H2D_latency"), source),
+            d2h=LatencyStats.from_dict(get("D2H_latency"), source),
+            throughput=float(get("throughput")), batch_size=int(get("batch_size")), backend=get("backend"),
+            device=get("device"), num_images=int(get("num_images")), num_batches=int(get("num_batches")),
+            padded_images=int(get("padded_images")), passes=int(get("passes")),
+            warmup_batches=int(get("warmup_batches")), transfer_timing=get("transfer_timing"),
+            end_to_end=EndToEnd.from_dict(get("end_to_end")), target=d.get("target", ""), engine=d.get("engine"),
+            engine_record=d.get("engine_record") or {}, data=d.get("data", ""), input_mode=d.get("input_mode", ""),
+            backend_info=d.get("backend_info") or {}, host=d.get("host") or {})
+
+    @classmethod
+    def from_json(cls, text: str | bytes, source: str = SUMMARY) -> InferSummary:
+        try:
+            return cls.from_dict(json.loads(text), source)
+        except ValueError as e:
+            raise errors.BadInput(f"{source}: not JSON ({e})") from e
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedAccuracy:
+    """``accuracy.json`` in the seed's format: images, classes and top-k accuracy in percent (2 decimals)."""
+
+    num_images: int
+    num_classes: int
+    topk: dict[int, float]
+    """k -> accuracy in percent."""
+
+    TITLE = "Overall statistical evaluation"
+
+    def to_dict(self) -> dict[str, Any]:
+        value = [{"key": "Number of images", "value": str(self.num_images)},
+                 {"key": "Number of classes", "value": str(self.num_classes)}]
+        value += [{"key": f"Top{k} accuracy", "value": f"{self.topk[k]:.2f}%"} for k in sorted(self.topk)]
+        return {"title": self.TITLE, "value": value}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = ACCURACY) -> SeedAccuracy:
+        """Reads the seed's format (values rounded to 2 decimals, as written)."""
+        items = {v["key"]: v["value"] for v in _field(d, "value", source)}
+        topk = {int(k[3:].split()[0]): float(v.rstrip("%")) for k, v in items.items() if k.startswith("Top")}
+        return cls(num_images=int(items["Number of images"]), num_classes=int(items["Number of classes"]), topk=topk)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportRun:
+    """One row of a sweep report: a run's throughput and accuracy."""
+
+    run: str
+    """URI of the infer output."""
+    target: str
+    backend: str
+    device: str
+    input_mode: str | None
+    batch_size: int
+    num_images: int
+    throughput: float
+    """images/s, compute only (ais_infer's throughput)."""
+    compute_mean_ms: float
+    compute_p99_ms: float
+    end_to_end_images_per_second: float
+    passes: int
+    accuracy: dict[str, float]
+    """"1".."5" -> top-k accuracy in percent (4 decimals)."""
+    gate_pass: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ReportRun:
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """What accuracy is compared with, and the gate."""
+
+    top1: float
+    top5: float
+    gate: float
+    """A run passes when at most this many points below the reference."""
+    kind: str
+    """imagenet (published accuracy) or agreement (labels from a reference model)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """``report.json``: every run of a sweep, the reference, and the ratios and accelerators asked for."""
+
+    model: str
+    reference: Reference
+    runs: tuple[ReportRun, ...]
+    ratios: tuple[str, ...] = ()
+    """``A/B`` target pairs whose throughput ratio is tabulated; empty: each target against the first."""
+    accelerators: dict[str, str] = dataclasses.field(default_factory=dict)
+    """target -> accelerator (``jobs.devices``), for the comparison with published figures."""
+
+    @property
+    def all_pass(self) -> bool:
+        return all(r.gate_pass for r in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"model": self.model, "reference": dataclasses.asdict(self.reference),
+                             "runs": [r.to_dict() for r in self.runs], "all_pass": self.all_pass}
+        if self.ratios or self.accelerators:
+            d["ratios"] = list(self.ratios)
+            d["accelerators"] = dict(self.accelerators)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "report.json") -> Report:
+        return cls(model=_field(d, "model", source), reference=Reference(**_field(d, "reference", source)),
+                   runs=tuple(ReportRun.from_dict(r) for r in _field(d, "runs", source)),
+                   ratios=tuple(d.get("ratios") or ()), accelerators=dict(d.get("accelerators") or {}))
+
+    @classmethod
+    def from_json(cls, text: str | bytes, source: str = "report.json") -> Report:
+        return cls.from_dict(json.loads(text), source)

@@ -1,0 +1,44 @@
+"""Stage convert: model.onnx + engine target + batch size -> an engine for that target.
+
+Targets come from ``jobs.converters``: 'onnxruntime' (an offline-optimized model with a fixed
+batch size) and 'atc' (an Ascend .om built by ATC, with AIPP for uint8 input; see docs/ascend.md).
+
+    python -m jobs.stages.convert --model EXPORT_URI --target onnxruntime --batch-size 8 --out URI
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from jobs import commit, converters, params, records
+from jobs import store as store_mod
+from jobs.stages import cli
+
+log = logging.getLogger("ghostbench.convert")
+MODEL_FILE = "model.onnx"
+
+
+def run(args: params.ConvertParams, out: store_mod.Store) -> None:
+    convert_fn = converters.REGISTRY.load(args.target)
+    options = dict(args.options or {})
+    model_store, manifest = commit.require_committed(args.model, "--model")
+    recorded = {**args.to_dict(), "model_sha256": commit.file_entry(manifest, MODEL_FILE)["sha256"]}
+    with commit.local_copy(model_store, manifest, MODEL_FILE) as model_path:
+        with commit.Output(out, "convert", recorded) as output:
+            log.info("convert: %s -> %s engine, batch %d", args.model, args.target, args.batch_size)
+            record = convert_fn(model_path, output.dir, args.batch_size, options)
+            record["model"] = args.model
+            record["model_sha256"] = recorded["model_sha256"]
+            (output.dir / records.ENGINE_RECORD).write_text(json.dumps(record, indent=1) + "\n")
+            output.record.update(record)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.main(params.ConvertParams, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Stage eval: predictions + labels -> accuracy.json per run, and the sweep's reports.
+
+Writes ``runs/<target>/bs<N>/accuracy.json`` in the seed's format for every infer output, and
+``report.json``, ``report.csv`` and ``report.md`` across them: throughput per batch size per
+target with ratios between targets (``--ratio A/B``, default each target against the first), the
+published figures with their basis (per card and per chip) and, for targets named with
+``--accelerator``, the measurement beside them on the same basis; and accuracy against the
+reference with the gate.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from jobs import commit, errors, metrics, models, params, records, reports, shards
+from jobs import store as store_mod
+from jobs.stages import cli
+
+log = logging.getLogger("ghostbench.eval")
+
+
+def read_predictions(text: str, source: str) -> tuple[list[str], np.ndarray]:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header or header[:2] != ["index", "name"]:
+        raise errors.BadInput(f"{source}: not a ghostbench predictions file (header {header})")
+    k = sum(1 for h in header if re.fullmatch(r"top\d+", h))
+    names, tops = [], []
+    for lineno, row in enumerate(reader, start=2):
+        try:
+            names.append(row[1])
+            tops.append([int(v) for v in row[2:2 + k]])
+        except (IndexError, ValueError) as e:
+            raise errors.BadInput(f"{source}:{lineno}: malformed predictions row") from e
+    return names, np.array(tops, dtype=np.int64).reshape(len(tops), k)
+
+
+def evaluate_run(uri: str, label_of: dict[str, int], args: params.EvalParams, reference: records.Reference
+                 ) -> tuple[records.ReportRun, records.SeedAccuracy]:
+    run_store, manifest = commit.require_committed(uri, "--run")
+    summary = records.InferSummary.from_json(commit.read_verified(run_store, manifest, records.SUMMARY),
+                                             f"{uri}/{records.SUMMARY}")
+    names, tops = read_predictions(commit.read_verified(run_store, manifest, records.PREDICTIONS).decode("utf-8"),
+                                   f"{uri}/{records.PREDICTIONS}")
+    missing = [n for n in names if label_of.get(n, -1) < 0]
+    if missing:
+        raise errors.BadInput(f"--run {uri}: {len(missing)} predicted images have no label in --data, "
+                              f"first: {missing[0]}")
+    labels = np.array([label_of[n] for n in names], dtype=np.int64)
+    acc = metrics.topk_accuracy(tops, labels, 5)
+    gate_pass = acc[1] >= reference.top1 - reference.gate and acc.get(5, 0.0) >= reference.top5 - reference.gate
+    row = records.ReportRun(
+        run=uri, target=summary.target, backend=summary.backend, device=summary.device,
+        input_mode=summary.input_mode or None, batch_size=summary.batch_size, num_images=len(names),
+        throughput=summary.throughput, compute_mean_ms=summary.compute.mean, compute_p99_ms=summary.compute.p99,
+        end_to_end_images_per_second=summary.end_to_end.images_per_second, passes=summary.passes,
+        accuracy={str(k): round(v, 4) for k, v in acc.items()}, gate_pass=bool(gate_pass))
+    return row, records.SeedAccuracy(len(names), args.num_classes, acc)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def run(args: params.EvalParams, out: store_mod.Store) -> None:
+    info = models.get(args.model)
+    reference = records.Reference(
+        top1=info.published_top1 if args.reference_top1 is None else args.reference_top1,
+        top5=info.published_top5 if args.reference_top5 is None else args.reference_top5,
+        gate=args.gate, kind=args.reference_kind)
+    dataset = shards.open_dataset(args.data)
+    label_of = dict(zip(dataset.names, (int(v) for v in dataset.labels)))
+    accelerators = dict(args.accelerators or {})
+    with commit.Output(out, "eval", args.to_dict()) as output:
+        runs = []
+        for uri in args.runs:
+            r, accuracy = evaluate_run(uri, label_of, args, reference)
+            target_dir = output.dir / "runs" / _safe(r.target) / f"bs{r.batch_size}"
+            target_dir.mkdir(parents=True, exist_ok=True)
+            (target_dir / records.ACCURACY).write_text(json.dumps(accuracy.to_dict(), indent=1) + "\n")
+            runs.append(r)
+            log.info("eval: %s bs%d top-1 %.2f%% top-5 %.2f%% %s", r.target, r.batch_size,
+                     r.accuracy["1"], r.accuracy.get("5", 0.0), "pass" if r.gate_pass else "FAIL")
+        target_order = list(dict.fromkeys(r.target for r in runs))  # as the runs were given
+        runs.sort(key=lambda r: (target_order.index(r.target), r.batch_size))
+        reports.parse_ratios(args.ratios, target_order)
+        unknown = sorted(set(accelerators) - set(target_order))
+        if unknown:
+            raise errors.BadInput(f"--accelerator {unknown[0]}=...: no run has target {unknown[0]!r} "
+                                  f"(targets: {', '.join(target_order)})")
+        report = records.Report(model=args.model, reference=reference, runs=tuple(runs), ratios=args.ratios,
+                                accelerators=accelerators)
+        (output.dir / "report.json").write_text(report.to_json())
+        (output.dir / "report.csv").write_text(reports.to_csv(report.runs))
+        (output.dir / "report.md").write_text(reports.to_markdown(report))
+        output.record.update({"all_pass": report.all_pass, "runs": len(runs)})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.main(params.EvalParams, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
