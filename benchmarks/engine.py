@@ -51,8 +51,8 @@ def seed_runner(model: pathlib.Path) -> Runner:
 
 
 def engine_runner(engine: str | pathlib.Path) -> Runner:
-    from jobs.stages import infer
     from jobs.backends.onnxruntime.backend import OnnxRuntimeBackend
+    from jobs.stages import infer
 
     backend = OnnxRuntimeBackend.open(infer.load_engine(str(engine)), "cpu", {})
     return lambda batch: backend.infer(batch)[0]

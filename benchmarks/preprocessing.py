@@ -88,8 +88,8 @@ def max_diff_to_seed(data: pathlib.Path, bins: pathlib.Path) -> float:
 def fast_path_fidelity(work: pathlib.Path, fast: pathlib.Path, faithful: pathlib.Path) -> dict[str, float]:
     """Pixel differences of the opencv output from the faithful one, and the demo model's top-1 agreement."""
     from jobs import shards
-    from jobs.stages import infer
     from jobs.backends.onnxruntime.backend import OnnxRuntimeBackend
+    from jobs.stages import infer
 
     backend = OnnxRuntimeBackend.open(infer.load_engine(str(assets.engine(work, 32, "float32"))), "cpu", {})
     worst, total, values, agree, n_images = 0.0, 0.0, 0, 0, 0

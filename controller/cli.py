@@ -27,7 +27,7 @@ import jobs
 from controller import executors, launch, runner
 from controller import plan as plan_mod
 from controller import spec as spec_mod
-from jobs import errors, params
+from jobs import errors, params, records
 from jobs import store as store_mod
 
 
@@ -75,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="print a sweep's report")
     p.add_argument("sweep", help="sweep id (its name)")
     _store_arg(p)
-    p.add_argument("--format", choices=("md", "json", "csv"), default="md")
+    p.add_argument("--format", choices=("md", "json", "csv"), default="md",
+                   help="md: the tables to read (default); json: report.json; csv: one row per run")
+    p.add_argument("--check-gate", action="store_true",
+                   help=f"exit {errors.EXIT_GATE_FAILED} (naming the runs on stderr) when a run failed the accuracy "
+                        "gate; the chart's `helm test` uses it")
 
     p = sub.add_parser("demo", help="run the whole pipeline offline on a generated image set")
     _store_arg(p)
@@ -160,6 +164,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not store.exists(name):
         raise errors.BadInput(f"sweep {args.sweep!r}: no report at {store.uri}/{name} (has the sweep finished?)")
     sys.stdout.write(store.read_text(name))
+    if args.check_gate:
+        report = records.Report.from_json(store.read_text(f"{runner.sweep_dir(args.sweep)}/report.json"))
+        failing = [r for r in report.runs if not r.gate_pass]
+        for r in failing:
+            print(f"accuracy gate FAILED: {r.target} bs{r.batch_size}: top-1 {r.accuracy['1']:.2f}%", file=sys.stderr)
+        if failing:
+            return errors.EXIT_GATE_FAILED
     return 0
 
 

@@ -116,9 +116,9 @@ def run(args: argparse.Namespace) -> int:
         batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
         if not batch_sizes or min(batch_sizes) < 1:
             raise ValueError
-    except ValueError:
+    except ValueError as e:
         raise errors.BadInput(f"--batch-sizes: expected comma-separated integers >= 1, got {args.batch_sizes!r}") \
-            from None
+            from e
     if args.images < 1:
         raise errors.BadInput(f"--images: expected an integer >= 1, got {args.images}")
     store = store_mod.open_store(args.store or spec_mod.DEFAULT_STORE)

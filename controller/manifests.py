@@ -294,12 +294,12 @@ def load_settings(path: str | pathlib.Path | None = None, namespace: str | None 
         source = str(path)
         try:
             data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise SettingsError(f"{path}: no such settings file") from None
+        except FileNotFoundError as e:
+            raise SettingsError(f"{path}: no such settings file") from e
         except OSError as e:
-            raise SettingsError(f"{path}: cannot read the settings file ({e.strerror})") from None
+            raise SettingsError(f"{path}: cannot read the settings file ({e.strerror})") from e
         except yaml.YAMLError as e:
-            raise SettingsError(f"{path}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+            raise SettingsError(f"{path}: not valid YAML ({getattr(e, 'problem', None) or e})") from e
     if namespace is not None:
         data = {**(data or {}), "namespace": namespace}
     return parse_settings(data, source)

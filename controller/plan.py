@@ -18,7 +18,7 @@ from typing import Any
 
 import jobs
 from controller import spec as spec_mod
-from jobs import devices, models, params, shards
+from jobs import models, params, shards
 
 KEY_LENGTH = 16
 
@@ -216,7 +216,3 @@ def _dedupe(steps: list[Step]) -> list[Step]:
             out.append(s)
     return out
 
-
-def device_of(step: Step) -> str:
-    """Where a step runs: the inference target's device, else the CPU."""
-    return step.params.device if isinstance(step.params, params.InferParams) else "cpu"

@@ -413,14 +413,14 @@ def load(path: str | pathlib.Path) -> SweepSpec:
     path = pathlib.Path(path)
     try:
         text = path.read_text()
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such sweep file") from None
+    except FileNotFoundError as e:
+        raise SpecError(f"{path}: no such sweep file") from e
     except OSError as e:
-        raise SpecError(f"{path}: cannot read the sweep file ({e.strerror})") from None
+        raise SpecError(f"{path}: cannot read the sweep file ({e.strerror})") from e
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+        raise SpecError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from e
     return parse(data, str(path), path.parent.resolve())

@@ -48,8 +48,8 @@ CATALOGUE: dict[str, Accelerator] = {a.name: a for a in (
 def get(name: str) -> Accelerator:
     try:
         return CATALOGUE[name]
-    except KeyError:
-        raise errors.BadInput(f"accelerator {name!r} is not known; expected one of {', '.join(CATALOGUE)}") from None
+    except KeyError as e:
+        raise errors.BadInput(f"accelerator {name!r} is not known; expected one of {', '.join(CATALOGUE)}") from e
 
 
 def soc_from_npu_smi(text: str) -> str:

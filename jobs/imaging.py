@@ -62,10 +62,10 @@ def decode(data: bytes, name: str = "<bytes>") -> Image.Image:
                 img.load()
                 return img
             return img.convert("RGB")  # convert() loads the pixels: truncated data fails here
-    except UnidentifiedImageError:
-        raise UndecodableImage(name, "not an image file PIL can identify") from None
+    except UnidentifiedImageError as e:
+        raise UndecodableImage(name, "not an image file PIL can identify") from e
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise UndecodableImage(name, f"cannot decode ({e})") from None
+        raise UndecodableImage(name, f"cannot decode ({e})") from e
 
 
 def resized_size(w: int, h: int, resize_short: int = RESIZE_SHORT) -> tuple[int, int]:

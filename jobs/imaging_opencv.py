@@ -29,9 +29,9 @@ def require() -> ModuleType:
     """OpenCV, set up for this path; ``MissingDependency`` (one line) where it is not installed."""
     try:
         import cv2
-    except ImportError:
+    except ImportError as e:
         raise errors.MissingDependency("--pipeline opencv needs OpenCV; install ghostbench[opencv] "
-                                       "(opencv-python-headless)") from None
+                                       "(opencv-python-headless)") from e
     cv2.setNumThreads(1)  # one image per core: processes (shards) are the unit of parallelism
     return cv2
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def topk(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and scores of the k largest logits per row, best first (ties: lower index first)."""
     k = min(k, logits.shape[1])

@@ -87,9 +87,9 @@ class Registry(Generic[T]):
         """The entry for ``name``; ``BadInput`` listing the known names (with a did-you-mean) otherwise."""
         try:
             return self.plugins[name]
-        except KeyError:
+        except KeyError as e:
             raise errors.BadInput(f"{self.kind} {name!r} is not known{did_you_mean(str(name), self.plugins)}; "
-                                  f"expected one of {', '.join(self.names())}") from None
+                                  f"expected one of {', '.join(self.names())}") from e
 
     def load(self, name: str) -> T:
         """The implementation of ``name``, imported now (``MissingDependency`` when its library is missing)."""

@@ -189,7 +189,7 @@ def read_npy_header(f: BinaryIO, what: str) -> tuple[tuple[int, ...], np.dtype, 
         else:
             raise ValueError(f".npy version {version} is not supported")
     except ValueError as e:
-        raise errors.BadInput(f"{what}: not a readable .npy file ({e})") from None
+        raise errors.BadInput(f"{what}: not a readable .npy file ({e})") from e
     if fortran:
         raise errors.BadInput(f"{what}: Fortran-ordered arrays are not supported")
     return tuple(shape), dtype, f.count
@@ -323,10 +323,10 @@ def open_dataset(uri: str) -> Dataset:
         what = f"{store.uri}/{INDEX}"
         try:
             ix = json.loads(store.read_text(INDEX))
-        except errors.StoreError:
-            raise errors.BadInput(f"{what}: missing from a committed shard") from None
+        except errors.StoreError as e:
+            raise errors.BadInput(f"{what}: missing from a committed shard") from e
         except ValueError as e:
-            raise errors.BadInput(f"{what}: not valid JSON ({e})") from None
+            raise errors.BadInput(f"{what}: not valid JSON ({e})") from e
         if not isinstance(ix, dict) or ix.get("format") != FORMAT_VERSION:
             raise errors.BadInput(f"{what}: format {ix.get('format') if isinstance(ix, dict) else None!r}, "
                                   f"expected {FORMAT_VERSION}")

@@ -141,10 +141,10 @@ def _download(url: str, checksum: str, dest_dir: pathlib.Path, timeout_s: float)
                     bar.finish()
             except urllib.error.HTTPError as e:
                 cls = errors.BadInput if 400 <= e.code < 500 else errors.GhostbenchError
-                raise cls(f"weights {shown}: HTTP {e.code} {e.reason}") from None
+                raise cls(f"weights {shown}: HTTP {e.code} {e.reason}") from e
             except (urllib.error.URLError, OSError) as e:
                 reason = getattr(e, "reason", None) or e
-                raise errors.GhostbenchError(f"weights {shown}: download failed: {reason}") from None
+                raise errors.GhostbenchError(f"weights {shown}: download failed: {reason}") from e
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -163,11 +163,11 @@ def load_state_dict(path: pathlib.Path) -> dict[str, torch.Tensor]:
     path = pathlib.Path(path)
     try:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise errors.BadInput(f"weights {path}: no such file") from None
+    except FileNotFoundError as e:
+        raise errors.BadInput(f"weights {path}: no such file") from e
     except _LOAD_ERRORS as e:  # all mean "not a loadable checkpoint"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise errors.BadInput(f"weights {path}: not a PyTorch weights file ({first[:200]})") from None
+        raise errors.BadInput(f"weights {path}: not a PyTorch weights file ({first[:200]})") from e
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         log.info("weights %s: using the 'state_dict' entry of a wrapped checkpoint", path)
         obj = obj["state_dict"]
@@ -209,7 +209,7 @@ def apply_state_dict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
-        raise errors.BadInput(f"weights {source} do not fit the model: {first[:300]}") from None
+        raise errors.BadInput(f"weights {source} do not fit the model: {first[:300]}") from e
 
 
 def save_deterministic_weights(path: pathlib.Path, model_name: str, seed: int) -> str:

@@ -28,7 +28,6 @@ import urllib.parse
 import pytest
 import yaml
 
-import jobs
 from controller import manifests
 from controller import plan as plan_mod
 from controller import spec as spec_mod

@@ -12,8 +12,8 @@ from controller import cli
 from controller import plan as plan_mod
 from controller import spec as spec_mod
 from jobs import devices, published, records, reports
-from jobs.stages import infer, preprocess
 from jobs.stages import eval as eval_stage
+from jobs.stages import infer, preprocess
 from jobs.tools import fake_imagenet
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

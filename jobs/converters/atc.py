@@ -186,10 +186,10 @@ def soc_from_host(timeout_s: float = 60.0) -> str:
     try:
         r = subprocess.run([exe, "info"], capture_output=True, text=True, timeout=timeout_s,
                            stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired:
-        raise errors.BadInput(f"atc option soc_version auto: npu-smi info did not answer in {timeout_s:g} s") from None
+    except subprocess.TimeoutExpired as e:
+        raise errors.BadInput(f"atc option soc_version auto: npu-smi info did not answer in {timeout_s:g} s") from e
     except OSError as e:
-        raise errors.BadInput(f"atc option soc_version auto: cannot run npu-smi ({e.strerror})") from None
+        raise errors.BadInput(f"atc option soc_version auto: cannot run npu-smi ({e.strerror})") from e
     if r.returncode != 0:
         first = (r.stderr or r.stdout).strip().splitlines()[:1]
         raise errors.BadInput(f"atc option soc_version auto: npu-smi info failed (exit {r.returncode})"
@@ -226,13 +226,13 @@ def inspect_model(model_path: pathlib.Path) -> ModelInput:
     """The exported model's image input: name, element type, channels and size."""
     try:
         import onnx
-    except ImportError:
+    except ImportError as e:
         raise errors.MissingDependency("the atc target reads the exported model with onnx; install it with: "
-                                       "pip install 'ghostbench[convert]'") from None
+                                       "pip install 'ghostbench[convert]'") from e
     try:
         model = onnx.load(str(model_path), load_external_data=False)
     except Exception as e:  # noqa: BLE001 - onnx raises protobuf's and its own errors for a bad file
-        raise errors.BadInput(f"{model_path.name}: not a readable ONNX model ({e})") from None
+        raise errors.BadInput(f"{model_path.name}: not a readable ONNX model ({e})") from e
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     if len(inputs) != 1 or not model.graph.output:

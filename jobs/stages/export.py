@@ -42,9 +42,9 @@ def _require(module: str):
 
     try:
         return importlib.import_module(module)
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as e:
         raise errors.MissingDependency(
-            f"the export stage needs {module!r}; install ghostbench[export]") from None
+            f"the export stage needs {module!r}; install ghostbench[export]") from e
 
 
 def fold_normalization(net, mean, std):

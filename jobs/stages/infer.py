@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import dataclasses
 import csv
+import dataclasses
 import json
 import logging
 import platform

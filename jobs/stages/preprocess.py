@@ -70,7 +70,7 @@ def read_labels(uri: str) -> dict[str, int]:
     try:
         text = store.read_text(name)
     except UnicodeDecodeError as e:
-        raise errors.BadInput(f"--labels {uri}: not UTF-8 text ({e})") from None
+        raise errors.BadInput(f"--labels {uri}: not UTF-8 text ({e})") from e
     labels: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         fields = line.split()

@@ -43,7 +43,7 @@ def open_store(uri: str | os.PathLike) -> Store:
         except ModuleNotFoundError as e:
             if e.name and e.name.split(".")[0] in ("boto3", "botocore", "s3transfer"):
                 raise errors.MissingDependency(
-                    f"s3:// stores need {e.name.split('.')[0]!r}; install ghostbench[s3]") from None
+                    f"s3:// stores need {e.name.split('.')[0]!r}; install ghostbench[s3]") from e
             raise
         return s3.S3Store.from_uri(text)
     raise errors.BadInput(f"store URI {text!r}: unknown scheme {parsed.scheme!r}; expected file:// or s3://")

@@ -15,7 +15,13 @@ TMP_MARK = ".ghostbench-tmp-"
 
 
 class Store(abc.ABC):
-    """Objects below one root URI."""
+    """Objects below one root URI.
+
+    Errors every implementation raises: ``errors.StoreError`` (exit 1) when an object is missing or the
+    store cannot be read or written; ``errors.BadInput`` (exit 2) for a bad object name ('.', '..') and,
+    on S3, for wrong credentials, a missing bucket or an endpoint that does not answer. Each message is
+    one line naming the object or the store; the cause is chained.
+    """
 
     uri: str
 
@@ -24,24 +30,28 @@ class Store(abc.ABC):
         """The store rooted at ``name`` below this one."""
 
     @abc.abstractmethod
-    def exists(self, name: str) -> bool: ...
+    def exists(self, name: str) -> bool:
+        """Whether an object ``name`` exists (a folder of objects does not count)."""
 
     @abc.abstractmethod
-    def size(self, name: str) -> int: ...
+    def size(self, name: str) -> int:
+        """The object's size in bytes; ``StoreError`` when there is none."""
 
     @abc.abstractmethod
     def list(self, prefix: str = "") -> list[str]:
         """Names of all objects below ``prefix`` (recursively), relative to this root, sorted."""
 
     @abc.abstractmethod
-    def read_bytes(self, name: str) -> bytes: ...
+    def read_bytes(self, name: str) -> bytes:
+        """The whole object (small objects only: use ``open_read`` for large ones); ``StoreError`` when missing."""
 
     @abc.abstractmethod
-    def write_bytes(self, name: str, data: bytes) -> None: ...
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Write the object atomically: readers see the old object or the new one, never a part."""
 
     @abc.abstractmethod
     def open_read(self, name: str) -> contextlib.AbstractContextManager[BinaryIO]:
-        """A binary stream over the object, for reading large objects piece by piece."""
+        """A binary stream over the object, for reading large objects piece by piece; ``StoreError`` when missing."""
 
     @abc.abstractmethod
     def put_file(self, name: str, path: pathlib.Path) -> None:
@@ -49,7 +59,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def get_file(self, name: str, path: pathlib.Path) -> None:
-        """Copy the object to a local file."""
+        """Copy the object to a local file; ``StoreError`` when missing."""
 
     @abc.abstractmethod
     def delete(self, name: str) -> None:

@@ -40,8 +40,8 @@ class FileStore(base.Store):
     def size(self, name: str) -> int:
         try:
             return self._path(name).stat().st_size
-        except FileNotFoundError:
-            raise errors.StoreError(f"{self.uri}/{name}: no such object") from None
+        except FileNotFoundError as e:
+            raise errors.StoreError(f"{self.uri}/{name}: no such object") from e
 
     def list(self, prefix: str = "") -> list[str]:
         top = self._path(prefix)
@@ -60,8 +60,8 @@ class FileStore(base.Store):
     def read_bytes(self, name: str) -> bytes:
         try:
             return self._path(name).read_bytes()
-        except FileNotFoundError:
-            raise errors.StoreError(f"{self.uri}/{name}: no such object") from None
+        except FileNotFoundError as e:
+            raise errors.StoreError(f"{self.uri}/{name}: no such object") from e
 
     def _atomic_target(self, name: str) -> tuple[pathlib.Path, pathlib.Path]:
         path = self._path(name)
@@ -88,8 +88,8 @@ class FileStore(base.Store):
     def open_read(self, name: str) -> Iterator[BinaryIO]:
         try:
             f = open(self._path(name), "rb")  # noqa: SIM115 (closed by the with below)
-        except FileNotFoundError:
-            raise errors.StoreError(f"{self.uri}/{name}: no such object") from None
+        except FileNotFoundError as e:
+            raise errors.StoreError(f"{self.uri}/{name}: no such object") from e
         with f:
             yield f
 
@@ -110,8 +110,8 @@ class FileStore(base.Store):
     def get_file(self, name: str, path: pathlib.Path) -> None:
         try:
             shutil.copyfile(self._path(name), path)
-        except FileNotFoundError:
-            raise errors.StoreError(f"{self.uri}/{name}: no such object") from None
+        except FileNotFoundError as e:
+            raise errors.StoreError(f"{self.uri}/{name}: no such object") from e
 
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)

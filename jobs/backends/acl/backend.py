@@ -38,8 +38,8 @@ _FORMATS = {0: "NCHW", 1: "NHWC", 2: "ND"}
 def import_aclruntime():
     try:
         return importlib.import_module("aclruntime")
-    except ImportError:
-        raise errors.MissingDependency(NOT_INSTALLED) from None
+    except ImportError as e:
+        raise errors.MissingDependency(NOT_INSTALLED) from e
 
 
 def _first_line(e: BaseException) -> str:
@@ -131,7 +131,7 @@ class AclBackend(base.Backend):
             session = acl.InferenceSession(str(engine.path), chip.device_id, so)
         except (RuntimeError, ValueError, OSError) as e:  # pybind11 turns ACL's errors into RuntimeError
             raise errors.BadInput(f"engine {engine.path.name}: aclruntime cannot load it on NPU {chip.device_id}: "
-                                  f"{_first_line(e)}") from None
+                                  f"{_first_line(e)}") from e
         try:
             return cls(acl, session, cfg, chip, engine.record)
         except BaseException:
@@ -177,7 +177,7 @@ class AclBackend(base.Backend):
             t3 = time.perf_counter()
             logits = np.array(out)
         except (RuntimeError, ValueError, OSError) as e:
-            raise errors.GhostbenchError(f"aclruntime failed on a batch of {n}: {_first_line(e)}") from None
+            raise errors.GhostbenchError(f"aclruntime failed on a batch of {n}: {_first_line(e)}") from e
         if not entries:
             raise errors.GhostbenchError("aclruntime reported no execution time for the batch (sumary().exec_time_list "
                                          "is empty)")
