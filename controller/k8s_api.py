@@ -5,6 +5,12 @@ get, list, watch and delete Jobs; list Pods; read a pod's log. Objects go in and
 JSON the API server speaks (``dict``), so that callers need no client models and this wrapper works
 the same across client versions. Configuration comes from a kubeconfig (``KUBECONFIG`` or
 ``~/.kube/config``, as kubectl reads it) or, inside a cluster, from the pod's service account.
+
+Credentials that expire are loaded again: on a 401 Unauthorized the wrapper loads the configuration
+afresh (an ``exec`` credential plugin runs again, a ``tokenFile`` or the service account's token file,
+which the kubelet rotates, is read again) and repeats the call once. A second 401 raises
+``CredentialsRejected``, a ``BadInput`` (exit code 2) and deliberately not an ``ApiError``: callers
+that retry ApiErrors until a deadline must not retry credentials that the server keeps refusing.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from jobs import errors
@@ -39,6 +45,14 @@ class ApiError(errors.GhostbenchError):
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+class CredentialsRejected(errors.BadInput):
+    """401 Unauthorized, again after the credentials were loaded afresh: only the user can fix that.
+
+    Not an ``ApiError`` on purpose: nothing that retries ApiErrors may swallow it; it ends the command."""
+
+    status = 401
 
 
 class NotFound(ApiError):
@@ -87,40 +101,64 @@ def _error(e: Exception, what: str) -> ApiError:
 
 
 class Api:
-    """Calls against one namespace. Thread-safe: the client's connection pool is shared."""
+    """Calls against one namespace. Thread-safe: the client's connection pool is shared, and a reload of
+    the credentials (after a 401) replaces the client for every thread at once."""
 
-    def __init__(self, api_client: Any, namespace: str):
+    def __init__(self, api_client: Any, namespace: str, *, reload: Callable[[], Any] | None = None,
+                 credentials: str = "no credentials"):
+        """``reload``: returns a freshly loaded ``Configuration`` (None: nothing to reload);
+        ``credentials``: names them in messages (a kubeconfig's context and user, the service account)."""
         _require_client()
-        self.api_client = api_client
         self.namespace = namespace
-        self.host = api_client.configuration.host
-        self._batch = kubernetes.client.BatchV1Api(api_client)
-        self._core = kubernetes.client.CoreV1Api(api_client)
+        self.credentials = credentials
+        self.reloads = 0
+        """How many times the credentials were loaded again after a 401 (for tests and diagnostics)."""
+        self._reload = reload
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
         self._watches: set[Any] = set()
+        self._retired: list[Any] = []
+        """Clients replaced by a reload: a watch may still be reading from one; closed by close()."""
+        self._generation = 0
+        self._use(api_client)
+
+    def _use(self, api_client: Any) -> None:
+        clients = {"batch": kubernetes.client.BatchV1Api(api_client),
+                   "core": kubernetes.client.CoreV1Api(api_client)}
+        with self._lock:
+            self.api_client = api_client
+            self.host = api_client.configuration.host
+            self._clients = clients
+            self._generation += 1
 
     @classmethod
     def connect(cls, namespace: str, context: str = "") -> Api:
         """Inside a cluster: the pod's service account; elsewhere: the kubeconfig (``KUBECONFIG``, else
         ``~/.kube/config``) and its current context, or ``context``."""
         _require_client()
-        configuration = kubernetes.client.Configuration()
         in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not os.environ.get("KUBECONFIG")
-        try:
+        # KUBECONFIG read now (the client reads it once, when it is imported), and kept for reloads
+        config_file = os.environ.get("KUBECONFIG") or None
+
+        def load() -> Any:
+            configuration = kubernetes.client.Configuration()
             if in_cluster:
                 kubernetes.config.load_incluster_config(client_configuration=configuration)
             else:
-                # KUBECONFIG read now: the client reads it once, when it is imported
-                kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None,
-                                                   context=context or None, client_configuration=configuration)
+                kubernetes.config.load_kube_config(config_file=config_file, context=context or None,
+                                                   client_configuration=configuration)
+            return configuration
+
+        try:
+            configuration = load()
         except kubernetes.config.ConfigException as e:
-            where = "the pod's service account" if in_cluster else (
-                os.environ.get("KUBECONFIG") or "~/.kube/config")
+            where = "the pod's service account" if in_cluster else (config_file or "~/.kube/config")
             raise errors.BadInput(f"no Kubernetes configuration from {where}: {e} (set KUBECONFIG, or run the "
                                   "controller in the cluster)") from None
         except OSError as e:
             raise errors.BadInput(f"cannot read the Kubernetes configuration: {e}") from None
-        return cls(kubernetes.client.ApiClient(configuration), namespace)
+        credentials = _in_cluster_credentials() if in_cluster else _kubeconfig_credentials(config_file, context)
+        return cls(kubernetes.client.ApiClient(configuration), namespace, reload=load, credentials=credentials)
 
     @classmethod
     def for_host(cls, host: str, namespace: str) -> Api:
@@ -128,11 +166,15 @@ class Api:
         _require_client()
         configuration = kubernetes.client.Configuration()
         configuration.host = host
-        return cls(kubernetes.client.ApiClient(configuration), namespace)
+        return cls(kubernetes.client.ApiClient(configuration), namespace,
+                   credentials="no credentials (an unauthenticated client)")
 
     def close(self) -> None:
         self.interrupt_watches()
-        self.api_client.close()
+        with self._lock:
+            clients, self._retired = [*self._retired, self.api_client], []
+        for api_client in clients:
+            api_client.close()
 
     # -- helpers --
 
@@ -143,28 +185,69 @@ class Api:
         finally:
             response.release_conn()
 
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, what: str, group: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``method`` of the ``group`` API ("batch" or "core"), raw. On a 401: the credentials are loaded
+        again and the call repeated once; a second 401 raises CredentialsRejected."""
         kwargs.setdefault("_request_timeout", (CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S))
-        try:
-            return fn(*args, _preload_content=False, **kwargs)
-        except Exception as e:  # noqa: BLE001 - ApiException, urllib3 and socket errors alike
-            raise _error(e, what) from None
+        for attempt in (1, 2):
+            with self._lock:
+                generation, client = self._generation, self._clients[group]
+            try:
+                return getattr(client, method)(*args, _preload_content=False, **kwargs)
+            except Exception as e:  # noqa: BLE001 - ApiException, urllib3 and socket errors alike
+                if not (isinstance(e, ApiException) and getattr(e, "status", None) == 401):
+                    raise _error(e, what) from None
+                if attempt == 2 or self._reload is None:
+                    raise self._rejected(_error(e, what), reloaded=attempt == 2) from None
+                self._renew(generation, what)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _renew(self, generation: int, what: str) -> None:
+        """Load the credentials again, unless another thread did since ``generation`` was in use."""
+        with self._reload_lock:
+            with self._lock:
+                if self._generation != generation:
+                    return  # another call got its 401 first and reloaded: just repeat ours
+            try:
+                configuration = self._reload()  # type: ignore[misc]
+            except Exception as e:  # noqa: BLE001 - ConfigException, OSError, a kubeconfig edited into nonsense
+                raise CredentialsRejected(
+                    f"the API server at {self.host} rejected the credentials of {self.credentials} ({what}: 401 "
+                    f"Unauthorized), and loading them again failed: {e}; renew them (log in again) and rerun"
+                ) from None
+            old = self.api_client
+            self._use(kubernetes.client.ApiClient(configuration))
+            with self._lock:
+                self._retired.append(old)
+            self.reloads += 1
+
+    def _rejected(self, error: ApiError, reloaded: bool) -> CredentialsRejected:
+        """One line: whose credentials, that a reload did not help, the call, what to do."""
+        why = ""
+        if reloaded:
+            configuration = self.api_client.configuration
+            empty = not (configuration.api_key.get("BearerToken") or configuration.cert_file
+                         or configuration.username)
+            why = ", also after loading them again" + (
+                " (which gave no token or certificate: did the exec plugin fail?)" if empty else "")
+        return CredentialsRejected(f"the API server at {self.host} rejected the credentials of {self.credentials}"
+                                   f"{why} ({error}); renew them (log in again) and rerun")
 
     # -- Jobs --
 
     def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
         name = body["metadata"]["name"]
-        return self._json(self._call(f"create Job {name}", self._batch.create_namespaced_job, self.namespace, body))
+        return self._json(self._call(f"create Job {name}", "batch", "create_namespaced_job", self.namespace, body))
 
     def get_job(self, name: str) -> dict[str, Any] | None:
         try:
-            return self._json(self._call(f"get Job {name}", self._batch.read_namespaced_job, name, self.namespace))
+            return self._json(self._call(f"get Job {name}", "batch", "read_namespaced_job", name, self.namespace))
         except NotFound:
             return None
 
     def list_jobs(self, label_selector: str) -> tuple[list[dict[str, Any]], str]:
         """The Jobs matching the selector, and the list's resourceVersion (to watch from)."""
-        doc = self._json(self._call(f"list Jobs {label_selector}", self._batch.list_namespaced_job, self.namespace,
+        doc = self._json(self._call(f"list Jobs {label_selector}", "batch", "list_namespaced_job", self.namespace,
                                     label_selector=label_selector))
         return doc.get("items") or [], str(doc.get("metadata", {}).get("resourceVersion", ""))
 
@@ -173,7 +256,7 @@ class Api:
         (after about ``timeout_seconds``). Raises ``Gone`` when that version is too old (list again),
         and ApiError when the stream breaks (watch again from the last version seen)."""
         what = f"watch Jobs {label_selector}"
-        response = self._call(what, self._batch.list_namespaced_job, self.namespace, label_selector=label_selector,
+        response = self._call(what, "batch", "list_namespaced_job", self.namespace, label_selector=label_selector,
                               resource_version=resource_version, timeout_seconds=timeout_seconds, watch=True,
                               allow_watch_bookmarks=True,
                               _request_timeout=(CONNECT_TIMEOUT_S, timeout_seconds + REQUEST_TIMEOUT_S))
@@ -224,7 +307,7 @@ class Api:
         if uid:
             body["preconditions"] = {"uid": uid}
         try:
-            self._json(self._call(f"delete Job {name}", self._batch.delete_namespaced_job, name, self.namespace,
+            self._json(self._call(f"delete Job {name}", "batch", "delete_namespaced_job", name, self.namespace,
                                   body=body))
         except NotFound:
             return False
@@ -233,7 +316,7 @@ class Api:
     # -- Pods --
 
     def list_pods(self, label_selector: str) -> list[dict[str, Any]]:
-        doc = self._json(self._call(f"list Pods {label_selector}", self._core.list_namespaced_pod, self.namespace,
+        doc = self._json(self._call(f"list Pods {label_selector}", "core", "list_namespaced_pod", self.namespace,
                                     label_selector=label_selector))
         return doc.get("items") or []
 
@@ -244,9 +327,26 @@ class Api:
             kwargs["tail_lines"] = tail_lines
         if limit_bytes is not None:
             kwargs["limit_bytes"] = limit_bytes
-        response = self._call(f"read log of Pod {name}", self._core.read_namespaced_pod_log, name, self.namespace,
+        response = self._call(f"read log of Pod {name}", "core", "read_namespaced_pod_log", name, self.namespace,
                               **kwargs)
         try:
             return response.data.decode("utf-8", "replace")
         finally:
             response.release_conn()
+
+
+def _kubeconfig_credentials(config_file: str | None, context: str) -> str:
+    """``context "c" (user "u") of <file>``, for messages."""
+    where = config_file or "~/.kube/config"
+    try:
+        contexts, current = kubernetes.config.list_kube_config_contexts(config_file)
+        chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
+        user = ((chosen or {}).get("context") or {}).get("user")
+        return f'context "{(chosen or {}).get("name") or context}" (user "{user}") of {where}'
+    except Exception:  # noqa: BLE001 - only a message: whatever the kubeconfig holds
+        return f'context "{context or "(current)"}" of {where}'
+
+
+def _in_cluster_credentials() -> str:
+    token = getattr(getattr(kubernetes.config, "incluster_config", None), "SERVICE_TOKEN_FILENAME", "")
+    return f"the pod's service account (in-cluster, token file {token})"

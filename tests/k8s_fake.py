@@ -16,6 +16,12 @@ resume from its last resourceVersion), ``expire_next_watch()`` answers it with a
 makes every older resourceVersion too old (the client must list again). ``hold(predicate)`` keeps the
 pods of matching Jobs from starting until ``release(name)``, so a test can act while a Job is running.
 Every request is recorded, and ``creates`` counts Jobs created per name.
+
+Authentication: by default the fake asks for none. ``require_token(token)`` makes it accept only that
+bearer token from then on (a rotation, or an expiry: every other token, and none, gets 401
+Unauthorized, as a real server answers an expired token); streams already open go on, as on a real
+server, which authenticates a request once. ``unauthorized`` counts the 401s. With ``tls=(cert, key)``
+it serves HTTPS (for the client's in-cluster loader, which speaks only HTTPS).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -99,7 +106,9 @@ class ApiFailure(Exception):
 class FakeCluster:
     """The API server, the Job controller and the kubelets of a pretend cluster. Use as a context manager."""
 
-    def __init__(self, workdir: str | os.PathLike, python: str = sys.executable, env: dict[str, str] | None = None):
+    def __init__(self, workdir: str | os.PathLike, python: str = sys.executable, env: dict[str, str] | None = None,
+                 tls: tuple[str | os.PathLike, str | os.PathLike] | None = None):
+        """``tls``: a certificate (PEM, valid for 127.0.0.1) and its key: serve HTTPS."""
         self.workdir = str(workdir)
         self.python = python
         self.base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": self.workdir,
@@ -125,6 +134,10 @@ class FakeCluster:
         self.pod_env: dict[str, dict[str, str]] = {}
         """Pod name -> the environment its process got."""
         self.config_errors: list[str] = []
+        self.tokens: set[str] | None = None
+        """The bearer tokens accepted (None: no authentication, every request is served)."""
+        self.unauthorized = 0
+        """Requests answered 401 Unauthorized."""
         self._drop_next = 0
         self._expire_next = 0
         self._holds: list[Callable[[dict[str, Any]], bool]] = []
@@ -135,7 +148,11 @@ class FakeCluster:
         self._names = itertools.count()
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_port}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="k8s-fake", daemon=True)
 
     # -- lifecycle --
@@ -160,12 +177,15 @@ class FakeCluster:
         self.server.server_close()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
-    def kubeconfig(self, path: str | os.PathLike, namespace: str = "default") -> pathlib.Path:
-        """A kubeconfig file pointing at this server (no credentials: the fake asks for none)."""
-        doc = {"apiVersion": "v1", "kind": "Config", "current-context": "fake",
+    def kubeconfig(self, path: str | os.PathLike, namespace: str = "default", user: dict[str, Any] | None = None,
+                   user_name: str = "fake", context: str = "fake") -> pathlib.Path:
+        """A kubeconfig file pointing at this server. ``user``: its user's entry, e.g. ``{"exec": {...}}`` or
+        ``{"tokenFile": ...}`` (default: no credentials, which the fake asks for only after ``require_token``)."""
+        doc = {"apiVersion": "v1", "kind": "Config", "current-context": context,
                "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-               "users": [{"name": "fake", "user": {}}],
-               "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": namespace}}]}
+               "users": [{"name": user_name, "user": dict(user or {})}],
+               "contexts": [{"name": context, "context": {"cluster": "fake", "user": user_name,
+                                                          "namespace": namespace}}]}
         path = pathlib.Path(path)
         path.write_text(yaml.safe_dump(doc))
         return path
@@ -189,6 +209,23 @@ class FakeCluster:
         with self._cond:
             self._held.discard(name)
             self._cond.notify_all()
+
+    def require_token(self, *tokens: str) -> None:
+        """From now on accept only these bearer tokens: the others (an old, rotated or expired one) get 401."""
+        with self._cond:
+            self.tokens = set(tokens)
+
+    def authorized(self, header: str | None) -> bool:
+        """Whether a request with this Authorization header is served (401 Unauthorized if not)."""
+        with self._cond:
+            if self.tokens is None:
+                return True
+            scheme, _, token = (header or "").partition(" ")
+            if scheme.lower() == "bearer" and token.strip() in self.tokens:
+                return True
+            self.unauthorized += 1
+            self._cond.notify_all()
+            return False
 
     def drop_next_watch(self) -> None:
         """The next watch stream about to deliver an event is cut instead (the event stays to be delivered)."""
@@ -547,6 +584,7 @@ class FakeCluster:
         """Stream Job events after ``version`` until the timeout, the server's close, or an injected fault."""
         with self._cond:
             self.watch_versions.append(version)
+            self._cond.notify_all()  # (wait_for may be waiting for a watch to begin)
             if version not in ("", "0") and int(version) < self.expired_below:
                 self.expired += 1
                 write({"type": "ERROR", "object": _status(410, "Expired", f"too old resource version: {version}")})
@@ -618,6 +656,10 @@ def _handler(cluster: FakeCluster) -> type[http.server.BaseHTTPRequestHandler]:
             url = urllib.parse.urlsplit(self.path)
             query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
             cluster.requests.append((method, url.path, query))
+            if not cluster.authorized(self.headers.get("Authorization")):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))  # keep the connection usable
+                self._send(401, _status(401, "Unauthorized", "Unauthorized"))
+                return
             for m, pattern, action in routes:
                 match = pattern.match(url.path)
                 if m == method and match:

@@ -186,7 +186,7 @@ def test_chart_objects(rendered, values):
     sweep_cm = next(o for o in objects if o["kind"] == "ConfigMap" and "sweep.yaml" in o["data"])
     sweep = yaml.safe_load(sweep_cm["data"]["sweep.yaml"])
     assert test_pod["spec"]["containers"][0]["command"] == ["ghostbench", "report", sweep["name"], "--store",
-                                                           sweep["store"], "--format", "md"]
+                                                           sweep["store"], "--format", "md", "--check-gate"]
     for spec in (pod, test_pod["spec"]):  # restricted security context, credentials only by reference
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}

@@ -106,13 +106,15 @@ class KubernetesExecutor(base.Executor):
         self._clock = clock
         self._notify = notify or (lambda text: print(text, file=sys.stderr, flush=True))
         self._lock = threading.Lock()
-        self._done: queue.Queue[tuple[plan_mod.Step, base.Outcome]] = queue.Queue()
+        self._done: queue.Queue[tuple[plan_mod.Step, base.Outcome] | None] = queue.Queue()  # None: _fatal set
         self._tracked: dict[str, _Tracked] = {}
         self._seen: dict[str, dict[str, Any]] = {}
         """Job name -> the latest version the watch delivered (a Job may change before start() tracks it)."""
         self._deleted: set[str] = set()
         """UIDs of Jobs the watch saw deleted."""
         self._watcher: threading.Thread | None = None
+        self._fatal: k8s_api.CredentialsRejected | None = None
+        """Set by the watch thread when the API server rejects the credentials: wait() raises it."""
         self.stats: collections.Counter[str] = collections.Counter()
         """created, adopted, recreated, lists, watches, watch_errors, gone: for tests and diagnostics."""
         if store.local_path("sweeps") is not None:
@@ -167,7 +169,9 @@ class KubernetesExecutor(base.Executor):
         self._finish(ended)
 
     def wait(self, timeout: float) -> list[tuple[plan_mod.Step, base.Outcome]]:
-        ended = base.drain(self._done, timeout)
+        ended = [e for e in base.drain(self._done, timeout) if e is not None]  # type: ignore[arg-type]
+        if self._fatal is not None:
+            raise self._fatal  # retrying cannot help: the sweep ends (exit 2)
         return ended
 
     def stop(self) -> None:
@@ -369,6 +373,10 @@ class KubernetesExecutor(base.Executor):
             except k8s_api.Gone:
                 self.stats["gone"] += 1
                 version = ""  # too old: list again
+            except k8s_api.CredentialsRejected as e:  # even after a reload: no retrying, the sweep ends
+                self._fatal = e
+                self._done.put(None)
+                return
             except Exception as e:  # noqa: BLE001 - ApiError, or a bug: the watch must go on, or the sweep hangs
                 if self._stopping.is_set():
                     break
