@@ -278,8 +278,8 @@ def test_bad_values_are_rejected_by_the_schema(helm, args, message):
 def test_schema_knows_the_accelerator_catalogue():
     schema = json.loads((CHART / "values.schema.json").read_text())
     sweep = schema["properties"]["sweep"]["properties"]
-    # no "": spec.parse refuses an empty accelerator (leave the key out for the CPU)
-    assert sweep["targets"]["items"]["properties"]["accelerator"]["enum"] == [*devices.CATALOGUE]
+    # no "": spec.parse refuses an empty accelerator (null, or the key left out, for the CPU)
+    assert sweep["targets"]["items"]["properties"]["accelerator"]["enum"] == [*devices.CATALOGUE, None]
     assert set(schema["properties"]["steps"]["properties"]["maxRunning"]["properties"]) == {"cpu", *devices.CATALOGUE}
     assert sweep["dataset"]["properties"]["pipeline"]["enum"] == list(params.PIPELINES)
     assert sweep["targets"]["items"]["properties"]["input_mode"]["enum"] == list(spec_mod.INPUT_MODES)
