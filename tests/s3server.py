@@ -180,7 +180,8 @@ class SeaweedServer:
 
 # Variables that would change what the store does, removed for every S3 test.
 _CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_ENDPOINT_URL",
-            "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "AWS_CA_BUNDLE", "GHOSTBENCH_S3_DEADLINE_S")
+            "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "AWS_CA_BUNDLE", "AWS_REQUEST_CHECKSUM_CALCULATION",
+            "AWS_RESPONSE_CHECKSUM_VALIDATION", "GHOSTBENCH_S3_DEADLINE_S", "GHOSTBENCH_S3_REACHED")
 _buckets = itertools.count()
 
 

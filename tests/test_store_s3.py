@@ -9,12 +9,15 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
+import logging
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 import urllib3
@@ -27,10 +30,16 @@ from controller.executors import local as local_executor
 from jobs import commit, errors, store
 from jobs.store import s3 as s3_store
 from jobs.tools import fake_imagenet
-from tests import s3server
+from tests import s3proxy, s3server
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MiB = 1 << 20
+
+
+def ghostbench(*args: str) -> list[str]:
+    """The ``ghostbench`` command as a user runs it (the script next to this Python, if installed)."""
+    script = pathlib.Path(sys.executable).parent / "ghostbench"
+    return [str(script), *args] if script.is_file() else [sys.executable, "-m", "controller.cli", *args]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -63,7 +72,7 @@ def sweep_file(tmp_path: pathlib.Path, name: str, store_uri: str, images: str, l
         "store": store_uri,
         "dataset": {"images": images, "labels": labels, "shards": shards},
         "targets": targets,
-        "reference": {"top1": 30.0, "top5": 30.0, "gate": 5.0},
+        "reference": {"top1": 0.0, "top5": 0.0, "gate": 5.0},  # placeholder labels: no accuracy gate here
         "timing": {"warmup": 0, "min_batches": 1, "min_seconds": 0},
     }
     if ort_weights:
@@ -289,8 +298,8 @@ def test_wrong_credentials_refused_in_one_line(s3_bucket, monkeypatch, capsys, v
     for secret in (value, s3server.SECRET_KEY):
         assert secret not in err
     # the same from a stage, as a pod runs it
-    r = subprocess.run([sys.executable, "-m", "jobs.eval", "--run", f"{s3_bucket}/r", "--data", f"{s3_bucket}/d",
-                        "--out", f"{s3_bucket}/e"], check=False, capture_output=True, text=True, cwd=ROOT,
+    r = subprocess.run(ghostbench("stage", "eval", "--run", f"{s3_bucket}/r", "--data", f"{s3_bucket}/d",
+                                  "--out", f"{s3_bucket}/e"), check=False, capture_output=True, text=True, cwd=ROOT,
                        timeout=120)
     assert r.returncode == errors.EXIT_BAD_INPUT
     assert message in _one_error_line(r.stderr) and value not in r.stderr + r.stdout
@@ -312,14 +321,70 @@ def test_missing_bucket(s3_env, capsys):
     assert "bucket 'no-such-bucket-here' does not exist at http://127.0.0.1:" in line
 
 
-def test_unreachable_endpoint_one_line_after_the_deadline(s3_env, monkeypatch, capsys):
+def _count_attempts(conn: s3_store._Connection) -> list[str]:
+    """The HTTP attempts (botocore's own retries included) that ``conn``'s client makes from now on."""
+    attempts: list[str] = []
+    conn.client.meta.events.register("before-send.s3", lambda request, **_: attempts.append(request.url))
+    return attempts
+
+
+def test_wrong_endpoint_fails_at_once(s3_env, monkeypatch, capsys):
+    """Nothing has ever answered at that port: one attempt, no retries, one line, exit 2."""
     port = s3server.free_ports(1)[0]  # nothing listens there
+    endpoint = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    assert cli.main(["status", "s", "--store", "s3://bucket/p"]) == errors.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    line = _one_error_line(err)
+    assert f"nothing answered at S3 endpoint {endpoint} (connection refused; the first request to it" in line
+    assert "retry" not in err
+
+    waits: list[float] = []
+    conn = s3_store._Connection("bucket", deadline_s=60.0, sleep=waits.append)
+    attempts = _count_attempts(conn)
+    with pytest.raises(errors.BadInput, match="nothing answered") as e:
+        s3_store.S3Store(conn).exists("x")
+    assert len(attempts) == 1 and waits == []  # neither botocore (3 attempts by default) nor the store retried
+    assert e.value.__cause__ is not None  # the cause is kept for a debug log
+    assert not s3_store.reached(endpoint)
+
+    # an unknown host: the same (the name server's answer faked, so that no network is needed)
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "no-such-host.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://no-such-host.invalid:9000")
+    with pytest.raises(errors.BadInput, match=r"nothing answered at S3 endpoint http://no-such-host.invalid:9000 "
+                                              r"\(unknown host"):
+        store.open_store("s3://bucket/p").exists("x")
+
+
+def test_wrong_endpoint_from_the_command_line(s3_env, monkeypatch):
+    port = s3server.free_ports(1)[0]
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
+    r = subprocess.run(ghostbench("report", "X", "--store", "s3://bucket/p"), check=False, capture_output=True,
+                       text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == errors.EXIT_BAD_INPUT, r.stderr
+    line = _one_error_line(r.stderr)
+    assert f"nothing answered at S3 endpoint http://127.0.0.1:{port}" in line and "retry" not in r.stderr
+
+
+def test_endpoint_that_answered_before_is_waited_for_until_the_deadline(s3_env, monkeypatch, capsys):
+    """Once the server has answered (here, or in the controller that started this process), a refused
+    connection is a server away for a while: retried with growing backoff until the deadline."""
+    port = s3server.free_ports(1)[0]
+    endpoint = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    monkeypatch.setenv(s3_store.REACHED_ENV, f"http://elsewhere:1 {endpoint}")  # as a controller passes it on
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retries off: only the deadline loop
     monkeypatch.setenv(s3_store.DEADLINE_ENV, "0")
     assert cli.main(["status", "s", "--store", "s3://bucket/p"]) == errors.EXIT_BAD_INPUT
     line = _one_error_line(capsys.readouterr().err)
-    assert f"S3 endpoint http://127.0.0.1:{port} unreachable" in line and "gave up after 0s" in line
+    assert f"S3 endpoint {endpoint} unreachable" in line and "gave up after 0s" in line
 
     # with a deadline: retried with growing backoff until it passes (fake clock: no waiting)
     now = [0.0]
@@ -329,16 +394,208 @@ def test_unreachable_endpoint_one_line_after_the_deadline(s3_env, monkeypatch, c
         waits.append(s)
         now[0] += s
 
-    st = s3_store.S3Store(s3_store._Connection("bucket", deadline_s=10.0, sleep=sleep, clock=lambda: now[0]))
-    with pytest.raises(errors.BadInput, match="unreachable .*gave up after 10s"):
-        st.exists("x")
+    conn = s3_store._Connection("bucket", deadline_s=10.0, sleep=sleep, clock=lambda: now[0])
+    attempts = _count_attempts(conn)
+    with pytest.raises(errors.BadInput, match="unreachable .*gave up after 10s") as e:
+        s3_store.S3Store(conn).exists("x")
     assert waits[:3] == [0.25, 0.5, 1.0] and sum(waits) == pytest.approx(10.0)
+    assert len(attempts) == len(waits) + 1 and e.value.__cause__ is not None
+
+
+def test_a_store_that_got_an_answer_says_so_to_its_subprocesses(s3_bucket, monkeypatch):
+    monkeypatch.delenv(s3_store.REACHED_ENV, raising=False)
+    st = store.open_store(s3_bucket)
+    assert not st.exists("x")
+    endpoint = st._conn.endpoint
+    assert endpoint.startswith("http://127.0.0.1:") and os.environ[s3_store.REACHED_ENV].split() == [endpoint]
+    r = subprocess.run([sys.executable, "-c", "from jobs.store import s3; import sys; print(s3.reached(sys.argv[1]))",
+                        endpoint], check=True, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.stdout.strip() == "True"
 
 
 def test_bad_deadline_setting(s3_env, monkeypatch):
     monkeypatch.setenv(s3_store.DEADLINE_ENV, "soon")
     with pytest.raises(errors.BadInput, match="GHOSTBENCH_S3_DEADLINE_S='soon'"):
         store.open_store("s3://bucket")
+
+
+# ----------------------------------------------------------------------------------------------
+# Older S3-compatible servers: the checksums botocore >= 1.36 sends by default
+
+
+@pytest.fixture
+def old_s3(s3_env, monkeypatch, tmp_path) -> Iterator[s3proxy.OldS3Proxy]:
+    """The server behind a TLS proxy that refuses the new checksums as older MinIO/Ceph do; the AWS
+    variables point at the proxy (AWS_ENDPOINT_URL_S3, AWS_CA_BUNDLE for its certificate)."""
+    if not s3proxy.tls_available():
+        pytest.skip("no `openssl` command to make the proxy's certificate (botocore sends checksum trailers "
+                    "over TLS only)")
+    for name in (s3_store.REQUEST_CHECKSUM_ENV, s3_store.RESPONSE_CHECKSUM_ENV):
+        monkeypatch.delenv(name, raising=False)
+    with s3proxy.OldS3Proxy(s3_env.endpoint, tmp_path / "proxy") as proxy:
+        for name, value in proxy.env().items():
+            monkeypatch.setenv(name, value)
+        yield proxy
+
+
+def test_the_proxy_refuses_what_an_older_server_refuses(old_s3, s3_bucket):
+    """The fault: boto3 with its defaults cannot write through the proxy (as before the store set
+    ``when_required``); with ``when_required`` it can."""
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+
+    def client(**config):
+        return boto3.client("s3", endpoint_url=old_s3.endpoint, verify=str(old_s3.ca_bundle),
+                            config=botocore.config.Config(s3={"addressing_style": "path"}, **config))
+
+    bucket = s3_bucket[len("s3://"):]
+    with pytest.raises(botocore.exceptions.ClientError, match=s3proxy.ERROR_CODE):
+        client().put_object(Bucket=bucket, Key="k", Body=b"data")
+    assert [(m, why.split(":")[0]) for m, _, why in old_s3.refused] == [("PUT", "x-amz-trailer")]
+    client(request_checksum_calculation="when_required").put_object(Bucket=bucket, Key="k", Body=b"data")
+    assert len(old_s3.refused) == 1
+
+
+def test_store_works_with_an_older_server_by_default(old_s3, s3_bucket, tmp_path):
+    st = store.open_store(f"{s3_bucket}/pre")
+    config = st._conn.client.meta.config
+    assert (config.request_checksum_calculation, config.response_checksum_validation) == ("when_required",) * 2
+    assert st._conn.endpoint == old_s3.endpoint and old_s3.endpoint.startswith("https://")
+    st.write_text("a.txt", "hello")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(9 * MiB))  # above the multipart threshold: parts and a completion
+    st.put_file("big.bin", big)
+    st.get_file("big.bin", tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == big.read_bytes()
+    with st.open_read("a.txt") as f:
+        assert f.read() == b"hello"
+    with commit.Output(st.child("out"), "demo", {"p": 1}) as o:
+        (o.dir / "x.txt").write_text("abc")
+    m = commit.read_manifest(st.child("out"))
+    assert m is not None and commit.read_verified(st.child("out"), m, "x.txt") == b"abc"
+    st.delete("a.txt")
+    assert st.list() == ["big.bin", "out/_manifest.json", "out/x.txt"]
+    assert old_s3.refused == [] and old_s3.forwarded > 0
+
+
+def test_stage_command_through_an_older_server(old_s3, s3_bucket, image_set):
+    out = f"{s3_bucket}/pre"
+    args = ghostbench("stage", "preprocess", "--images", str(image_set), "--labels",
+                      str(image_set / fake_imagenet.LABELS_FILE), "--out", out)
+    r = subprocess.run(args, check=False, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert old_s3.refused == []
+    assert store.open_store(out).list()  # committed through the proxy
+
+    # the user asks for the new checksums anyway: one line, exit 2, naming the setting
+    env = {**os.environ, s3_store.REQUEST_CHECKSUM_ENV: "when_supported"}
+    r = subprocess.run([*args[:-1], f"{s3_bucket}/pre2"], check=False, capture_output=True, text=True, cwd=ROOT,
+                       timeout=300, env=env)
+    assert r.returncode == errors.EXIT_BAD_INPUT, r.stderr[-3000:]
+    line = _one_error_line(r.stderr)
+    assert "refused the request's integrity checksum (XAmzContentSHA256Mismatch at https://127.0.0.1:" in line
+    assert "AWS_REQUEST_CHECKSUM_CALCULATION=when_required" in line
+    assert old_s3.refused
+
+
+def test_explicit_checksum_setting_is_kept_and_explained(old_s3, s3_bucket, monkeypatch):
+    monkeypatch.setenv(s3_store.REQUEST_CHECKSUM_ENV, "when_supported")
+    st = store.open_store(s3_bucket)
+    assert st._conn.client.meta.config.request_checksum_calculation == "when_supported"
+    assert st._conn.client.meta.config.response_checksum_validation == "when_required"
+    with pytest.raises(errors.BadInput, match=r"writing s3://.*/x: the S3 server refused the request's integrity "
+                                              r"checksum \(XAmzContentSHA256Mismatch at https://127.0.0.1:\d+\): "
+                                              r".*set AWS_REQUEST_CHECKSUM_CALCULATION=when_required") as e:
+        st.write_text("x", "y")
+    assert "\n" not in str(e.value) and e.value.__cause__ is not None
+
+
+def test_untrusted_certificate_fails_at_once(old_s3, s3_bucket, monkeypatch):
+    monkeypatch.delenv("AWS_CA_BUNDLE")  # the proxy's self-signed certificate is not trusted
+    waits: list[float] = []
+    conn = s3_store._Connection(s3_bucket[len("s3://"):], deadline_s=60.0, sleep=waits.append)
+    attempts = _count_attempts(conn)
+    with pytest.raises(errors.BadInput, match=rf"the TLS certificate of S3 endpoint {old_s3.endpoint} is not "
+                                              r"trusted \(self.signed certificate\); set AWS_CA_BUNDLE"):
+        s3_store.S3Store(conn).exists("x")
+    assert len(attempts) == 1 and waits == [] and old_s3.forwarded == 0
+
+
+@pytest.mark.parametrize("endpoint, env, profile, expected", [
+    ("http://127.0.0.1:9", {}, "", ("when_required", "when_required")),
+    (None, {}, "", ("when_supported", "when_supported")),  # AWS: botocore's defaults
+    ("http://127.0.0.1:9", {"AWS_REQUEST_CHECKSUM_CALCULATION": "WHEN_SUPPORTED"}, "",
+     ("when_supported", "when_required")),
+    ("http://127.0.0.1:9", {"AWS_RESPONSE_CHECKSUM_VALIDATION": "when_supported"}, "",
+     ("when_required", "when_supported")),
+    ("http://127.0.0.1:9", {}, "request_checksum_calculation = when_supported\n"
+                               "response_checksum_validation = when_supported\n",
+     ("when_supported", "when_supported")),
+])
+def test_checksum_settings(s3_env, monkeypatch, tmp_path, endpoint, env, profile, expected):
+    """Which checksum settings the client gets; no request is made."""
+    if endpoint is None:
+        monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
+    else:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    for name in (s3_store.REQUEST_CHECKSUM_ENV, s3_store.RESPONSE_CHECKSUM_ENV):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if profile:
+        (tmp_path / "config").write_text("[default]\n" + profile)
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    config = s3_store._Connection("bucket").client.meta.config
+    assert (config.request_checksum_calculation, config.response_checksum_validation) == expected
+
+
+# ----------------------------------------------------------------------------------------------
+# botocore's own log lines
+
+
+_LOGGED_SCRIPT = r"""
+import logging, sys
+logging.basicConfig(level=getattr(logging, sys.argv[2]), format="%(name)s %(levelname)s %(message)s")
+from jobs import store
+print(store.open_store(sys.argv[1]).list())
+"""
+
+
+def test_sdk_log_lines_stay_off_the_terminal(s3_bucket):
+    r = subprocess.run(ghostbench("report", "demo", "--store", f"{s3_bucket}/x"), check=False, capture_output=True,
+                       text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == errors.EXIT_BAD_INPUT and "no report at" in _one_error_line(r.stderr)
+    assert "Found credentials" not in r.stderr and "botocore" not in r.stderr
+    # a stage logs at INFO: still not botocore's lines
+    r = subprocess.run([sys.executable, "-c", _LOGGED_SCRIPT, s3_bucket, "INFO"], check=True, capture_output=True,
+                       text=True, cwd=ROOT, timeout=120)
+    assert r.stdout.strip() == "[]" and "Found credentials" not in r.stderr and "botocore" not in r.stderr
+    # asked for with the DEBUG level: there they are
+    r = subprocess.run([sys.executable, "-c", _LOGGED_SCRIPT, s3_bucket, "DEBUG"], check=True, capture_output=True,
+                       text=True, cwd=ROOT, timeout=120)
+    assert "botocore.credentials INFO Found credentials in environment variables." in r.stderr
+
+
+def test_quieting_leaves_the_root_logger_and_set_levels_alone(monkeypatch):
+    loggers = [logging.getLogger(n) for n in ("", "ghostbench", "botocore", "boto3", "s3transfer")]
+    saved = [lg.level for lg in loggers]
+    monkeypatch.setattr(s3_store, "_quieted", set())
+    root, _, botocore_logger, boto3_logger, _ = loggers
+    try:
+        root.setLevel(logging.INFO)
+        loggers[1].setLevel(logging.NOTSET)
+        botocore_logger.setLevel(logging.NOTSET)
+        boto3_logger.setLevel(logging.ERROR)  # somebody chose this: kept
+        s3_store.quiet_sdk_logs()
+        assert root.level == logging.INFO and boto3_logger.level == logging.ERROR
+        assert botocore_logger.level == logging.WARNING
+        root.setLevel(logging.DEBUG)  # asked for: let through
+        s3_store.quiet_sdk_logs()
+        assert botocore_logger.level == logging.NOTSET and root.level == logging.DEBUG
+    finally:
+        for lg, level in zip(loggers, saved):
+            lg.setLevel(level)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -491,7 +748,8 @@ def test_past_the_deadline_fails_clearly_and_resumes(s3_env, s3_bucket, image_se
 
 
 _KILL_BEFORE_MANIFEST = r"""
-import importlib, os, signal, sys
+import os, signal, sys
+from controller import cli
 from jobs import commit
 from jobs.store import s3
 write_bytes = s3.S3Store.write_bytes
@@ -500,8 +758,16 @@ def write_or_die(self, name, data):
         os.kill(os.getpid(), signal.SIGKILL)
     return write_bytes(self, name, data)
 s3.S3Store.write_bytes = write_or_die
-sys.exit(importlib.import_module(sys.argv[1]).main(sys.argv[2:]))
+sys.exit(cli.main(["stage", *sys.argv[1:]]))
 """
+
+
+def _stage_args(step: plan_mod.Step) -> list[str]:
+    """The step's arguments for ``ghostbench stage <stage>``: its command without ``-m <module>``."""
+    if not hasattr(step, "command"):
+        return list(step.args)
+    cmd = list(step.command())
+    return cmd[2:] if cmd[:1] == ["-m"] else cmd
 
 
 @pytest.mark.slow
@@ -512,7 +778,7 @@ def test_stage_killed_between_output_and_manifest_is_not_committed(s3_bucket, im
     st = store.open_store(s3_bucket)
     plan = plan_mod.make_plan(spec_mod.load(path), st.uri)
     step = next(s for s in plan.steps if s.stage == "preprocess")
-    r = subprocess.run([sys.executable, "-c", _KILL_BEFORE_MANIFEST, f"jobs.{step.stage}", *step.args],
+    r = subprocess.run([sys.executable, "-c", _KILL_BEFORE_MANIFEST, step.stage, *_stage_args(step)],
                        check=False, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == -9, r.stderr[-2000:]
     out = st.child(step.out)

@@ -12,11 +12,23 @@ Where the settings come from, and nothing else:
 - **Addressing**: path style (``http://host/bucket/key``) whenever an endpoint URL is configured,
   which is what MinIO, SeaweedFS and most S3-compatible servers need; boto3's default
   (virtual-hosted) on AWS. The profile's ``s3 = addressing_style = ...`` overrides both.
+- **Checksums**: botocore 1.36+ sends integrity checksums by default (an ``aws-chunked`` body with
+  an ``x-amz-trailer``), which older MinIO and Ceph refuse (``XAmzContentSHA256Mismatch``). With a
+  configured endpoint the client uses ``request_checksum_calculation`` and
+  ``response_checksum_validation`` ``when_required``, unless ``AWS_REQUEST_CHECKSUM_CALCULATION`` /
+  ``AWS_RESPONSE_CHECKSUM_VALIDATION`` or the profile's settings of the same names say otherwise;
+  on AWS, botocore's default. A server refusing the checksums is one line naming the setting.
 - **Retries**: botocore's ``standard`` mode (throttling, 5xx and connection errors, with jittered
   exponential backoff; ``AWS_RETRY_MODE`` / ``AWS_MAX_ATTEMPTS`` are honoured), and on top of it
   this module retries connection errors, 5xx and throttling with backoff until
   ``GHOSTBENCH_S3_DEADLINE_S`` seconds (default 60) have passed since the first failure of an
   operation, so a server that is away for a while is waited for; past that, one line says so.
+  Except where retrying cannot help: a refused connection or an unknown host while nothing has
+  answered yet (no request to this endpoint has had a response in this process, nor in the
+  controller that started it: ``GHOSTBENCH_S3_REACHED``) is one line at once, without retries;
+  so is a TLS certificate that does not verify (``AWS_CA_BUNDLE`` names the CA to trust).
+- **Logs**: botocore's and boto3's own log lines (``Found credentials in environment variables.``)
+  are kept below WARNING unless the logging level is DEBUG.
 
 Large objects move with boto3's managed transfers (multipart upload, ranged parallel download)
 straight between a local file and the bucket; ``open_read`` streams, resuming after a broken
@@ -28,12 +40,16 @@ configuration errors (``errors.BadInput``, exit 2).
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import logging
 import os
 import pathlib
 import shutil
+import socket
+import ssl
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -48,7 +64,8 @@ import botocore.session
 import s3transfer.exceptions
 import urllib3.exceptions
 
-from jobs import errors, store
+from jobs import errors
+from jobs.store import base as store_base
 
 log = logging.getLogger("ghostbench.store")
 
@@ -57,6 +74,10 @@ T = TypeVar("T")
 DEADLINE_ENV = "GHOSTBENCH_S3_DEADLINE_S"
 """Seconds an operation keeps retrying after its first failure before giving up (default below)."""
 DEFAULT_DEADLINE_S = 60.0
+REACHED_ENV = "GHOSTBENCH_S3_REACHED"
+"""Endpoints that have answered in this process or the controller that started it (space-separated;
+set by this module, inherited by stage subprocesses): a refused connection to one of them is a
+server away for a while and is waited for, not a wrong endpoint."""
 FIRST_BACKOFF_S = 0.25
 MAX_BACKOFF_S = 4.0
 CONNECT_TIMEOUT_S = 5.0
@@ -70,6 +91,21 @@ READ_CHUNK = 8 * MiB
 THROTTLING = {"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
               "RequestThrottledException", "SlowDown", "TooManyRequestsException", "RequestLimitExceeded",
               "RequestTimeout", "RequestTimeoutException", "InternalError", "ServiceUnavailable"}
+# Error codes of a server that does not understand the checksums botocore >= 1.36 sends by default
+# (aws-chunked bodies with a trailer): older MinIO and Ceph, and others that refuse chunked uploads.
+CHECKSUM_CODES = {"XAmzContentSHA256Mismatch", "XAmzContentChecksumMismatch", "BadDigest", "InvalidDigest",
+                  "MissingContentLength"}
+# ... and codes that mean the same when their message is about those headers.
+_CHECKSUM_MAYBE_CODES = {"InvalidArgument", "InvalidRequest", "NotImplemented", "UnsupportedHeader"}
+_CHECKSUM_WORDS = ("checksum", "trailer", "aws-chunked", "transfer-encoding", "content-sha256",
+                   "decoded-content-length", "header you provided")
+REQUEST_CHECKSUM_ENV = "AWS_REQUEST_CHECKSUM_CALCULATION"
+RESPONSE_CHECKSUM_ENV = "AWS_RESPONSE_CHECKSUM_VALIDATION"
+# botocore before 1.36 has neither setting (nor sends the checksums).
+_HAS_CHECKSUM_CONFIG = "request_checksum_calculation" in getattr(botocore.config.Config, "OPTION_DEFAULTS", {})
+_SDK_LOGGERS = ("botocore", "boto3", "s3transfer")
+_quieted: set[str] = set()
+_reached_lock = threading.Lock()
 # What a dropped or refused connection looks like, from botocore, urllib3 or a response body.
 _CONNECTION_ERRORS = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError,
                       botocore.exceptions.ResponseStreamingError, botocore.exceptions.IncompleteReadError,
@@ -91,6 +127,70 @@ def deadline_from_env() -> float:
     if not value >= 0:
         raise errors.BadInput(f"{DEADLINE_ENV}={text!r}: expected a number of seconds >= 0")
     return value
+
+
+def quiet_sdk_logs() -> None:
+    """botocore's, boto3's and s3transfer's own log lines (``Found credentials in environment
+    variables.``, ...) kept below WARNING, unless the logging level is DEBUG (then left alone).
+
+    Only loggers nobody else has set a level on are touched; the root logger never is."""
+    debug = min(logging.getLogger().getEffectiveLevel(), logging.getLogger("ghostbench").getEffectiveLevel())
+    for name in _SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if debug <= logging.DEBUG:
+            if name in _quieted and logger.level == logging.WARNING:
+                logger.setLevel(logging.NOTSET)  # asked for since: let them through
+                _quieted.discard(name)
+        elif logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+            _quieted.add(name)
+
+
+def reached(endpoint: str) -> bool:
+    """Whether ``endpoint`` has answered a request, in this process or the controller that started it."""
+    return endpoint in os.environ.get(REACHED_ENV, "").split()
+
+
+def mark_reached(endpoint: str) -> None:
+    """Note that ``endpoint`` answered; stage subprocesses started from now on inherit it."""
+    with _reached_lock:
+        known = os.environ.get(REACHED_ENV, "").split()
+        if endpoint not in known:
+            os.environ[REACHED_ENV] = " ".join([*known, endpoint])
+
+
+def _causes(e: BaseException) -> Iterator[BaseException]:
+    """``e``, the error botocore wrapped, and their causes and contexts (a few levels)."""
+    todo, seen = [e], set()
+    while todo and len(seen) < 12:
+        x = todo.pop(0)
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        yield x
+        kwargs = getattr(x, "kwargs", None)
+        wrapped = kwargs.get("error") if isinstance(kwargs, dict) else None
+        todo += [c for c in (wrapped, x.__cause__, x.__context__) if isinstance(c, BaseException)]
+
+
+def _nobody_there(e: BaseException) -> str | None:
+    """"connection refused" or "unknown host" when ``e`` is one (no server at that address, no such
+    name), else None. Timeouts, dropped connections and a name server that failed for now are not."""
+    if not isinstance(e, botocore.exceptions.EndpointConnectionError):
+        return None
+    for c in _causes(e):
+        if isinstance(c, ConnectionRefusedError) or (isinstance(c, OSError) and c.errno == errno.ECONNREFUSED):
+            return "connection refused"
+        if isinstance(c, socket.gaierror) and c.errno not in (socket.EAI_AGAIN, getattr(socket, "EAI_SYSTEM", None)):
+            return "unknown host"
+    return None
+
+
+def _untrusted_certificate(e: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind ``e``, if that is what it is: retrying cannot help."""
+    if not isinstance(e, (botocore.exceptions.SSLError, urllib3.exceptions.SSLError, ssl.SSLError)):
+        return None
+    return next((c for c in _causes(e) if isinstance(c, ssl.SSLCertVerificationError)), None)
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -128,6 +228,8 @@ def _code(e: botocore.exceptions.ClientError) -> tuple[str, int]:
 
 
 def _is_transient(e: BaseException) -> bool:
+    if _untrusted_certificate(e) is not None:
+        return False
     if isinstance(e, (_Truncated, *_CONNECTION_ERRORS)):
         return True
     if isinstance(e, botocore.exceptions.ClientError):
@@ -148,6 +250,7 @@ class _Connection:
         self._client: Any = None
         self._secrets: tuple[str, ...] = ()
         self._checked = False
+        self._answered = False  # has the endpoint ever answered (here, or in the controller)?
         self.endpoint = "AWS S3"
 
     # -- set-up -----------------------------------------------------------------------------
@@ -159,6 +262,7 @@ class _Connection:
         return self._client
 
     def _make_client(self) -> Any:
+        quiet_sdk_logs()  # before the client: it logs where it found the credentials
         try:
             core = botocore.session.Session()  # reads the environment and the profile, as boto3 does
             session = boto3.session.Session(botocore_session=core)
@@ -171,22 +275,63 @@ class _Connection:
                 connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
                 max_pool_connections=max(10, TRANSFER.max_request_concurrency + 2),
             )
-            client = session.client("s3", config=config)
-            host = urllib.parse.urlsplit(client.meta.endpoint_url or "").hostname or ""
-            custom = bool(endpoint) or not host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+            client = None
+            if endpoint:
+                custom = True
+            else:
+                client = session.client("s3", config=config)
+                host = urllib.parse.urlsplit(client.meta.endpoint_url or "").hostname or ""
+                custom = not host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+            extra: dict[str, Any] = {}
             if custom and "addressing_style" not in s3_settings:
-                config = config.merge(botocore.config.Config(s3={"addressing_style": "path"}))
+                extra["s3"] = {"addressing_style": "path"}
+            if custom and _HAS_CHECKSUM_CONFIG:
+                # S3-compatible servers: no checksums they may not understand, unless the user asks.
+                for key, env in (("request_checksum_calculation", REQUEST_CHECKSUM_ENV),
+                                 ("response_checksum_validation", RESPONSE_CHECKSUM_ENV)):
+                    if env not in os.environ and key not in scoped:
+                        extra[key] = "when_required"
+            if extra or client is None:
+                config = config.merge(botocore.config.Config(**extra))
                 client = session.client("s3", config=config)
             creds = session.get_credentials()
         except botocore.exceptions.ProfileNotFound as e:
-            raise errors.BadInput(f"s3://{self.bucket}: {_one_line(e)}") from None
+            raise errors.BadInput(f"s3://{self.bucket}: {_one_line(e)}") from e
         except botocore.exceptions.BotoCoreError as e:
-            raise errors.BadInput(f"s3://{self.bucket}: S3 client configuration: {self._redact(str(e))}") from None
+            raise errors.BadInput(f"s3://{self.bucket}: S3 client configuration: {self._redact(str(e))}") from e
         self.endpoint = _public_endpoint(client.meta.endpoint_url)
+        # runs before botocore's own retry handler: notes answers, and stops its retries of a first
+        # contact that nothing answered
+        client.meta.events.register_first("needs-retry.s3", self._on_attempt)
         if creds is not None:
             frozen = creds.get_frozen_credentials()
             self._secrets = tuple(s for s in (frozen.access_key, frozen.secret_key, frozen.token) if s)
         return client
+
+    def _on_attempt(self, response: Any = None, caught_exception: BaseException | None = None,
+                    **_: Any) -> bool | None:
+        """botocore's ``needs-retry`` event, after every attempt: False stops its retries, None lets
+        its retry handler decide."""
+        if response is not None:
+            self._note_answer()
+            return None
+        if caught_exception is not None and (_untrusted_certificate(caught_exception) is not None
+                                             or (not self.answered and _nobody_there(caught_exception))):
+            return False
+        return None
+
+    @property
+    def answered(self) -> bool:
+        """Whether the endpoint has answered, here or in this process's controller: from then on a
+        refused connection is a server away for a while, waited for until the deadline."""
+        if not self._answered and self._client is not None and reached(self.endpoint):
+            self._answered = True
+        return self._answered
+
+    def _note_answer(self) -> None:
+        if not self._answered:
+            self._answered = True
+            mark_reached(self.endpoint)
 
     def _redact(self, text: str) -> str:
         text = _one_line(text)
@@ -213,20 +358,26 @@ class _Connection:
         attempt = 0
         while True:
             try:
-                return fn()
+                result = fn()
+                self._note_answer()
+                return result
             except Exception as raised:  # classified below; anything unknown is re-raised as is
                 e = _unwrap(raised)
+                if isinstance(e, botocore.exceptions.ClientError):
+                    self._note_answer()  # an error, but the server answered
+                if not self.answered and (nobody := _nobody_there(e)):
+                    raise self._nothing_answered(nobody, what) from raised
                 if not _is_transient(e):
                     mapped = self.translate(e, what)
                     if mapped is raised or mapped is e:
                         raise
-                    raise mapped from None
+                    raise mapped from raised
                 now = self._clock()
                 if first_failure is None:
                     first_failure = now
                 left = self.deadline_s - (now - first_failure)
                 if left <= 0:
-                    raise self._gave_up(e, what) from None
+                    raise self._gave_up(e, what) from raised
                 attempt += 1
                 wait = min(delay, left)
                 log.warning("s3: %s: %s; retry %d in %.1fs (giving up %.0fs after the first failure)",
@@ -242,6 +393,22 @@ class _Connection:
             return f"cannot connect to {self.endpoint}"
         return self._redact(f"{type(e).__name__}: {e}")
 
+    def _nothing_answered(self, reason: str, what: str) -> errors.GhostbenchError:
+        return errors.BadInput(f"{what}: nothing answered at S3 endpoint {self.endpoint} ({reason}; the first "
+                               "request to it, so not retried); check AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL "
+                               "and that the server is up")
+
+    def _checksum_refused(self, e: botocore.exceptions.ClientError) -> bool:
+        """The server refused the checksums botocore sent (only when it was asked to send them)."""
+        if getattr(self.client.meta.config, "request_checksum_calculation", None) != "when_supported":
+            return False  # none were sent unless an operation required one: something else is wrong
+        code, status = _code(e)
+        if code in CHECKSUM_CODES:
+            return True
+        err = e.response.get("Error", {}) or {}
+        text = " ".join(str(v) for v in err.values()).lower()
+        return code in _CHECKSUM_MAYBE_CODES and any(w in text for w in _CHECKSUM_WORDS)
+
     def _gave_up(self, e: BaseException, what: str) -> errors.GhostbenchError:
         waited = f"gave up after {self.deadline_s:g}s of retries ({DEADLINE_ENV})"
         if isinstance(e, botocore.exceptions.ClientError):
@@ -254,6 +421,11 @@ class _Connection:
         where = f"at {self.endpoint}"
         if isinstance(e, botocore.exceptions.ClientError):
             code, status = _code(e)
+            if self._checksum_refused(e):
+                return errors.BadInput(f"{what}: the S3 server refused the request's integrity checksum ({code} "
+                                       f"{where}): it predates the checksums boto3 >= 1.36 sends; set "
+                                       f"{REQUEST_CHECKSUM_ENV}=when_required (and "
+                                       f"{RESPONSE_CHECKSUM_ENV}=when_required)")
             if code == "NoSuchBucket":
                 return errors.BadInput(f"{what}: bucket {self.bucket!r} does not exist {where}")
             if code == "SignatureDoesNotMatch":
@@ -278,10 +450,18 @@ class _Connection:
             return errors.BadInput(f"{what}: no usable AWS credentials ({type(e).__name__}); set "
                                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or give the "
                                    "machine a role")
+        if (bad_cert := _untrusted_certificate(e)) is not None:
+            return errors.BadInput(f"{what}: the TLS certificate of S3 endpoint {self.endpoint} is not trusted "
+                                   f"({_one_line(bad_cert.verify_message or bad_cert.reason or bad_cert)}); set "
+                                   "AWS_CA_BUNDLE to the file of the CA that signed it")
+        if isinstance(e, botocore.exceptions.FlexibleChecksumError):
+            return errors.StoreError(f"{what}: the response's checksum did not match its data ({where}); if the "
+                                     "server is an older S3-compatible one, set "
+                                     f"{RESPONSE_CHECKSUM_ENV}=when_required")
         if isinstance(e, botocore.exceptions.ParamValidationError):
             return errors.BadInput(f"{what}: {self._redact(str(e))}")
         if isinstance(e, (botocore.exceptions.BotoCoreError, boto3.exceptions.Boto3Error,
-                          s3transfer.exceptions.S3TransferFailedError)):
+                          s3transfer.exceptions.S3UploadFailedError, s3transfer.exceptions.S3DownloadFailedError)):
             return errors.StoreError(f"{what}: {self._redact(f'{type(e).__name__}: {e}')}")
         return e
 
@@ -365,13 +545,13 @@ class _ObjectReader(io.RawIOBase):
         super().close()
 
 
-class S3Store(store.Store):
+class S3Store(store_base.Store):
     """Objects below ``s3://bucket/prefix``."""
 
     def __init__(self, conn: _Connection, prefix: str = ""):
         self._conn = conn
         self.bucket = conn.bucket
-        self.prefix = store.check_name(prefix)
+        self.prefix = store_base.check_name(prefix)
         self.uri = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
     @classmethod
@@ -391,11 +571,11 @@ class S3Store(store.Store):
         return cls(_Connection(bucket, deadline_s), urllib.parse.unquote(parsed.path))
 
     def _key(self, name: str) -> str:
-        name = store.check_name(name)
+        name = store_base.check_name(name)
         return f"{self.prefix}/{name}" if self.prefix and name else (self.prefix or name)
 
     def _object_key(self, name: str) -> str:
-        if not store.check_name(name):
+        if not store_base.check_name(name):
             raise errors.BadInput("store object name must not be empty")
         return self._key(name)
 
@@ -439,14 +619,14 @@ class S3Store(store.Store):
             for page in pages:
                 for obj in page.get("Contents", ()):
                     k = obj["Key"]
-                    if k.endswith("/") or any(p.startswith(store.TMP_MARK) for p in k.split("/")):
+                    if k.endswith("/") or any(p.startswith(store_base.TMP_MARK) for p in k.split("/")):
                         continue  # folder markers that some tools write; in-flight names
                     names.append(k[cut:])
             return names
 
         names = self._conn.call(f"listing {self._where(prefix)}", listing)
-        if not names and store.check_name(prefix) and self.exists(prefix):
-            return [store.check_name(prefix)]
+        if not names and store_base.check_name(prefix) and self.exists(prefix):
+            return [store_base.check_name(prefix)]
         return sorted(names)
 
     def read_bytes(self, name: str) -> bytes:
@@ -490,7 +670,7 @@ class S3Store(store.Store):
 
     @contextlib.contextmanager
     def staging_dir(self) -> Iterator[pathlib.Path]:
-        path = pathlib.Path(tempfile.mkdtemp(prefix=store.TMP_MARK + "staging-"))
+        path = pathlib.Path(tempfile.mkdtemp(prefix=store_base.TMP_MARK + "staging-"))
         try:
             yield path
         finally:
