@@ -12,13 +12,14 @@ import logging
 import sys
 import time
 
-from benchmarks import common, engine, harness, memory, orchestration, preprocessing, s3_throughput, storage
+from benchmarks import common, engine, feed, gpu, harness, memory, orchestration, preprocessing, s3_throughput, storage
 
 # In the order of the pipeline; each module has run(work, repeats), render(res) and headlines(res).
-BENCHMARKS = {"engine": engine, "harness": harness, "preprocess": preprocessing, "bytes": storage,
-              "orchestration": orchestration, "memory": memory, "s3": s3_throughput}
+BENCHMARKS = {"engine": engine, "harness": harness, "feed": feed, "preprocess": preprocessing, "bytes": storage,
+              "orchestration": orchestration, "memory": memory, "s3": s3_throughput, "gpu": gpu}
 # --quick: inputs small enough to check that a benchmark runs end to end (its numbers mean nothing).
 QUICK = {"engine": {"images": 16}, "harness": {"images": 32, "simulated_images": 32}, "preprocess": {"images": 12}, "bytes": {"images": 6},
+         "feed": {"images": 64, "batch_sizes": (8, 32)},
          "memory": {"sizes": (20, 60)}}
 
 

@@ -31,9 +31,20 @@ from jobs import errors, params, records
 from jobs import store as store_mod
 
 
-def _store_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", metavar="URI",
-                   help=f"store to use instead of the spec's (default: the spec's, or ./{spec_mod.DEFAULT_STORE})")
+def _store_arg(p: argparse.ArgumentParser, what: str = "spec") -> None:
+    """``--store``; its help for a command that takes a sweep file (``spec``), reads a sweep that ran
+    (``sweep``) or writes the demo (``demo``)."""
+    default = f"./{spec_mod.DEFAULT_STORE}"
+    help_text = {
+        "spec": f"store to use instead of the sweep file's `store` (default: the sweep file's, or {default})",
+        "sweep": f"store the sweep ran in: a directory or s3://bucket/prefix (default: the sweep file's `store` "
+                 f"when SWEEP is a file, else {default})",
+        "demo": f"store the demo writes to: a directory or s3://bucket/prefix (default: {default})",
+    }[what]
+    p.add_argument("--store", metavar="URI", help=help_text)
+
+
+SWEEP_ARG_HELP = ("the sweep: its id (its name), or its sweep file (YAML), whose `name` and `store` are then used")
 
 
 def _kubernetes_args(p: argparse.ArgumentParser) -> None:
@@ -68,13 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     p = sub.add_parser("status", help="print the state of a sweep's steps")
-    p.add_argument("sweep", help="sweep id (its name)")
-    _store_arg(p)
+    p.add_argument("sweep", help=SWEEP_ARG_HELP)
+    _store_arg(p, "sweep")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
 
     p = sub.add_parser("report", help="print a sweep's report")
-    p.add_argument("sweep", help="sweep id (its name)")
-    _store_arg(p)
+    p.add_argument("sweep", help=SWEEP_ARG_HELP)
+    _store_arg(p, "sweep")
     p.add_argument("--format", choices=("md", "json", "csv"), default="md",
                    help="md: the tables to read (default); json: report.json; csv: one row per run")
     p.add_argument("--check-gate", action="store_true",
@@ -82,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "gate; the chart's `helm test` uses it")
 
     p = sub.add_parser("demo", help="run the whole pipeline offline on a generated image set")
-    _store_arg(p)
+    _store_arg(p, "demo")
     p.add_argument("--images", type=int, default=48, metavar="N", help="images to generate (default: 48)")
     p.add_argument("--batch-sizes", default="1,4,8,16,32", help="comma-separated (default: 1,4,8,16,32)")
     p.add_argument("--offline", action="store_true", help="do not try the official weights' address")
@@ -96,12 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only the Jobs of steps not committed in the store (reads the store)")
 
     p = sub.add_parser("cancel", help="delete a sweep's Kubernetes Jobs and their pods")
-    p.add_argument("sweep", help="sweep id (its name)")
+    p.add_argument("sweep", help="the sweep: its id (its name), or its sweep file (YAML), whose `name` is used")
     _kubernetes_args(p)
 
-    p = sub.add_parser("stage", help="run one pipeline stage, as a pod would", add_help=False)
-    p.add_argument("name", choices=params.STAGES)
-    p.add_argument("args", nargs=argparse.REMAINDER)
+    # Everything after NAME goes to the stage's own parser (`ghostbench stage NAME --help` is its help), so
+    # this parser has no help of its own: `ghostbench stage [--help]` lists the stages (cmd_stage).
+    p = sub.add_parser("stage", help="run one pipeline stage, as a pod would (ghostbench stage --help "
+                                     "lists them)", add_help=False)
+    p.add_argument("-h", "--help", action="store_true", dest="stage_help", help="list the stages")
+    p.add_argument("name", nargs="?", metavar="NAME", help="the stage: " + ", ".join(params.STAGES))
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the stage's arguments (`ghostbench stage NAME --help`)")
     return parser
 
 
@@ -142,30 +157,65 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_sweep_file(arg: str) -> bool:
+    """A SWEEP argument names a sweep file when it is an existing file or looks like a path (a '/' or a YAML
+    suffix); anything else is a sweep id (one that cannot be an id is then reported as not found)."""
+    return os.path.isfile(arg) or "/" in arg or arg.endswith((".yaml", ".yml"))
+
+
+def _sweep(args: argparse.Namespace) -> tuple[str, store_mod.Store, str]:
+    """(sweep id, its store, where that store came from) for a SWEEP argument: a sweep file (an existing file,
+    or anything that is not a sweep id) gives its name and store, an id the --store or the default store."""
+    arg = args.sweep
+    if _is_sweep_file(arg):
+        spec = spec_mod.load(arg)
+        source = "--store" if args.store else f"the store of {arg}"
+        return spec.name, _open_store(args.store, spec), source
+    source = "--store" if args.store else (f"the default store, ./{spec_mod.DEFAULT_STORE} in the current directory; "
+                                           "name the sweep file or give --store to read another")
+    return arg, _open_store(args.store), source
+
+
+def _not_found(sweep: str, store: store_mod.Store, source: str, what: str, name: str, hint: str = ""
+               ) -> errors.BadInput:
+    """Where the sweep's document was looked for: the store's URI and ``sweeps/<id>/`` below it."""
+    return errors.BadInput(f"sweep {sweep!r}: no {what} at {store.uri}/{runner.sweep_dir(sweep)}/{name} ({source})"
+                           f"{hint}")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    store = _open_store(args.store)
-    doc = runner.read_status(store, args.sweep)
+    sweep, store, source = _sweep(args)
+    doc = runner.read_status(store, sweep)
     if doc is None:
-        raise errors.BadInput(f"sweep {args.sweep!r}: no status in {store.uri}/{runner.sweep_dir(args.sweep)}/")
+        raise _not_found(sweep, store, source, "status", "status.json")
+    from controller import lease
+
+    gone = lease.holder_gone(store, runner.sweep_dir(sweep)) if doc["state"] == "running" else None
+    if gone:  # a controller killed mid-sweep left "running" behind
+        doc["state"], doc["interrupted"] = "interrupted", f"{gone}; rerun the sweep to resume"
+    code = 0 if doc["state"] in ("succeeded", "running") else 1  # exit codes: 0 running or done, 1 otherwise
     if args.json:
         print(json.dumps(doc, indent=1))
-        return 0
-    print(f"sweep {doc['sweep']}: {doc['state']} (updated {doc['updated']})")
+        return code
+    print(f"sweep {doc['sweep']}: {doc['state']} (updated {doc['updated']})"
+          + (f": {doc['interrupted']}" if gone else ""))
     for key, s in doc["steps"].items():
         extra = f"  {s['seconds']:.1f}s" if s.get("seconds") is not None else ""
         reason = f"  ({s['reason']})" if s.get("reason") else ""
         print(f"  {s['state']:<8} {key}  {s['title']}{extra}{reason}")
-    return 0 if doc["state"] in ("succeeded", "running") else 1
+    return code
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    store = _open_store(args.store)
-    name = f"{runner.sweep_dir(args.sweep)}/report.{args.format}"
+    sweep, store, source = _sweep(args)
+    name = f"{runner.sweep_dir(sweep)}/report.{args.format}"
     if not store.exists(name):
-        raise errors.BadInput(f"sweep {args.sweep!r}: no report at {store.uri}/{name} (has the sweep finished?)")
+        started = runner.read_status(store, sweep) is not None
+        raise _not_found(sweep, store, source, "report", f"report.{args.format}",
+                         "; the sweep has a status there but no report yet: has it finished?" if started else "")
     sys.stdout.write(store.read_text(name))
     if args.check_gate:
-        report = records.Report.from_json(store.read_text(f"{runner.sweep_dir(args.sweep)}/report.json"))
+        report = records.Report.from_json(store.read_text(f"{runner.sweep_dir(sweep)}/report.json"))
         failing = [r for r in report.runs if not r.gate_pass]
         for r in failing:
             print(f"accuracy gate FAILED: {r.target} bs{r.batch_size}: top-1 {r.accuracy['1']:.2f}%", file=sys.stderr)
@@ -195,15 +245,16 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     from controller import k8s_api, manifests
     from controller.executors import kubernetes
 
+    sweep = spec_mod.load(args.sweep).name if _is_sweep_file(args.sweep) else args.sweep
     settings = manifests.load_settings(args.settings, args.namespace)
     api = k8s_api.Api.connect(settings.namespace, settings.context)
     try:
-        deleted = kubernetes.cancel(api, args.sweep)
+        deleted = kubernetes.cancel(api, sweep)
     finally:
         api.close()
     for name in deleted:
         print(name)
-    print(f"sweep {args.sweep}: deleted {len(deleted)} Job(s) and their pods in namespace {settings.namespace}",
+    print(f"sweep {sweep}: deleted {len(deleted)} Job(s) and their pods in namespace {settings.namespace}",
           file=sys.stderr)
     return 0
 
@@ -214,7 +265,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(args)
 
 
+def stage_list() -> str:
+    """``ghostbench stage --help``: how to call a stage, and each stage with its one-line description."""
+    width = max(len(name) for name in params.STAGES)
+    lines = ["usage: ghostbench stage NAME [ARGS ...]   (the same as python -m jobs.stages.NAME ARGS ...)", "",
+             "Run one pipeline stage exactly as a step of a sweep runs it. The stages, in pipeline order:", ""]
+    lines += [f"  {name:<{width}}  {cls.description}" for name, cls in params.STAGES.items()]
+    lines += ["", "ghostbench stage NAME --help lists a stage's arguments."]
+    return "\n".join(lines) + "\n"
+
+
 def cmd_stage(args: argparse.Namespace) -> int:
+    if args.stage_help or args.name is None:
+        if args.stage_help:
+            sys.stdout.write(stage_list())
+            return 0
+        sys.stderr.write(stage_list() + "ghostbench stage: error: name a stage\n")
+        return errors.EXIT_BAD_INPUT
+    if args.name not in params.STAGES:
+        sys.stderr.write(stage_list() + f"ghostbench stage: error: unknown stage {args.name!r}\n")
+        return errors.EXIT_BAD_INPUT
     module = importlib.import_module(f"jobs.stages.{args.name}")
     return module.main(args.args)
 

@@ -2,29 +2,62 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from controller import display, executors, runner
+from controller import lease as lease_mod
 from controller import plan as plan_mod
 from controller import spec as spec_mod
-from jobs import errors, records
+from jobs import errors, records, reports
 from jobs import store as store_mod
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (``kill``, a pod's shutdown) raises KeyboardInterrupt, as Ctrl-C does, so the runner stops the
+    steps and writes the status before the controller exits (main thread only: where signals are handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def execute(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: store_mod.Store, executor_name: str,
             jobs_n: int, verify: bool = False, executor_options: dict[str, Any] | None = None) -> int:
-    """Run what is not committed; the exit code: 0 done and every run passes the accuracy gate, 1 a step
-    failed, ``errors.EXIT_GATE_FAILED`` (4) every step done but some run below the gate."""
+    """Run what is not committed, holding the sweep's lease (``controller.lease``); the exit code: 0 done and
+    every run passes the accuracy gate, 1 a step failed, 2 (``lease.SweepBusy``) another controller runs the
+    sweep, ``errors.EXIT_GATE_FAILED`` (4) every step done but some run below the gate. SIGTERM stops the
+    sweep as Ctrl-C does: the steps are stopped and the status says interrupted."""
     executor_cls = executors.REGISTRY.load(executor_name)
-    executor = executor_cls(store, max_parallel=jobs_n or None, **(executor_options or {}))
-    runner.write_sweep_files(spec, plan, store)
-    progress = display.ProgressDisplay()
+    lease = lease_mod.Lease(store, plan.sweep, runner.sweep_dir(plan.sweep))
+    took_over = lease.acquire()
     try:
-        result = runner.run(plan, store, executor, progress, verify=verify)
+        if took_over:
+            print(took_over, file=sys.stderr)
+        executor = executor_cls(store, max_parallel=jobs_n or None, **(executor_options or {}))
+        runner.write_sweep_files(spec, plan, store)
+        progress = display.ProgressDisplay()
+        try:
+            with _sigterm_interrupts():
+                result = runner.run(plan, store, executor, progress, verify=verify, check=lease.check)
+        finally:
+            progress.close()
+            executor.close()
     finally:
-        progress.close()
-        executor.close()
+        lease.release()
     where = f"{store.uri}/{runner.sweep_dir(plan.sweep)}"
     if not result.ok:
         print(f"sweep {plan.sweep}: FAILED: {len(result.failed())} step(s) failed, {len(result.blocked())} not run "
@@ -37,6 +70,8 @@ def execute(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: store_mod.Stor
     print(f"sweep {plan.sweep}: {len(plan.steps)} steps done ({result.ran} run now) in "
           f"{result.seconds:.1f}s; results in {where}/", file=sys.stderr)
     report = records.Report.from_json(store.read_text(f"{runner.sweep_dir(plan.sweep)}/report.json"))
+    if report.left_out is not None:
+        print(f"sweep {plan.sweep}: {reports.left_out_line(report.left_out)}", file=sys.stderr)
     failing = [r for r in report.runs if not r.gate_pass]
     if failing:
         ref = report.reference

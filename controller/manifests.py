@@ -26,7 +26,7 @@ import yaml
 
 import jobs
 from controller import plan as plan_mod
-from jobs import devices, errors, params
+from jobs import cpu, devices, errors, params
 
 # Label and annotation keys set on every Job and pod.
 LABEL_PREFIX = "ghostbench.io/"
@@ -60,6 +60,28 @@ ASCEND_DRIVER_LIBRARY_PATH = ("/usr/local/Ascend/driver/lib64:/usr/local/Ascend/
 
 _QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# The API server's rules for label values and label/annotation keys (apimachinery IsValidLabelValue,
+# IsQualifiedName); kubernetes-validate does not check them.
+_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_NAME_PART_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_VALUE = "a label value (at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter " \
+    "or digit)"
+_KEY = "([prefix/]name: a DNS subdomain prefix, a name of at most 63 letters, digits, '-', '_' and '.' starting " \
+    "and ending with a letter or digit)"
+
+
+def is_label_value(value: str) -> bool:
+    """Whether the API server takes ``value`` as a label value."""
+    return len(value) <= 63 and bool(_LABEL_VALUE_RE.fullmatch(value))
+
+
+def is_qualified_key(key: str) -> bool:
+    """Whether the API server takes ``key`` as a label or annotation key: ``[prefix/]name``."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN_RE.fullmatch(prefix)):
+        return False
+    return len(name) <= 63 and bool(_NAME_PART_RE.fullmatch(name))
 
 
 class Quantity(str):
@@ -244,6 +266,16 @@ def _validate(s: KubernetesSettings, source: str) -> None:
 
     if not _DNS_LABEL_RE.match(s.namespace) or len(s.namespace) > 63:
         fail("namespace", "a DNS-1123 label (lower-case letters, digits and '-', at most 63)", s.namespace)
+    if not is_label_value(s.instance):  # the app.kubernetes.io/instance label
+        fail("instance", _LABEL_VALUE, s.instance)
+    for key in s.scheduler_annotations:  # annotations of the accelerator pods
+        if not is_qualified_key(key):
+            fail(f"scheduler_annotations.{key}", f"an annotation key {_KEY}", key)
+    for key, value in s.node_selector.items():  # the API server checks a nodeSelector as labels
+        if not is_qualified_key(key):
+            fail(f"node_selector.{key}", f"a label key {_KEY}", key)
+        if not is_label_value(value):
+            fail(f"node_selector.{key}", _LABEL_VALUE, value)
     if s.image_pull_policy not in ("Always", "IfNotPresent", "Never"):
         fail("image_pull_policy", "one of Always, IfNotPresent, Never", s.image_pull_policy)
     for stage in s.stage_images:
@@ -402,6 +434,11 @@ def _env(step: plan_mod.Step, settings: KubernetesSettings) -> list[dict[str, An
         {"name": "HOME", "value": settings.home},
         {"name": "TMPDIR", "value": "/tmp"},
     ]
+    if "cpu" in _resources(step, settings).get("limits", {}):
+        # The container's CPU limit in whole CPUs (rounded up) through the downward API: jobs.cpu sizes the
+        # thread pools to it, since neither ONNX Runtime nor torch sees a CPU limit (only the node's cores).
+        env.append({"name": cpu.CPU_LIMIT_ENV, "valueFrom": {"resourceFieldRef": {
+            "containerName": CONTAINER, "resource": "limits.cpu", "divisor": "1"}}})
     if shard_index(step) is not None:  # also set by the Job controller; declared so $(...) expands by itself
         env.append({"name": INDEX_ENV, "valueFrom": {"fieldRef": {
             "fieldPath": f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"}}})

@@ -171,7 +171,7 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
                 dynamic = options.get("dynamic_batch_sizes")
                 cbs = max(dynamic) if dynamic else bs
                 p = params.ConvertParams(model=_uri(store, export.out), target=t.engine, batch_size=cbs,
-                                         options=options, out="")
+                                         precision=t.precision, options=options, out="")
                 ckey = content_key("convert", p.key_fields(), [export.key])
                 cout = f"artifacts/convert/{ckey}"
                 title = f"convert {t.name} " + ("dynamic" if dynamic else f"bs{bs}")
@@ -182,7 +182,8 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
                 engine = _uri(store, cout)
                 deps = [ckey, *shard_keys]
             p = params.InferParams(engine=engine, data=_uri(store, data_root), backend=t.backend, device=t.device,
-                                   batch_size=bs, options=dict(t.backend_options), target_name=t.name,
+                                   batch_size=bs, precision=t.precision, options=dict(t.backend_options),
+                                   target_name=t.name,
                                    warmup=timing.warmup, min_batches=timing.min_batches,
                                    min_seconds=timing.min_seconds, out="")
             ikey = content_key("infer", {**p.key_fields(), "accelerator": t.accelerator}, deps)

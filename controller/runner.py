@@ -1,8 +1,9 @@
 """Runs a plan with an executor: dependency order, failures contained, state kept in the store.
 
-State lives in the store: a step is done exactly when its output is committed, so a controller
-killed at any moment resumes where it stopped. The sweep's folder (``sweeps/<id>/``) keeps the
-resolved spec, the plan, each step's status and, at the end, the reports.
+State lives in the store: a step is done exactly when its output is committed (and current: an output
+whose upstream outputs were rebuilt since it was made is stale and is rebuilt too, ``check_outputs``), so
+a controller killed at any moment resumes where it stopped. The sweep's folder (``sweeps/<id>/``) keeps
+the resolved spec, the plan, each step's status and, at the end, the reports.
 """
 
 from __future__ import annotations
@@ -10,17 +11,22 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import pathlib
+import posixpath
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 
+from controller import lease as lease_mod
 from controller import plan as plan_mod
 from controller import spec as spec_mod
 from controller.executors import base
 from jobs import commit
 from jobs import store as store_mod
+from jobs.store import base as store_base
 
 DONE, PENDING, RUNNING, FAILED, BLOCKED = "done", "pending", "running", "failed", "blocked"
 REPORT_FILES = ("report.md", "report.json", "report.csv")
@@ -68,8 +74,60 @@ class SweepResult:
         return [s for s in self.statuses.values() if s.state == BLOCKED]
 
 
+def check_outputs(plan: plan_mod.Plan, store: store_mod.Store, uncommit: bool = False
+                  ) -> tuple[set[str], list[str]]:
+    """(keys of the steps that are done, titles of the committed steps that are stale, with why).
+
+    A step is done when its output is committed and current: every step it depends on is done, and the
+    upstream outputs it read are the ones there now (``commit.upstream_changed``: a rebuilt upstream output
+    has a new manifest). So whatever is derived from an output that is rebuilt, or was rebuilt since, is
+    rebuilt too, transitively. ``uncommit``: remove the stale outputs' manifests, so that their stages
+    rebuild them rather than finding them committed."""
+    done: set[str] = set()
+    stale: list[str] = []
+    fingerprints: dict[str, str] = {}
+    steps = plan.by_key()
+    for s in plan.steps:  # in dependency order
+        out = store.child(s.out)
+        manifest = commit.read_manifest(out)
+        if manifest is None:
+            continue
+        redo = [steps[d].title for d in s.deps if d not in done]
+        if redo:
+            why = f"{redo[0]}{f' and {len(redo) - 1} more' if len(redo) > 1 else ''} to be built again"
+        elif commit.upstream_changed(manifest, s.params.upstream(), fingerprints, store):
+            why = "an output it was built from was rebuilt since"
+        else:
+            done.add(s.key)
+            continue
+        stale.append(f"{s.title} ({why})")
+        if uncommit:
+            commit.uncommit(out)
+    return done, stale
+
+
 def committed_keys(plan: plan_mod.Plan, store: store_mod.Store) -> set[str]:
-    return {s.key for s in plan.steps if commit.read_manifest(store.child(s.out)) is not None}
+    """Keys of the steps whose outputs are committed and current (``check_outputs``); reads only."""
+    return check_outputs(plan, store)[0]
+
+
+def clean_stale_tmp(plan: plan_mod.Plan, store: store_mod.Store) -> list[str]:
+    """Remove the staging folders and temporary files that writers which died (a killed stage, a killed
+    controller) left in the sweep's folders: each step's output (recursively), the folder holding it and
+    its log, the sweep's folder, and this machine's temporary folder (where stages build outputs for an S3
+    store). Only leftovers of writers that are gone are removed (``Store.clean_stale_tmp``: the writer's pid
+    in the name no longer runs on this host, or nothing changed in them for a day), so the work of another
+    sweep's steps in the same folders is left alone."""
+    removed: list[str] = []
+    seen: set[tuple[str, bool]] = set()
+    places = [(s.out, True) for s in plan.steps] + [(posixpath.dirname(s.out), False) for s in plan.steps]
+    for prefix, recursive in [*places, (sweep_dir(plan.sweep), False)]:
+        if (prefix, recursive) in seen:
+            continue
+        seen.add((prefix, recursive))
+        removed += store.clean_stale_tmp(prefix, recursive=recursive)
+    removed += [str(p) for p in store_base.remove_stale_tmp(pathlib.Path(tempfile.gettempdir()), recursive=False)]
+    return removed
 
 
 def uncommit_corrupted(plan: plan_mod.Plan, store: store_mod.Store) -> list[str]:
@@ -89,8 +147,11 @@ def uncommit_corrupted(plan: plan_mod.Plan, store: store_mod.Store) -> list[str]
 
 
 def write_sweep_files(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: store_mod.Store) -> None:
+    """The resolved ``spec.yaml`` (with the store the sweep really ran in, so it plans the same sweep again
+    from anywhere) and ``plan.json``."""
     d = sweep_dir(plan.sweep)
-    store.write_text(f"{d}/spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    resolved = dataclasses.replace(spec, store=store.uri)
+    store.write_text(f"{d}/spec.yaml", yaml.safe_dump(resolved.to_dict(), sort_keys=False))
     store.write_text(f"{d}/plan.json", json.dumps(plan.to_dict(), indent=1) + "\n")
 
 
@@ -121,12 +182,19 @@ def _dependents(plan: plan_mod.Plan, key: str) -> set[str]:
 
 def run(plan: plan_mod.Plan, store: store_mod.Store, executor: base.Executor,
         on_change: Callable[[dict[str, StepStatus], str], None] = lambda statuses, event: None,
-        poll_s: float = 1.0, clock: Callable[[], float] = time.monotonic, verify: bool = False) -> SweepResult:
-    """Run what is not committed. ``verify``: first check the sha256 of every committed output and
-    rebuild those whose files no longer match their manifest."""
+        poll_s: float = 1.0, clock: Callable[[], float] = time.monotonic, verify: bool = False,
+        check: Callable[[], None] = lambda: None) -> SweepResult:
+    """Run what is not committed and current (``check_outputs``: stale outputs are uncommitted first, and
+    the sweep's copied reports removed until the eval step is done again). ``verify``: first check the
+    sha256 of every committed output and rebuild those whose files no longer match their manifest.
+    ``check()`` is called on every turn of the loop; what it raises stops the sweep (a lost lease)."""
     t0 = clock()
+    cleaned = clean_stale_tmp(plan, store)
     corrupted = uncommit_corrupted(plan, store) if verify else []
-    done = committed_keys(plan, store)
+    done, stale = check_outputs(plan, store, uncommit=True)
+    if any(s.stage == "eval" and s.key not in done for s in plan.steps):
+        for name in REPORT_FILES:  # never a report that disagrees with the outputs it was made from
+            store.delete(f"{sweep_dir(plan.sweep)}/{name}")
     statuses = {s.key: StepStatus(DONE if s.key in done else PENDING, s.title, s.stage, s.out, s.log)
                 for s in plan.steps}
     steps = plan.by_key()
@@ -139,9 +207,14 @@ def run(plan: plan_mod.Plan, store: store_mod.Store, executor: base.Executor,
 
     checked = (f"; checksums verified, {len(corrupted)} corrupted output(s) to rebuild: {'; '.join(corrupted)}"
                if corrupted else "; checksums verified, all match")
-    changed(f"{len(done)} of {len(plan.steps)} steps already committed" + (checked if verify else ""))
+    rebuilt = (f"; {len(stale)} output(s) to rebuild because what they were built from changed: "
+               f"{'; '.join(stale[:3])}{' ...' if len(stale) > 3 else ''}") if stale else ""
+    tidied = f"; removed {len(cleaned)} staging leftover(s) of writers that are gone" if cleaned else ""
+    changed(f"{len(done)} of {len(plan.steps)} steps already committed" + (checked if verify else "") + rebuilt
+            + tidied)
     try:
         while True:
+            check()
             for step in plan.steps:
                 st = statuses[step.key]
                 if st.state != PENDING or not all(statuses[d].state == DONE for d in step.deps):
@@ -174,11 +247,12 @@ def run(plan: plan_mod.Plan, store: store_mod.Store, executor: base.Executor,
                     if statuses[k].state == PENDING:
                         statuses[k].state, statuses[k].reason = BLOCKED, f"needs {step.title}, which failed"
                 changed(f"FAILED {step.title}: {st.reason}")
-    except BaseException:
+    except BaseException as e:
         executor.stop()
         for k in running:
             statuses[k].state, statuses[k].reason = FAILED, "interrupted"
-        write_status(plan, store, statuses, "interrupted")
+        if not isinstance(e, lease_mod.LeaseLost):  # the status is the new lease holder's to write now
+            write_status(plan, store, statuses, "interrupted")
         raise
     result = SweepResult(plan.sweep, statuses, clock() - t0, ran)
     if result.ok:

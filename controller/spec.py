@@ -18,6 +18,9 @@ import yaml
 from jobs import backends, converters, devices, errors, models, params, registry
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32)
+MAX_BATCH_SIZE = 1_000_000
+"""The largest batch size a sweep may ask for: far above any engine's (a batch of a million 224x224 images is
+600 GB), and it keeps a batch size a valid Kubernetes label value (at most 63 characters)."""
 INPUT_MODES = params.INPUT_MODES
 DEFAULT_STORE = "ghostbench-store"
 
@@ -66,6 +69,9 @@ class TargetSpec:
     """Engine target for the convert stage (``jobs.converters``)."""
     input_mode: str = "float32"
     """float32 (the seed's tensors) or uint8 (pixels; normalization inside the model)."""
+    precision: str = "fp32"
+    """What the target computes in: fp32, tf32 (ONNX Runtime cuda), fp16 (tensorrt, cann, atc); int8 reserved.
+    Each backend and engine target maps it onto its own switch and refuses what it cannot do (at plan time)."""
     batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
     """Batch sizes to run, one engine and one inference run each."""
     convert_options: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -128,7 +134,8 @@ class SweepSpec:
         return d
 
 
-_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,38}[a-z0-9])?$")
+# \Z, not $: "$" also matches before a final newline, and "name\n" is no Kubernetes label value
+_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,38}[a-z0-9])?\Z")
 
 
 class _Loader:
@@ -271,15 +278,18 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
             ld.fail(f"{p}batch_sizes", "a non-empty list of integers >= 1", bs)
         if len(set(bs)) != len(bs):
             ld.fail(f"{p}batch_sizes", "distinct batch sizes", bs)
+        if max(bs) > MAX_BATCH_SIZE:
+            ld.fail(f"{p}batch_sizes", f"batch sizes of at most {MAX_BATCH_SIZE}", bs)
         targets.append(TargetSpec(
             name=ld.str_(t, "name", p, None, _NAME_RE, "a lower-case name of letters, digits, '.' and '-'"),
             backend=ld.str_(t, "backend", p, TargetSpec.backend),
             device=ld.str_(t, "device", p, TargetSpec.device),
             engine=ld.str_(t, "engine", p, TargetSpec.engine),
             input_mode=ld.choice(t, "input_mode", p, "float32", INPUT_MODES),
+            precision=ld.choice(t, "precision", p, "fp32", params.PRECISIONS),
             batch_sizes=tuple(bs),
-            convert_options=ld.options(t, "convert_options", p),
-            backend_options=ld.options(t, "backend_options", p),
+            convert_options=_resolve_options(ld.options(t, "convert_options", p), base_dir),
+            backend_options=_resolve_options(ld.options(t, "backend_options", p), base_dir),
             accelerator=ld.str_(t, "accelerator", p, None, nullable=True),
         ))
         _check_ascend(ld, targets[-1], p)
@@ -331,18 +341,18 @@ def _check_plugins(ld: _Loader, t: TargetSpec, p: str) -> None:
             raise SpecError(f"{ld.source}: {p}{field}: expected one of {', '.join(reg.names())}"
                             f"{registry.did_you_mean(name, reg.plugins)}, got {name!r}")
     try:
-        backends.check(t.backend, t.device, t.backend_options)
+        backends.check(t.backend, t.device, t.backend_options, t.precision)
     except errors.OptionError as e:
-        where = "device" if e.option is None else f"backend_options.{e.option}"
+        where = {None: "device", "precision": "precision"}.get(e.option, f"backend_options.{e.option}")
         raise SpecError(f"{ld.source}: {p}{where}: {e.detail}") from e
     if t.backend == "null":
         return
     for bs in t.batch_sizes:
         try:
-            converters.check(t.engine, _convert_options(t), bs)
+            converters.check(t.engine, _convert_options(t), bs, t.precision)
         except errors.OptionError as e:
             where = "batch_sizes" if e.option == "dynamic_batch_sizes" and "batch size" in e.detail \
-                else f"convert_options.{e.option}"
+                else "precision" if e.option == "precision" else f"convert_options.{e.option}"
             raise SpecError(f"{ld.source}: {p}{where}: {e.detail}") from e
 
 
@@ -358,6 +368,8 @@ def aipp(t: TargetSpec) -> bool:
 
 def _convert_options(t: TargetSpec) -> dict[str, Any]:
     options = dict(t.convert_options)
+    if t.engine == "onnxruntime" and t.backend == "onnxruntime":
+        options.setdefault("provider", t.device.partition(":")[0])  # an engine built for the device it runs on
     if t.engine == "atc":
         if "soc_version" not in options and t.accelerator:
             soc = devices.get(t.accelerator).soc_version
@@ -390,6 +402,8 @@ def _check_ascend(ld: _Loader, t: TargetSpec, p: str) -> None:
         if (not isinstance(sizes, list) or not sizes
                 or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in sizes)):
             ld.fail(f"{p}convert_options.dynamic_batch_sizes", "a non-empty list of integers >= 1", sizes)
+        if max(sizes) > MAX_BATCH_SIZE:
+            ld.fail(f"{p}convert_options.dynamic_batch_sizes", f"batch sizes of at most {MAX_BATCH_SIZE}", sizes)
         if any(b not in sizes for b in t.batch_sizes):
             ld.fail(f"{p}batch_sizes", f"batch sizes among convert_options.dynamic_batch_sizes {sizes}",
                     list(t.batch_sizes))
@@ -401,9 +415,30 @@ def _default_name(source: str) -> str:
     return stem
 
 
+def is_sweep_name(text: str) -> bool:
+    """Whether ``text`` can be a sweep id (``ghostbench status`` takes an id or a sweep file)."""
+    return bool(_NAME_RE.match(text))
+
+
+# Plugin options that name a file (e.g. the acl backend's acl.json): paths like the spec's own path fields.
+PATH_OPTIONS = ("acl_json_path",)
+
+
+def _resolve_options(options: dict[str, Any], base_dir: pathlib.Path | None) -> dict[str, Any]:
+    return {k: _resolve(v, base_dir) if k in PATH_OPTIONS and isinstance(v, str) and v else v
+            for k, v in options.items()}
+
+
 def _resolve(uri: str | None, base_dir: pathlib.Path | None) -> str | None:
-    """Relative plain paths are relative to the sweep file, so a spec means the same from any cwd."""
-    if uri is None or base_dir is None or urllib.parse.urlparse(uri).scheme:
+    """The one rule for every path in a sweep file (store, model.weights, dataset.images, dataset.labels, path
+    options): a relative path, plain or ``file:``, is relative to the sweep file, so a spec means the same from
+    any cwd. Only the default store (no ``store:`` field) is relative to the current directory."""
+    if uri is None or base_dir is None:
+        return uri
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "file" and not parsed.netloc and not parsed.path.startswith("/"):
+        return (base_dir / urllib.parse.unquote(parsed.path)).resolve().as_uri()  # file:data/x
+    if parsed.scheme:
         return uri
     path = pathlib.Path(uri).expanduser()
     return str(path if path.is_absolute() else (base_dir / path).resolve())

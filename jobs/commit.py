@@ -8,6 +8,7 @@ that died halfway left files but no manifest, and a rerun starts over.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -57,6 +58,61 @@ def require_committed(uri: str, what: str) -> tuple[store_mod.Store, dict[str, A
     return store, manifest
 
 
+def fingerprint(uri: str, within: store_mod.Store | None = None) -> str:
+    """What a step read from the upstream output at ``uri``, in one hash: the sha256 of the committed
+    manifest there, or of every manifest below it (a preprocessing root: one per shard); "" when nothing is
+    committed there. A rebuilt output has a new manifest (its timings, its producer), so a new fingerprint.
+    ``within``: an open store that ``uri`` may lie below (its connection is then reused)."""
+    root = within.uri.rstrip("/") + "/" if within is not None else None
+    store = within.child(uri[len(root):]) if within is not None and root and uri.startswith(root) \
+        else store_mod.open_store(uri)
+    if store.exists(MANIFEST):
+        names = [MANIFEST]
+    else:
+        names = sorted(n for n in store.list() if n.endswith("/" + MANIFEST))
+    if not names:
+        return ""
+    digest = hashlib.sha256()
+    for name in names:
+        try:
+            data = store.read_bytes(name)
+        except errors.StoreError:
+            data = b""  # removed meanwhile: the fingerprint then matches nothing recorded
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
+def upstream_uris(stage: str, params: dict[str, Any]) -> list[str]:
+    """The upstream outputs a stage's recorded parameters name (its ``upstream`` fields, ``jobs.params``)."""
+    from jobs import params as params_mod
+
+    cls = params_mod.STAGES.get(stage)
+    if cls is None:
+        return []
+    found: list[str] = []
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("upstream"):
+            v = params.get(f.name)
+            found += [str(x) for x in v] if isinstance(v, (list, tuple)) else ([str(v)] if v else [])
+    return found
+
+
+def upstream_changed(manifest: dict[str, Any], uris: list[str], cache: dict[str, str] | None = None,
+                     within: store_mod.Store | None = None) -> bool:
+    """Whether the upstream outputs at ``uris`` are no longer those the committed output was built from
+    (compared by fingerprint, whatever their URIs: a store moved elsewhere keeps its fingerprints). An
+    output committed before fingerprints were recorded counts as unchanged. ``cache``: fingerprints by URI,
+    filled here; ``within``: see ``fingerprint``."""
+    recorded = manifest.get("upstream")
+    if not isinstance(recorded, dict):
+        return False
+    cache = {} if cache is None else cache
+    for uri in uris:
+        if uri not in cache:
+            cache[uri] = fingerprint(uri, within)
+    return sorted(str(v) for v in recorded.values()) != sorted(cache[u] for u in uris)
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
@@ -79,6 +135,10 @@ class Output:
     Use as ``with Output(store, stage, params) as out: ...write under out.dir...; out.record[...] = ...``.
     Leaving the block normally uploads every file, then the manifest. An exception leaves
     nothing committed (files already put stay behind but are not listed by any manifest).
+
+    The manifest's ``upstream`` maps each upstream output the parameters name (``upstream_uris``) to its
+    ``fingerprint`` when the block was entered, so that the controller can tell when one was rebuilt
+    since (``upstream_changed``) and rebuild this output too.
     """
 
     def __init__(self, store: store_mod.Store, stage: str, params: dict[str, Any]):
@@ -89,9 +149,11 @@ class Output:
         self._started = _now()
         self._t0 = time.perf_counter()
         self._staging: contextlib.AbstractContextManager[pathlib.Path] | None = None
+        self.upstream: dict[str, str] = {}
         self.dir: pathlib.Path
 
     def __enter__(self) -> Output:
+        self.upstream = {uri: fingerprint(uri) for uri in upstream_uris(self.stage, self.params)}
         self._staging = self.store.staging_dir()
         self.dir = self._staging.__enter__()
         return self
@@ -127,6 +189,7 @@ class Output:
                 "seconds": round(time.perf_counter() - self._t0, 3),
             },
             "record": self.record,
+            "upstream": self.upstream,
         }
         self.store.write_text(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 

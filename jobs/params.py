@@ -32,6 +32,10 @@ INPUT_MODES = ("float32", "uint8")
 """float32: the seed's normalized tensors; uint8: pixels, normalized inside the model (or by AIPP)."""
 PIPELINES = ("seed", "opencv")
 """How preprocessing decodes and resizes: seed (PIL, the seed's pixels exactly) or opencv (faster, close)."""
+PRECISIONS = ("fp32", "tf32", "fp16", "int8")
+"""What a target computes in; each backend and engine target maps it onto its own switch (ONNX Runtime CUDA's
+``use_tf32``, TensorRT's fp16 flag, CANN's and ATC's ``precision_mode``) and refuses what it cannot do.
+int8 is reserved for calibrated engines and refused by every backend for now."""
 REFERENCE_KINDS = ("imagenet", "agreement")
 """imagenet: published ImageNet accuracy; agreement: the labels are a reference model's own predictions."""
 
@@ -288,6 +292,9 @@ class ConvertParams(StageParams):
     model: str = param(help="committed output of the export stage", metavar="URI", upstream=True)
     target: str = param("onnxruntime", help="engine target (jobs.converters): onnxruntime or atc")
     batch_size: int = param(help="batch size the engine is built for (images)", label="batch-size")
+    precision: str = param("fp32", choices=PRECISIONS, label="precision",
+                           help="what the engine computes in (atc: --precision_mode must_keep_origin_dtype for fp32, "
+                                "force_fp16 for fp16)")
     options: dict[str, Any] | None = param(None, flag="--option",
                                     help="target option (repeatable), e.g. offline_level=all; values parse as JSON")
 
@@ -296,7 +303,11 @@ class ConvertParams(StageParams):
         _at_least(self.batch_size, 1, "--batch-size")
         from jobs import converters
 
-        converters.check(self.target, self.options or {}, self.batch_size)
+        try:
+            converters.check(self.target, self.options or {}, self.batch_size, self.precision)
+        except errors.OptionError as e:
+            raise errors.BadInput(f"--{'precision' if e.option == 'precision' else 'option ' + str(e.option)}: "
+                                  f"{e.detail}") from e
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -348,6 +359,8 @@ class InferParams(StageParams):
     backend: str = param("onnxruntime", help="inference backend (jobs.backends): onnxruntime, acl or null")
     device: str = param("cpu", help="device for the backend, e.g. cpu, cuda:0, npu:0")
     batch_size: int = param(help="images per batch", label="batch-size")
+    precision: str = param("fp32", choices=PRECISIONS, label="precision",
+                           help="what the backend computes in: fp32, tf32 (cuda), fp16 (tensorrt, cann, an fp16 .om)")
     options: dict[str, Any] | None = param(None, flag="--option",
                                     help="backend option (repeatable), e.g. intra_op_threads=2; values parse as JSON")
     target_name: str = param("", label="target", help="label of this target in reports (default: backend-device)")
@@ -365,7 +378,11 @@ class InferParams(StageParams):
         _at_least(self.max_passes, 1, "--max-passes")
         from jobs import backends
 
-        backends.check(self.backend, self.device, self.options or {})
+        try:
+            backends.check(self.backend, self.device, self.options or {}, self.precision)
+        except errors.OptionError as e:
+            where = {None: "--device", "precision": "--precision"}.get(e.option, f"--option {e.option}")
+            raise errors.BadInput(f"{where}: {e.detail}") from e
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -105,6 +105,49 @@ class EndToEnd:
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
 
+WINDOWS = 5
+"""Timing windows per run: the timed batches split into this many consecutive windows."""
+UNSTABLE_SPREAD = 0.10
+"""A run is unstable when its windows' throughputs differ by more than this share of their median
+(perf_analyzer's stability rule)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Windows:
+    """Throughput (images/s) of consecutive timing windows of one run, their median and range."""
+
+    throughput: tuple[float, ...]
+    median: float
+    min: float
+    max: float
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median: 0 for identical windows."""
+        return (self.max - self.min) / self.median if self.median > 0 else 0.0
+
+    @property
+    def stable(self) -> bool:
+        return self.spread <= UNSTABLE_SPREAD
+
+    @classmethod
+    def of(cls, compute_ms: Sequence[float], batch_size: int, windows: int = WINDOWS) -> Windows:
+        """Split per-batch compute times (ms) into ``windows`` consecutive windows (fewer with fewer batches)."""
+        if len(compute_ms) == 0:
+            return cls((), 0.0, 0.0, 0.0)
+        chunks = np.array_split(np.asarray(compute_ms, dtype=np.float64), min(windows, len(compute_ms)))
+        rates = tuple(float(1000.0 * batch_size * len(c) / c.sum()) if c.sum() > 0 else 0.0 for c in chunks)
+        return cls(rates, float(np.median(rates)), min(rates), max(rates))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"throughput": list(self.throughput), "median": self.median, "min": self.min, "max": self.max,
+                "spread": self.spread, "stable": self.stable, "rule": f"unstable above {UNSTABLE_SPREAD:.0%} spread"}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Windows:
+        return cls(tuple(d["throughput"]), d["median"], d["min"], d["max"])
+
+
 @dataclasses.dataclass(frozen=True)
 class InferSummary:
     """``summary.json``: one infer run (one target, one batch size). Times in ms, throughput in images/s."""
@@ -129,6 +172,12 @@ class InferSummary:
     warmup_batches: int
     transfer_timing: str
     end_to_end: EndToEnd
+    windows: Windows = Windows((), 0.0, 0.0, 0.0)
+    """The timed batches in consecutive windows: the spread the figure carries."""
+    precision: str = "fp32"
+    """What the target asked the backend to compute in (``jobs.params.PRECISIONS``)."""
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Date, host CPU, library versions, ghostbench revision (``jobs.provenance``)."""
     target: str = ""
     engine: str | None = None
     engine_record: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -155,6 +204,9 @@ class InferSummary:
             "warmup_batches": self.warmup_batches,
             "transfer_timing": self.transfer_timing,
             "end_to_end": self.end_to_end.to_dict(),
+            "windows": self.windows.to_dict(),
+            "precision": self.precision,
+            "provenance": self.provenance,
             "units": dict(self.UNITS),
             "target": self.target,
             "engine": self.engine,
@@ -180,7 +232,9 @@ class InferSummary:
             device=get("device"), num_images=int(get("num_images")), num_batches=int(get("num_batches")),
             padded_images=int(get("padded_images")), passes=int(get("passes")),
             warmup_batches=int(get("warmup_batches")), transfer_timing=get("transfer_timing"),
-            end_to_end=EndToEnd.from_dict(get("end_to_end")), target=d.get("target", ""), engine=d.get("engine"),
+            end_to_end=EndToEnd.from_dict(get("end_to_end")), windows=Windows.from_dict(get("windows")),
+            precision=get("precision"), provenance=d.get("provenance") or {}, target=d.get("target", ""),
+            engine=d.get("engine"),
             engine_record=d.get("engine_record") or {}, data=d.get("data", ""), input_mode=d.get("input_mode", ""),
             backend_info=d.get("backend_info") or {}, host=d.get("host") or {})
 
@@ -238,13 +292,26 @@ class ReportRun:
     accuracy: dict[str, float]
     """"1".."5" -> top-k accuracy in percent (4 decimals)."""
     gate_pass: bool
+    throughput_min: float = 0.0
+    """The slowest timing window's images/s."""
+    throughput_max: float = 0.0
+    """The fastest timing window's images/s."""
+    stable: bool = True
+    """Windows within the stability rule (``UNSTABLE_SPREAD``)."""
+    precision: str = "fp32"
+    provider: str = ""
+    """The provider or chip that actually ran it (ONNX Runtime's first provider, the NPU, or the backend)."""
+    fallback: bool = False
+    """The provider that ran is not the one asked for (allowed by ``fallback=true``)."""
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Where it ran: date, host CPU, versions, revision (``InferSummary.provenance``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ReportRun:
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,6 +326,31 @@ class Reference:
     """imagenet (published accuracy) or agreement (labels from a reference model)."""
 
 
+LEFT_OUT_EXAMPLES = 5
+"""Left-out images a report names (the preprocess shards' index.json lists them all)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LeftOut:
+    """Images of the dataset left out of the evaluated set (preprocess ``--skip-bad``): how many, why, which."""
+
+    counts: dict[str, int]
+    """reason kind (``undecodable``, ``unlabelled``) -> images."""
+    examples: tuple[dict[str, str], ...] = ()
+    """The first few (``LEFT_OUT_EXAMPLES``): ``{"name": ..., "reason": ...}``."""
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "counts": dict(self.counts), "examples": [dict(e) for e in self.examples]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LeftOut:
+        return cls(counts=dict(d["counts"]), examples=tuple(dict(e) for e in d.get("examples") or ()))
+
+
 @dataclasses.dataclass(frozen=True)
 class Report:
     """``report.json``: every run of a sweep, the reference, and the ratios and accelerators asked for."""
@@ -270,6 +362,10 @@ class Report:
     """``A/B`` target pairs whose throughput ratio is tabulated; empty: each target against the first."""
     accelerators: dict[str, str] = dataclasses.field(default_factory=dict)
     """target -> accelerator (``jobs.devices``), for the comparison with published figures."""
+    left_out: LeftOut | None = None
+    """Images left out of the evaluated set, by reason (None: none; the key is then absent from report.json)."""
+    distinct_labels: int | None = None
+    """Distinct labels among the evaluated images: how much an agreement figure says (None: not counted)."""
 
     @property
     def all_pass(self) -> bool:
@@ -281,6 +377,10 @@ class Report:
         if self.ratios or self.accelerators:
             d["ratios"] = list(self.ratios)
             d["accelerators"] = dict(self.accelerators)
+        if self.left_out is not None and self.left_out.total:
+            d["left_out"] = self.left_out.to_dict()
+        if self.distinct_labels is not None:
+            d["distinct_labels"] = self.distinct_labels
         return d
 
     def to_json(self) -> str:
@@ -290,7 +390,9 @@ class Report:
     def from_dict(cls, d: Mapping[str, Any], source: str = "report.json") -> Report:
         return cls(model=_field(d, "model", source), reference=Reference(**_field(d, "reference", source)),
                    runs=tuple(ReportRun.from_dict(r) for r in _field(d, "runs", source)),
-                   ratios=tuple(d.get("ratios") or ()), accelerators=dict(d.get("accelerators") or {}))
+                   ratios=tuple(d.get("ratios") or ()), accelerators=dict(d.get("accelerators") or {}),
+                   left_out=LeftOut.from_dict(d["left_out"]) if d.get("left_out") else None,
+                   distinct_labels=d.get("distinct_labels"))
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str = "report.json") -> Report:

@@ -130,6 +130,41 @@ def published_comparison(runs: Sequence[records.ReportRun], accelerators: dict[s
     return header, rows
 
 
+def provenance_table(runs: Sequence[records.ReportRun]) -> tuple[list[str], list[list[str]]]:
+    """One row per target: when, on which host CPU, with which ghostbench and libraries it was measured."""
+    rows, seen = [], set()
+    for r in runs:
+        p = r.provenance
+        row = [r.target, str(p.get("date", "-")), str(p.get("cpu_model", "-")), str(p.get("host", "-")),
+               f"{p.get('ghostbench_version', '-')} ({p.get('ghostbench_revision') or 'no git revision'})",
+               f"Python {p.get('python', '-')}, NumPy {p.get('numpy', '-')}"]
+        if tuple(row[:1] + row[2:]) not in seen:
+            seen.add(tuple(row[:1] + row[2:]))
+            rows.append(row)
+    return ["Target", "Measured (UTC)", "Host CPU", "Host", "ghostbench", "Libraries"], rows
+
+
+def left_out_line(left_out: records.LeftOut) -> str:
+    """``3 images left out (--skip-bad): 2 undecodable, 1 unlabelled; e.g. a.JPEG (reason), ...``"""
+    kinds = ", ".join(f"{n} {kind}" for kind, n in left_out.counts.items())
+    named = "; ".join(f"{e['name']} ({e['reason']})" for e in left_out.examples)
+    more = ", ..." if left_out.total > len(left_out.examples) else ""
+    return (f"{left_out.total} image{'s' if left_out.total != 1 else ''} of the dataset left out (skip_bad): "
+            f"{kinds}" + (f"; e.g. {named}{more}" if named else ""))
+
+
+def dataset_lines(report: records.Report) -> list[str]:
+    """What the accuracy figures rest on: the evaluated set's distinct labels and the images left out."""
+    lines = []
+    if report.distinct_labels is not None:
+        plural = "s" if report.distinct_labels != 1 else ""
+        lines += [f"The evaluated images carry {report.distinct_labels} distinct label{plural}.", ""]
+    if report.left_out is not None and report.left_out.total:
+        lines += [f"**Left out:** {left_out_line(report.left_out)} (listed in the preprocess shards' index.json).",
+                  ""]
+    return lines
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + [":---:"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -168,13 +203,24 @@ def to_markdown(report: records.Report) -> str:
     kind = "reference agreement" if ref.kind == "agreement" else "published ImageNet accuracy"
     out += [(f"## Accuracy against the {kind} (top-1 {ref.top1:.2f}, top-5 {ref.top5:.2f}; "
              f"gate: at most {ref.gate:g} point below)"), "", _md_table(acc_header, acc_rows), ""]
-    e2e_rows = [[r.target, str(r.batch_size), _fmt(r.end_to_end_images_per_second),
+    out += dataset_lines(report)
+    e2e_rows = [[r.target, str(r.batch_size), r.precision, r.provider + (" (fallback)" if r.fallback else ""),
+                 _fmt(r.throughput), f"{_fmt(r.throughput_min)}–{_fmt(r.throughput_max)}",
+                 "yes" if r.stable else "**UNSTABLE**", _fmt(r.end_to_end_images_per_second),
                  _fmt(r.compute_mean_ms, 3), _fmt(r.compute_p99_ms, 3), str(r.passes)] for r in runs]
-    out += ["## Per run", "", _md_table(["Target", "Batch size", "End-to-end images/s", "Compute mean ms",
-                                          "Compute p99 ms", "Timed passes"], e2e_rows), ""]
+    out += ["## Per run", "",
+            ("Throughput is ais_infer's (1000 x batch / mean compute ms); the range is the slowest and fastest of "
+             f"the run's timing windows, and a run whose windows differ by more than {records.UNSTABLE_SPREAD:.0%} "
+             "of their median is marked unstable (perf_analyzer's rule)."), "",
+            _md_table(["Target", "Batch size", "Precision", "Ran on", "Images/s", "Windows min–max", "Stable",
+                       "End-to-end images/s", "Compute mean ms", "Compute p99 ms", "Timed passes"], e2e_rows), ""]
+    out += ["## Where it ran", "", _md_table(*provenance_table(runs)), ""]
     out += ["## Published figures (seed guide, section 7.1), for context", "",
             ("Basis: per card, as published; an Ascend 310 card carries 4 chips (per chip = card / 4), a 310P "
              "card and a T4 one each. The ratios are the seed's own columns. A CPU run is comparable with none "
-             "of these."), "", _md_table(*published_table()), ""]
+             "of these."), "",
+            ("Precision: the Ascend rows were measured with ATC's default `--precision_mode=force_fp16` (fp16); the "
+             "T4 rows of Ascend ModelZoo guides with `trtexec --fp16` (fp16). A target's own precision is in the "
+             "per-run table: compare fp16 with fp16."), "", _md_table(*published_table()), ""]
     out.append(f"Overall: {'all runs pass the accuracy gate' if report.all_pass else 'SOME RUNS FAIL the accuracy gate'}.")
     return "\n".join(out) + "\n"

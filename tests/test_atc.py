@@ -105,9 +105,10 @@ def stand_in(tmp_path, monkeypatch):
     return install
 
 
-def run_convert(exports, out, bs, *options, mode="float32"):
+def run_convert(exports, out, bs, *options, mode="float32", precision="fp32"):
     return convert.main(["--model", str(exports / mode), "--target", "atc", "--batch-size", str(bs),
-                         *[a for o in options for a in ("--option", o)], "--out", str(out), "--quiet"])
+                         "--precision", precision, *[a for o in options for a in ("--option", o)],
+                         "--out", str(out), "--quiet"])
 
 
 def options_of(case: str) -> list[str]:
@@ -126,10 +127,10 @@ def test_fixed_batch_float32_is_exactly_the_seed_command():
     assert golden_args("float32_bs8") == [
         "atc", "--framework=5", "--model=<export>/model.onnx", "--input_format=NCHW",
         "--input_shape=image:8,3,224,224", "--output=<engine>/ghostnet_bs8", "--log=error",
-        f"--soc_version={SOC}"]
+        f"--soc_version={SOC}", "--precision_mode=must_keep_origin_dtype"]  # the seed's, plus fp32 said explicitly
     assert "--dynamic_batch_size=1,4,8,16,32" in golden_args("float32_dynamic")
     assert "--input_shape=image:-1,3,224,224" in golden_args("float32_dynamic")
-    assert golden_args("uint8_bs8")[-1] == "--insert_op_conf=<engine>/aipp.cfg"
+    assert golden_args("uint8_bs8")[-2] == "--insert_op_conf=<engine>/aipp.cfg"
 
 
 def test_aipp_config_matches_golden_and_the_published_constants():
@@ -287,14 +288,19 @@ def test_bad_options_are_one_line_exit_2(exports, stand_in, tmp_path, capsys, mo
     assert not stand_in.record.exists()  # ATC was never started
 
 
-def test_precision_mode_is_passed_only_when_given(exports, stand_in, tmp_path):
+def test_precision_is_always_passed_as_atcs_precision_mode(exports, stand_in, tmp_path):
+    # ATC's own default (force_fp16) is not fp32: the precision is always said
     stand_in("ok")
     out = tmp_path / "engine"
-    assert run_convert(exports, out, 4, f"soc_version={SOC}", "precision_mode=must_keep_origin_dtype") == 0
+    assert run_convert(exports, out, 4, f"soc_version={SOC}", "precision_mode=force_fp32") == 0
     record = json.loads((out / "engine.json").read_text())
-    assert record["atc"]["args"][-1] == "--precision_mode=must_keep_origin_dtype"
-    assert record["precision_mode"] == "must_keep_origin_dtype"
-    assert not any(a.startswith("--precision_mode") for a in golden_args("float32_bs8"))
+    assert record["atc"]["args"][-1] == "--precision_mode=force_fp32"
+    assert record["precision_mode"] == "force_fp32" and record["precision"] == "fp32"
+    out16 = tmp_path / "engine16"
+    assert run_convert(exports, out16, 4, f"soc_version={SOC}", precision="fp16") == 0
+    record = json.loads((out16 / "engine.json").read_text())
+    assert record["atc"]["args"][-1] == "--precision_mode=force_fp16" and record["precision"] == "fp16"
+    assert run_convert(exports, tmp_path / "bad", 4, f"soc_version={SOC}", "precision_mode=force_fp16") == 2
 
 
 def test_every_ascend_accelerator_has_a_soc_version_atc_accepts():

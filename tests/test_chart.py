@@ -283,6 +283,7 @@ def test_schema_knows_the_accelerator_catalogue():
     assert set(schema["properties"]["steps"]["properties"]["maxRunning"]["properties"]) == {"cpu", *devices.CATALOGUE}
     assert sweep["dataset"]["properties"]["pipeline"]["enum"] == list(params.PIPELINES)
     assert sweep["targets"]["items"]["properties"]["input_mode"]["enum"] == list(spec_mod.INPUT_MODES)
+    assert sweep["targets"]["items"]["properties"]["precision"]["enum"] == list(params.PRECISIONS)
 
 
 # -- the sweep language: values.schema.json's `sweep` against controller/spec.py -------------------------

@@ -85,6 +85,9 @@ def test_the_key_ignores_locations_but_not_content():
     ({"convert_options": {"offline_level": "max"}}, "targets[0].convert_options.offline_level",
      "expected one of basic, extended, all"),
     ({"input_mode": "int8"}, "targets[0].input_mode", "expected one of float32, uint8"),
+    ({"precision": "fp64"}, "targets[0].precision", "expected one of fp32, tf32, fp16, int8"),
+    ({"precision": "fp16"}, "targets[0].precision", "expected one of fp32 on cpu, got 'fp16'"),
+    ({"device": "cuda:0", "precision": "int8"}, "targets[0].precision", "int8 needs a calibrated engine"),
     ({"backend": "tensorrt"}, "targets[0].backend", "expected one of acl, null, onnxruntime"),
     ({"backend": "acl", "engine": "atc", "accelerator": "Ascend310P3", "device": "gpu:0"}, "targets[0].device",
      "expected npu or npu:N for backend acl"),
@@ -116,8 +119,8 @@ def test_the_stored_spec_plans_again_to_the_same_plan(finished_sweep):
     spec, store = finished_sweep
     d = runner.sweep_dir(spec.name)
     stored = spec_mod.parse(yaml.safe_load(store.read_text(f"{d}/spec.yaml")), "spec.yaml")
-    assert stored == spec
-    assert plan_mod.make_plan(stored, store.uri) == plan_mod.make_plan(spec, store.uri)
+    assert stored == dataclasses.replace(spec, store=store.uri)  # the store it ran in, resolved
+    assert plan_mod.make_plan(stored) == plan_mod.make_plan(spec, store.uri)
 
 
 def test_spec_yaml_written_by_a_sweep_plans_from_the_command_line(finished_sweep, capsys):

@@ -170,7 +170,7 @@ def test_rerun_of_committed_infer_does_nothing(work):
     assert code == 0
     before = (out / commit.MANIFEST).read_bytes()
     code, _ = run_infer(work, "infer-null-rerun", "--backend", "null", "--data", str(work / "data-float32"),
-                        "--batch-size", "2")
+                        "--batch-size", "2", "--min-batches", "1", "--min-seconds", "0")  # the same parameters
     assert code == 0 and (out / commit.MANIFEST).read_bytes() == before
 
 

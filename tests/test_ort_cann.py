@@ -29,7 +29,7 @@ def test_cann_device_gets_an_explicit_fp32_precision_mode():
 def test_cann_options_override_and_are_strings():
     cfg = config.OnnxRuntimeConfig.check("cann", {
         "precision_mode": "force_fp16", "enable_cann_graph": False, "npu_mem_limit": 2 << 30,
-        "op_select_impl_mode": "high_precision", "intra_op_threads": 2})
+        "op_select_impl_mode": "high_precision", "intra_op_threads": 2}, "fp16")
     assert config.provider_options(cfg, "CANNExecutionProvider") == {
         "device_id": "0", "precision_mode": "force_fp16", "enable_cann_graph": "0",
         "npu_mem_limit": str(2 << 30), "op_select_impl_mode": "high_precision"}
@@ -44,11 +44,34 @@ def test_provider_options_survive_onnxruntimes_normalization():
     assert options[0] == {"device_id": "0", "precision_mode": "force_fp32", "enable_cann_graph": "1"}
 
 
-def test_other_devices_keep_their_providers():
+def test_other_devices_keep_their_providers_with_the_precision_said_explicitly():
     assert config.providers(config.OnnxRuntimeConfig.check("cpu", {})) == ["CPUExecutionProvider"]
     assert config.providers(config.OnnxRuntimeConfig.check("tensorrt:1", {})) == [
-        ("TensorrtExecutionProvider", {"device_id": "1"}), ("CUDAExecutionProvider", {"device_id": "1"}),
-        "CPUExecutionProvider"]
+        ("TensorrtExecutionProvider", {"device_id": "1", "trt_fp16_enable": "0"}),
+        ("CUDAExecutionProvider", {"device_id": "1", "use_tf32": "0"}), "CPUExecutionProvider"]
+
+
+@pytest.mark.parametrize("device, precision, provider, expected", [
+    ("cuda:0", "fp32", "CUDAExecutionProvider", {"use_tf32": "0", "enable_cuda_graph": "1"}),  # ORT's default is 1
+    ("cuda:0", "tf32", "CUDAExecutionProvider", {"use_tf32": "1", "enable_cuda_graph": "1"}),
+    ("tensorrt:0", "fp16", "TensorrtExecutionProvider", {"trt_fp16_enable": "1"}),
+    ("cann:0", "fp32", "CANNExecutionProvider", {"precision_mode": "must_keep_origin_dtype"}),
+    ("cann:0", "fp16", "CANNExecutionProvider", {"precision_mode": "force_fp16"}),
+])
+def test_precision_reaches_the_provider_options(device, precision, provider, expected):
+    options = config.provider_options(config.OnnxRuntimeConfig.check(device, {}, precision), provider)
+    assert expected.items() <= options.items()
+
+
+@pytest.mark.parametrize("device, precision, message", [
+    ("cpu", "fp16", "expected one of fp32 on cpu, got 'fp16'"),
+    ("cuda:0", "fp16", "expected one of fp32, tf32 on cuda"),
+    ("tensorrt:0", "int8", "int8 needs a calibrated engine"),
+])
+def test_a_precision_the_device_cannot_do_is_refused(device, precision, message):
+    with pytest.raises(errors.OptionError) as e:
+        config.OnnxRuntimeConfig.check(device, {}, precision)
+    assert e.value.option == "precision" and message in str(e.value)
 
 
 @pytest.mark.parametrize("device, options, message", [
@@ -56,7 +79,7 @@ def test_other_devices_keep_their_providers():
     ("cann:0", {"enable_cann_graph": "yes"}, "enable_cann_graph: expected true or false"),
     ("cann:0", {"npu_mem_limit": 0}, "npu_mem_limit: expected bytes"),
     ("cann:0", {"op_select_impl_mode": "fast"}, "op_select_impl_mode: expected one of high_precision"),
-    ("cpu", {"precision_mode": "force_fp32"}, "option precision_mode: applies only to the cann device, not 'cpu'"),
+    ("cpu", {"precision_mode": "force_fp32"}, "option precision_mode: does not apply to device 'cpu'"),
     ("cann:x", {}, "device: expected one of cpu, cuda[:N], tensorrt[:N], cann[:N] for backend onnxruntime, got 'cann:x'"),
     ("cann:0", {"threads": 1}, "option threads: unknown option (did you mean 'intra_op_threads'?); allowed: intra_op_threads"),
 ])

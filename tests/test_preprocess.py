@@ -211,6 +211,36 @@ def test_malformed_labels_line_names_file_and_line(images, tmp_path, capsys, bad
     assert f"{labels}:3:" in line
 
 
+@pytest.mark.parametrize("label, hint", [(1000, "a 1-based file has labels 1..1000"), (4321, "")])
+def test_label_outside_the_models_classes_is_bad_input_before_decoding(images, tmp_path, capsys, monkeypatch,
+                                                                         label, hint):
+    """A 1-based val_label.txt (labels 1..1000) would score 0% with no hint: refused, naming file and line."""
+    labels = images / fake_imagenet.LABELS_FILE
+    lines = labels.read_text().splitlines()
+    lines[4] = f"{lines[4].split()[0]} {label}"
+    labels.write_text("\n".join(lines) + "\n")
+
+    def boom(*a, **k):
+        raise AssertionError("decoded an image before checking the labels")
+
+    monkeypatch.setattr(imaging, "decode", boom)
+    out = tmp_path / "prep"
+    assert run(images, out) == errors.EXIT_BAD_INPUT
+    (line,) = error_lines(capsys)
+    assert f"{labels}:5: label {label} is not one of the 1000 classes of ghostnet_1.0x" in line
+    assert "labels are 0-based, 0..999" in line and hint in line
+    assert nothing_committed(out)
+
+
+def test_labels_up_to_the_last_class_are_accepted(images, tmp_path):
+    labels = images / fake_imagenet.LABELS_FILE
+    lines = labels.read_text().splitlines()
+    lines[0] = f"{lines[0].split()[0]} 999"
+    labels.write_text("\n".join(lines) + "\n")
+    assert run(images, tmp_path / "prep", "--limit", "1") == 0
+    assert shards.open_dataset(str(tmp_path / "prep")).labels.tolist() == [999]
+
+
 def test_missing_labels_file_and_empty_images_are_bad_input(images, tmp_path, capsys):
     assert run(images, tmp_path / "a", labels=tmp_path / "nope.txt") == errors.EXIT_BAD_INPUT
     empty = tmp_path / "empty"
@@ -355,3 +385,4 @@ def test_fake_imagenet_cli(tmp_path, capsys):
     fake_imagenet.make_image_set(again, count=17, seed=1)
     assert (again / "ILSVRC2012_val_00000009.JPEG").read_bytes() == \
         (tmp_path / "fk" / "ILSVRC2012_val_00000009.JPEG").read_bytes()
+

@@ -41,8 +41,9 @@ class Executor(abc.ABC):
         """Stop every running step (the sweep is being interrupted)."""
 
     def close(self) -> None:  # an optional hook: deliberately not abstract
-        """Release what the executor holds (threads, connections) once the sweep is over; steps still
-        running are left alone."""
+        """Release what the executor holds (threads, connections) once the sweep is over. Steps still
+        running: the Kubernetes executor leaves its Jobs (a rerun adopts them); the local executor stops
+        its processes, which must not outlive the controller."""
 
 
 def drain(done: queue.Queue[tuple[plan_mod.Step, Outcome]], timeout: float) -> list[tuple[plan_mod.Step, Outcome]]:

@@ -2,18 +2,27 @@
 
 Independent steps run concurrently up to a limit (default: the number of cores); an inference
 step runs alone, so that nothing else on the machine disturbs its timings.
+
+Step processes end with the controller: each runs in its own process group (a new session), which
+``stop`` terminates (SIGTERM, then SIGKILL after ``STOP_GRACE_S``) when the sweep is interrupted; and on
+Linux each asks the kernel for SIGTERM when the controller dies (``PR_SET_PDEATHSIG``), which covers a
+controller killed with SIGKILL, which runs no handler. (The signal follows the controller's thread that
+started the step: the runner's main thread, which lives as long as the controller.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pathlib
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from typing import IO
 
 from controller import plan as plan_mod
@@ -21,6 +30,30 @@ from controller.executors import base
 from jobs import store as store_mod
 
 TAIL_LINES = 20
+STOP_GRACE_S = 10.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send the child SIGTERM when this process dies (Linux), or None
+    where that cannot be done. The C function is looked up here, so that the child, between fork and exec,
+    only calls it: no import, no allocation."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the controller died before the line above: nobody will signal
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 def _tail(path: pathlib.Path, lines: int = TAIL_LINES) -> str:
@@ -64,7 +97,8 @@ class LocalExecutor(base.Executor):
         log.flush()
         try:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+                                    preexec_fn=_die_with_parent())  # noqa: PLW1509 (one C call, see there)
         except OSError as e:
             log.close()
             self._done.put((step, base.Outcome(None, f"could not start: {e}")))
@@ -88,12 +122,24 @@ class LocalExecutor(base.Executor):
             self._procs.pop(step.key, None)
         return ended
 
+    @staticmethod
+    def _signal(proc: subprocess.Popen, sig: int) -> None:
+        """``sig`` to the step's process group (its own session: the stage and whatever it started)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+
     def stop(self) -> None:
-        for proc in self._procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-        for proc in self._procs.values():
+        procs = list(self._procs.values())
+        for proc in procs:
+            self._signal(proc, signal.SIGTERM)
+        for proc in procs:
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                self._signal(proc, signal.SIGKILL)
+                proc.wait()
+
+    def close(self) -> None:
+        """Steps still running when the controller leaves are stopped: they must not outlive it."""
+        if any(proc.poll() is None for proc in self._procs.values()):
+            self.stop()

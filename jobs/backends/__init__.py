@@ -21,13 +21,13 @@ REGISTRY: registry.Registry[type[Backend]] = registry.Registry("backend", {
 })
 
 
-def check(name: str, device: str, options: Mapping[str, Any]) -> Any:
-    """The backend's config for ``device`` and ``options``, checked without a device or the backend's library.
+def check(name: str, device: str, options: Mapping[str, Any], precision: str = "fp32") -> Any:
+    """The backend's config for ``device``, ``options`` and ``precision``, checked without a device or the
+    backend's library.
 
-    Raises ``BadInput`` for an unknown backend, ``errors.OptionError`` for a wrong device or option.
+    Raises ``BadInput`` for an unknown backend, ``errors.OptionError`` for a wrong device, option or
+    precision (``option`` None: the device; ``"precision"``: the precision).
     """
     config = REGISTRY.config(name)
-    if config is None:
-        registry.check_option_names(options, ())
-        return None
-    return config.check(device, options)
+    assert config is not None  # every backend has a config class
+    return config.check(device, options, precision)

@@ -59,8 +59,9 @@ class Backend(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def open(cls, engine: EngineInfo, device: str, options: dict[str, Any]) -> Backend:
-        """Load the engine on ``device`` (e.g. 'cpu', 'cuda:0'); ``options`` are backend-specific."""
+    def open(cls, engine: EngineInfo, device: str, options: dict[str, Any], precision: str = "fp32") -> Backend:
+        """Load the engine on ``device`` (e.g. 'cpu', 'cuda:0') to compute in ``precision``
+        (``jobs.params.PRECISIONS``); ``options`` are backend-specific."""
 
     @property
     @abc.abstractmethod

@@ -17,7 +17,7 @@ from jobs import registry
 
 class Converter(Protocol):
     def __call__(self, model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int,
-                 options: dict[str, Any]) -> dict[str, Any]: ...
+                 options: dict[str, Any], precision: str) -> dict[str, Any]: ...
 
 
 REGISTRY: registry.Registry[Converter] = registry.Registry("engine target", {
@@ -28,8 +28,9 @@ REGISTRY: registry.Registry[Converter] = registry.Registry("engine target", {
 })
 
 
-def check(name: str, options: Mapping[str, Any], batch_size: int) -> Any:
-    """The target's options, checked without building anything (``BadInput``/``errors.OptionError``)."""
+def check(name: str, options: Mapping[str, Any], batch_size: int, precision: str = "fp32") -> Any:
+    """The target's options, checked without building anything (``BadInput``/``errors.OptionError``;
+    ``option`` ``"precision"`` names the precision)."""
     config = REGISTRY.config(name)
     assert config is not None  # every target has options
-    return config.check(options, batch_size)
+    return config.check(options, batch_size, precision)

@@ -57,6 +57,9 @@ DEFAULT_TIMEOUT_S = 1800.0
 LOG_LEVELS = ("debug", "info", "warning", "error", "null")
 PRECISION_MODES = ("force_fp32", "force_fp16", "allow_fp32_to_fp16", "must_keep_origin_dtype",
                    "allow_mix_precision")
+# a target's precision -> the precision modes that compute in it, the first being the one used by default
+PRECISION_MODES_BY_PRECISION = {"fp32": ("must_keep_origin_dtype", "force_fp32"),
+                                "fp16": ("force_fp16", "allow_fp32_to_fp16", "allow_mix_precision")}
 OPTIONS = ("soc_version", "aipp", "dynamic_batch_sizes", "timeout_s", "log", "precision_mode")
 NOT_INSTALLED = "atc is not installed here; this stage runs in the ATC image (images/atc)"
 KEPT_LOGS = "ghostbench-atc-logs"
@@ -81,12 +84,20 @@ class AtcOptions:
     """ATC is killed after this many seconds."""
     log: str = "error"
     """ATC's ``--log`` level."""
-    precision_mode: str | None = None
-    """ATC's ``--precision_mode``; None leaves ATC's default (force_fp16)."""
+    precision_mode: str = "must_keep_origin_dtype"
+    """ATC's ``--precision_mode``, always passed (ATC's own default, force_fp16, is not what fp32 means)."""
+    precision: str = "fp32"
+    """The target's precision the mode was chosen for."""
 
     @classmethod
-    def check(cls, options: Mapping[str, Any], batch_size: int) -> AtcOptions:
-        """The options, checked without running anything; ``errors.OptionError`` naming the option."""
+    def check(cls, options: Mapping[str, Any], batch_size: int, precision: str = "fp32") -> AtcOptions:
+        """The options, checked without running anything; ``errors.OptionError`` naming the option.
+
+        ``precision`` sets ``--precision_mode`` (fp32: must_keep_origin_dtype; fp16: force_fp16, ATC's default and
+        the seed's); an explicit ``precision_mode`` option must compute in the same precision."""
+        if precision not in PRECISION_MODES_BY_PRECISION:
+            raise errors.OptionError("precision", f"expected one of {', '.join(PRECISION_MODES_BY_PRECISION)} for "
+                                     f"engine atc, got {precision!r}")
         registry.check_option_names(options, OPTIONS)
         soc = options.get("soc_version")
         if soc is None:
@@ -110,12 +121,14 @@ class AtcOptions:
         level = options.get("log", "error")
         if level not in LOG_LEVELS:
             raise errors.OptionError("log", f"expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
-        precision = options.get("precision_mode")
-        if precision is not None and precision not in PRECISION_MODES:
-            raise errors.OptionError("precision_mode", f"expected one of {', '.join(PRECISION_MODES)}, "
-                                     f"got {precision!r}")
+        mode = options.get("precision_mode", PRECISION_MODES_BY_PRECISION[precision][0])
+        if mode not in PRECISION_MODES:
+            raise errors.OptionError("precision_mode", f"expected one of {', '.join(PRECISION_MODES)}, got {mode!r}")
+        if mode not in PRECISION_MODES_BY_PRECISION[precision]:
+            raise errors.OptionError("precision_mode", f"{mode!r} does not compute in {precision}; for {precision} "
+                                     f"use one of {', '.join(PRECISION_MODES_BY_PRECISION[precision])}")
         return cls(soc_version=soc, aipp=aipp, dynamic_batch_sizes=tuple(sorted(sizes)), timeout_s=float(timeout),
-                   log=level, precision_mode=precision)
+                   log=level, precision_mode=mode, precision=precision)
 
 
 def output_prefix(batch_size: int, dynamic_batch_sizes: Sequence[int] = ()) -> str:
@@ -136,8 +149,7 @@ def build_args(model: str, output: str, batch_size: int, soc_version: str, opts:
     args += [f"--output={output}", f"--log={opts.log}", f"--soc_version={soc_version}"]
     if aipp_config is not None:
         args.append(f"--insert_op_conf={aipp_config}")
-    if opts.precision_mode is not None:
-        args.append(f"--precision_mode={opts.precision_mode}")
+    args.append(f"--precision_mode={opts.precision_mode}")
     return args
 
 
@@ -296,8 +308,9 @@ def _placeholders(args: list[str], model_path: pathlib.Path, out_dir: pathlib.Pa
     return out
 
 
-def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, options: dict) -> dict:
-    opts = AtcOptions.check(options, batch_size)
+def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, options: dict,
+            precision: str = "fp32") -> dict:
+    opts = AtcOptions.check(options, batch_size, precision)
     atc = shutil.which("atc")
     if atc is None:
         raise errors.BadInput(NOT_INSTALLED)
@@ -366,7 +379,8 @@ def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, op
         "normalization": normalization,
         "aipp": ({"file": AIPP_FILE, "input_format": "RGB888_U8", "src_image_size": [size, size],
                   **aipp_values()} if opts.aipp else None),
-        "precision_mode": opts.precision_mode or "ATC default (force_fp16)",
+        "precision": opts.precision,
+        "precision_mode": opts.precision_mode,
         "atc": {"args": recorded, "version": version, "exit_code": code, "seconds": round(seconds, 3),
                 "timeout_s": opts.timeout_s, "log": LOG_FILE},
         "built_with": {"atc": version, "machine": platform.machine()},

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import pathlib
 import sys
 import traceback
+import urllib.parse
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from jobs import commit, errors, params
 from jobs import store as store_mod
@@ -22,14 +26,69 @@ def setup_logging(quiet: bool = False) -> None:
     )
 
 
+def _flag(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def _location(value: Any) -> Any:
+    """A location in one form, so that ``store/x``, ``./store/x/`` and ``file:///abs/store/x`` compare equal
+    (a relative path is taken from the current directory)."""
+    if isinstance(value, (list, tuple)):
+        return [_location(v) for v in value]
+    if not isinstance(value, str) or not value:
+        return value
+    parsed = urllib.parse.urlparse(value)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        path = urllib.parse.unquote(parsed.path)
+    elif not parsed.scheme or len(parsed.scheme) == 1:
+        path = value
+    else:
+        return value.rstrip("/")
+    return pathlib.Path(path).expanduser().resolve().as_uri()
+
+
+def changed_params(p: params.StageParams, given: dict[str, Any], manifest: dict[str, Any]
+                   ) -> list[tuple[str, Any, Any]]:
+    """``(flag, committed value, given value)`` for each parameter that makes the output (the content key's
+    fields and the upstream outputs; not ``--out`` or a location such as ``--weights``, whose checksum counts)
+    on which the committed output's manifest and this call differ. ``given`` is the parameters in the form the
+    stage records them (``record``), compared with the manifest's ``params`` restricted to the dataclass's
+    fields; a field an older manifest lacks is taken at its default."""
+    committed = manifest.get("params")
+    if not isinstance(committed, dict):
+        return []
+    changed = []
+    for f in dataclasses.fields(p):
+        if not (f.metadata.get("key") or f.metadata.get("upstream")):
+            continue
+        if f.name in committed:
+            old = committed[f.name]
+        elif f.default is not dataclasses.MISSING:
+            old = f.default
+        else:
+            continue
+        new = given.get(f.name)
+        if isinstance(old, tuple):
+            old = list(old)
+        if f.metadata.get("upstream") or f.metadata.get("metavar") == "URI":
+            old, new = _location(old), _location(new)
+        if old != new:
+            changed.append((_flag(f), old, new))
+    return changed
+
+
 def main(params_cls: type[params.P], run: Callable[[params.P, store_mod.Store], None],
          argv: Sequence[str] | None = None,
-         locate: Callable[[params.P, store_mod.Store], store_mod.Store] | None = None) -> int:
+         locate: Callable[[params.P, store_mod.Store], store_mod.Store] | None = None,
+         record: Callable[[params.P], dict[str, Any]] | None = None) -> int:
     """Parse the stage's parameters, skip if already committed, run, and map failures to exit codes.
 
     ``run(p, out)`` builds the output (usually inside ``commit.Output``). ``locate`` maps ``--out``
-    to where the output is committed, when that is below it (a preprocessing shard). Exit codes:
-    0 done (or nothing to do), 2 bad input, 3 a missing library, 1 anything else, 130 interrupted.
+    to where the output is committed, when that is below it (a preprocessing shard). ``record(p)``: the
+    parameters as the stage records them in its manifest (default ``p.to_dict()``); a committed output made
+    with other parameters is refused (bad input naming each flag, its committed and its given value) unless
+    ``--force``. Exit codes: 0 done (or nothing to do), 2 bad input, 3 a missing library, 1 anything else,
+    130 interrupted.
     """
     stage = params_cls.stage
     args = params_cls.build_parser().parse_args(None if argv is None else list(argv))
@@ -38,7 +97,13 @@ def main(params_cls: type[params.P], run: Callable[[params.P, store_mod.Store], 
         p = params_cls.from_args(args)
         out = store_mod.open_store(p.out)
         target = locate(p, out) if locate else out
-        if not args.force and commit.read_manifest(target) is not None:
+        manifest = None if args.force else commit.read_manifest(target)
+        if manifest is not None:
+            changed = changed_params(p, record(p) if record else p.to_dict(), manifest)
+            if changed:
+                what = "; ".join(f"{flag} committed {old!r}, given {new!r}" for flag, old, new in changed)
+                raise errors.BadInput(f"{target.uri} holds an output committed with other parameters: {what}; "
+                                      "rerun with --force to replace it, or choose another --out")
             log.info("%s: committed output exists at %s; nothing to do", stage, target.uri)
             return errors.EXIT_OK
         run(p, out)

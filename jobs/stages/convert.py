@@ -29,7 +29,8 @@ def run(args: params.ConvertParams, out: store_mod.Store) -> None:
     with commit.local_copy(model_store, manifest, MODEL_FILE) as model_path:
         with commit.Output(out, "convert", recorded) as output:
             log.info("convert: %s -> %s engine, batch %d", args.model, args.target, args.batch_size)
-            record = convert_fn(model_path, output.dir, args.batch_size, options)
+            record = convert_fn(model_path, output.dir, args.batch_size, options, args.precision)
+            record.setdefault("precision", args.precision)
             record["model"] = args.model
             record["model_sha256"] = recorded["model_sha256"]
             (output.dir / records.ENGINE_RECORD).write_text(json.dumps(record, indent=1) + "\n")

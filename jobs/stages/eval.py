@@ -62,8 +62,36 @@ def evaluate_run(uri: str, label_of: dict[str, int], args: params.EvalParams, re
         input_mode=summary.input_mode or None, batch_size=summary.batch_size, num_images=len(names),
         throughput=summary.throughput, compute_mean_ms=summary.compute.mean, compute_p99_ms=summary.compute.p99,
         end_to_end_images_per_second=summary.end_to_end.images_per_second, passes=summary.passes,
-        accuracy={str(k): round(v, 4) for k, v in acc.items()}, gate_pass=bool(gate_pass))
+        accuracy={str(k): round(v, 4) for k, v in acc.items()}, gate_pass=bool(gate_pass),
+        throughput_min=summary.windows.min, throughput_max=summary.windows.max, stable=summary.windows.stable,
+        precision=summary.precision, provider=_provider(summary), fallback=bool(summary.backend_info.get("fallback")),
+        provenance=summary.provenance)
     return row, records.SeedAccuracy(len(names), args.num_classes, acc)
+
+
+def _provider(summary: records.InferSummary) -> str:
+    """What actually ran the run: ONNX Runtime's first provider, the NPU, or the backend itself."""
+    info = summary.backend_info
+    if info.get("providers"):
+        return str(info["providers"][0])
+    if summary.backend == "acl":
+        return f"NPU {info.get('physical_device_id', info.get('acl_device_id', '?'))}"
+    return summary.backend
+
+
+def left_out_of(dataset: shards.Dataset) -> records.LeftOut | None:
+    """The images preprocessing left out (``--skip-bad``), summed over the shards' index.json by reason kind,
+    with the first few named; None when every image is in."""
+    counts: dict[str, int] = {}
+    examples: list[dict[str, str]] = []
+    for ix in dataset.index:
+        for kind, n in (ix.get("counts") or {}).items():
+            if kind not in ("seen", "accepted") and n:
+                counts[kind] = counts.get(kind, 0) + int(n)
+        examples += [{"name": r["name"], "reason": r["reason"]} for r in ix.get("rejected") or ()]
+    if not counts:
+        return None
+    return records.LeftOut(counts=counts, examples=tuple(examples[:records.LEFT_OUT_EXAMPLES]))
 
 
 def _safe(name: str) -> str:
@@ -96,8 +124,13 @@ def run(args: params.EvalParams, out: store_mod.Store) -> None:
         if unknown:
             raise errors.BadInput(f"--accelerator {unknown[0]}=...: no run has target {unknown[0]!r} "
                                   f"(targets: {', '.join(target_order)})")
+        left_out = left_out_of(dataset)
+        if left_out is not None:
+            log.warning("eval: %d image(s) of the dataset left out (--skip-bad): %s", left_out.total,
+                        ", ".join(f"{n} {k}" for k, n in left_out.counts.items()))
         report = records.Report(model=args.model, reference=reference, runs=tuple(runs), ratios=args.ratios,
-                                accelerators=accelerators)
+                                accelerators=accelerators, left_out=left_out,
+                                distinct_labels=len({int(v) for v in dataset.labels if v >= 0}))
         (output.dir / "report.json").write_text(report.to_json())
         (output.dir / "report.csv").write_text(reports.to_csv(report.runs))
         (output.dir / "report.md").write_text(reports.to_markdown(report))

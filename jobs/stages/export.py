@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from jobs import commit, errors, models, params
+from jobs import commit, cpu, errors, models, params
 from jobs import store as store_mod
 from jobs import weights as weights_mod
 from jobs.stages import cli
@@ -105,7 +105,8 @@ def _torch_export(module, dummy, opset: int) -> bytes:
     return buf.getvalue()
 
 
-def _parity(model_bytes: bytes, net, pixels, info: models.ModelInfo, input_dtype: str) -> dict[str, Any]:
+def _parity(model_bytes: bytes, net, pixels, info: models.ModelInfo, input_dtype: str,
+            threads: int) -> dict[str, Any]:
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -116,6 +117,7 @@ def _parity(model_bytes: bytes, net, pixels, info: models.ModelInfo, input_dtype
     feed = pixels if input_dtype == "uint8" else normalized
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    opts.intra_op_num_threads = threads  # the pod's CPU limit, not the node's cores
     session = ort.InferenceSession(model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
     (actual,) = session.run([OUTPUT_NAME], {INPUT_NAME: feed})
     diff = float(np.max(np.abs(actual.astype(np.float64) - expected)))
@@ -144,17 +146,29 @@ def _io_desc(value_info) -> dict[str, Any]:
     }
 
 
+def recorded_params(args: params.ExportParams) -> dict[str, Any]:
+    """The parameters as the manifest records them: the weights' URI without credentials, the checksum in
+    lower case (``cli.main`` compares a rerun's parameters with a committed output's in this form)."""
+    algo, digest = weights_mod.parse_checksum(args.checksum, "--checksum")
+    return {**args.to_dict(), "weights": weights_mod.public_uri(args.weights), "checksum": f"{algo}:{digest}"}
+
+
 def run(args: params.ExportParams, out_store: store_mod.Store) -> None:
     info = models.get(args.model)
-    algo, digest = weights_mod.parse_checksum(args.checksum, "--checksum")
-    checksum = f"{algo}:{digest}"
+    recorded = recorded_params(args)
+    checksum = recorded["checksum"]
     torch = _require("torch")
     onnx = _require("onnx")
     ort = _require("onnxruntime")
     from jobs import onnx_graph
 
-    weights_uri = weights_mod.public_uri(args.weights)
-    recorded = {**args.to_dict(), "weights": weights_uri, "checksum": checksum}
+    # Threads for the container's CPU limit, not the node's cores (a pod limited to 4 CPUs on a 64-core node
+    # would otherwise run 64 threads and be throttled): torch's pool and the parity session's.
+    budget = cpu.available_cpus()
+    torch.set_num_threads(budget.count)
+    log.info("export: %d threads (%s)", budget.count, budget.source)
+
+    weights_uri = recorded["weights"]
     with tempfile.TemporaryDirectory(prefix="ghostbench-weights-") as tmp:
         log.info("export: fetching weights %s", weights_uri)
         path = weights_mod.fetch(args.weights, checksum, pathlib.Path(tmp))
@@ -186,7 +200,8 @@ def run(args: params.ExportParams, out_store: store_mod.Store) -> None:
     model_bytes = exported.SerializeToString()
 
     log.info("export: parity check, torch vs onnxruntime on %d images", args.parity_batch)
-    parity = _parity(model_bytes, net, _parity_pixels(args.parity_batch, size), info, args.input_dtype)
+    parity = _parity(model_bytes, net, _parity_pixels(args.parity_batch, size), info, args.input_dtype,
+                     budget.count)
     log.info("export: parity max|diff| %.3g, max|logit| %.3g, relative %.3g, top-1 agreement %.0f%%",
              parity["max_abs_diff"], parity["max_abs_logit"], parity["relative"],
              100 * parity["top1_agreement"])
@@ -214,6 +229,7 @@ def run(args: params.ExportParams, out_store: store_mod.Store) -> None:
         "removed_by_op": by_op,
         "removed": removed,
         "parity": parity,
+        "threads": budget.to_dict(),
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__},
     }
     with commit.Output(out_store, STAGE, recorded) as out:
@@ -224,7 +240,7 @@ def run(args: params.ExportParams, out_store: store_mod.Store) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return cli.main(params.ExportParams, run, argv)
+    return cli.main(params.ExportParams, run, argv, record=recorded_params)
 
 
 if __name__ == "__main__":

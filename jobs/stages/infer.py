@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jobs import backends, commit, errors, metrics, overlap, params, progress, records, shards
+from jobs import backends, commit, errors, metrics, overlap, params, progress, provenance, records, shards
 from jobs import store as store_mod
 from jobs.backends import base
 from jobs.stages import cli
@@ -76,7 +76,7 @@ def run(args: params.InferParams, out: store_mod.Store) -> None:
         options.setdefault("dtype", str(dataset.dtype))
     log.info("infer: %s on %s, batch %d, %d images from %s",
              args.backend, args.device, args.batch_size, dataset.num_images, dataset.uri)
-    backend = backend_cls.open(engine, args.device, options)
+    backend = backend_cls.open(engine, args.device, options, args.precision)
     try:
         check_compatible(backend.input, dataset, args.batch_size)
         with commit.Output(out, "infer", args.to_dict()) as output:
@@ -84,14 +84,15 @@ def run(args: params.InferParams, out: store_mod.Store) -> None:
             summary = dataclasses.replace(
                 summary, target=args.target_name or f"{args.backend}-{args.device}", engine=args.engine,
                 engine_record=engine.record, data=dataset.uri, input_mode=dataset.mode,
-                backend_info=backend.describe(),
+                backend_info=backend.describe(), precision=args.precision, provenance=provenance.collect(),
                 host={"machine": platform.machine(), "processor": platform.processor(),
                       "python": platform.python_version(), "numpy": np.__version__})
             (output.dir / records.SUMMARY).write_text(summary.to_json())
             output.record.update({"throughput": summary.throughput, "batch_size": summary.batch_size,
                                   "num_images": summary.num_images, "passes": summary.passes})
-        log.info("infer: throughput %.1f images/s (compute), end to end %.1f images/s",
-                 summary.throughput, summary.end_to_end.images_per_second)
+        w = summary.windows
+        log.info("infer: throughput %.1f images/s (compute; windows %.1f..%.1f%s), end to end %.1f images/s",
+                 summary.throughput, w.min, w.max, "" if w.stable else ", UNSTABLE", summary.end_to_end.images_per_second)
     finally:
         backend.close()
         resources.close()
@@ -174,7 +175,7 @@ def _run_passes(args: params.InferParams, backend: base.Backend, dataset: shards
         compute=stats, h2d=records.LatencyStats.of(h2d), d2h=records.LatencyStats.of(d2h),
         throughput=records.throughput(bs, stats.mean), batch_size=bs, backend=args.backend, device=args.device,
         num_images=dataset.num_images, num_batches=num_batches, padded_images=num_batches * bs - dataset.num_images,
-        passes=passes, warmup_batches=warm,
+        passes=passes, warmup_batches=warm, windows=records.Windows.of(compute, bs),
         transfer_timing="measured by the backend" if h2d else "none: the backend reports no separate transfers",
         end_to_end=records.EndToEnd(
             images=dataset.num_images, seconds=e2e_seconds,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pathlib
 import shutil
@@ -68,7 +69,7 @@ class FileStore(base.Store):
         if not base.check_name(name):
             raise errors.BadInput("store object name must not be empty")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=base.TMP_MARK, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=base.tmp_prefix(), dir=path.parent)
         os.fchmod(fd, _FILE_MODE)
         os.close(fd)
         return path, pathlib.Path(tmp)
@@ -123,8 +124,42 @@ class FileStore(base.Store):
     def staging_dir(self) -> Iterator[pathlib.Path]:
         # Inside the store's root, so that put_file is a rename rather than a copy.
         self.root.mkdir(parents=True, exist_ok=True)
-        path = pathlib.Path(tempfile.mkdtemp(prefix=base.TMP_MARK + "staging-", dir=self.root))
+        path = pathlib.Path(tempfile.mkdtemp(prefix=base.tmp_prefix("staging-"), dir=self.root))
         try:
             yield path
         finally:
             shutil.rmtree(path, ignore_errors=True)
+
+    def create_exclusive(self, name: str, data: bytes) -> bool:
+        # A complete temporary file, hard-linked to the name: link() fails if the name exists, and a reader
+        # never sees a partial object. Where the file system has no hard links, O_EXCL (a reader may then
+        # briefly see an empty or partial object).
+        path, tmp = self._atomic_target(name)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+                return True
+            except FileExistsError:
+                return False
+            except OSError as e:
+                if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                    raise errors.StoreError(f"{self.uri}/{name}: cannot create: {e}") from e
+        finally:
+            tmp.unlink(missing_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return True
+
+    def clean_stale_tmp(self, prefix: str = "", recursive: bool = True) -> list[str]:
+        top = self._path(prefix)
+        return [p.relative_to(self.root).as_posix() for p in base.remove_stale_tmp(top, recursive)]

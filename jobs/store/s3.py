@@ -668,9 +668,38 @@ class S3Store(store_base.Store):
     def local_path(self, name: str) -> pathlib.Path | None:
         return None
 
+    def create_exclusive(self, name: str, data: bytes) -> bool:
+        """A conditional PUT (``If-None-Match: *``; AWS since 2024, MinIO, SeaweedFS): 412 means the object
+        was there. A PUT retried after a lost response also gets 412: the object then holds these very bytes
+        and counts as created. A server that refuses the condition (501) gets the base class's fallback
+        (check, write, read back); one that silently ignores it cannot be told apart here."""
+        key = self._object_key(name)
+
+        def put() -> bool | None:
+            try:
+                self._conn.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+                return True
+            except botocore.exceptions.ClientError as e:
+                code, status = _code(e)
+                if status == 412 or code == "PreconditionFailed":
+                    return False
+                if status == 409 or code == "ConditionalRequestConflict":  # another conditional write won
+                    return False
+                if status == 501 or code == "NotImplemented":
+                    return None
+                raise
+
+        created = self._conn.call(f"creating {self._where(name)}", put)
+        if created is None:
+            return super().create_exclusive(name, data)
+        if not created:
+            with contextlib.suppress(errors.StoreError):
+                return self.read_bytes(name) == data
+        return created
+
     @contextlib.contextmanager
     def staging_dir(self) -> Iterator[pathlib.Path]:
-        path = pathlib.Path(tempfile.mkdtemp(prefix=store_base.TMP_MARK + "staging-"))
+        path = pathlib.Path(tempfile.mkdtemp(prefix=store_base.tmp_prefix("staging-")))
         try:
             yield path
         finally:

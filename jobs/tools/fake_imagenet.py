@@ -68,18 +68,21 @@ def _encode(i: int, pil: Image.Image) -> bytes:
     return out.getvalue()
 
 
+def make_image(directory: str | pathlib.Path, i: int, seed: int = 0, attempt: int = 0) -> str:
+    """Write the 0-based image ``i`` into ``directory``; returns its name. ``attempt`` > 0 draws other content for
+    the same name, size and format (the demo redraws an image its reference model ranks too close to call)."""
+    rng = np.random.default_rng([seed, i] if attempt == 0 else [seed, i, attempt])
+    w, h = _SIZES[i % len(_SIZES)]
+    name = image_name(i)
+    (pathlib.Path(directory) / name).write_bytes(_encode(i, _content(rng, w, h)))
+    return name
+
+
 def make_image_set(directory: str | pathlib.Path, count: int = 48, seed: int = 0) -> list[str]:
     """Write ``count`` images into ``directory``; returns their names in order. Same seed, same bytes."""
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    names = []
-    for i in range(count):
-        rng = np.random.default_rng([seed, i])
-        w, h = _SIZES[i % len(_SIZES)]
-        name = image_name(i)
-        (directory / name).write_bytes(_encode(i, _content(rng, w, h)))
-        names.append(name)
-    return names
+    return [make_image(directory, i, seed) for i in range(count)]
 
 
 def write_labels(directory: str | pathlib.Path, names: Sequence[str], labels: Sequence[int]) -> pathlib.Path:

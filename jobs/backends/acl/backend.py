@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from jobs import errors
+from jobs import errors, npu_smi
 from jobs.backends import base
 from jobs.backends.acl import config as config_mod
 
@@ -74,6 +74,7 @@ def exec_ms(entries: list[Any]) -> float:
 
 class AclBackend(base.Backend):
     name = "acl"
+    _device_info: dict[str, Any] | None = None  # npu-smi and CANN facts, read once by describe()
 
     def __init__(self, acl: Any, session: Any, cfg: config_mod.AclConfig, chip: config_mod.AclDevice,
                  record: dict[str, Any]):
@@ -114,8 +115,13 @@ class AclBackend(base.Backend):
         self._summary = summary
 
     @classmethod
-    def open(cls, engine: base.EngineInfo, device: str, options: dict[str, Any]) -> AclBackend:
-        cfg = config_mod.AclConfig.check(device, options)
+    def open(cls, engine: base.EngineInfo, device: str, options: dict[str, Any],
+             precision: str = "fp32") -> AclBackend:
+        cfg = config_mod.AclConfig.check(device, options, precision)
+        built = engine.record.get("precision")
+        if built is not None and built != precision:
+            raise errors.BadInput(f"the .om was built for {built} (ATC precision_mode "
+                                  f"{engine.record.get('precision_mode')}), the target asks for {precision}")
         chip = cfg.resolve(os.environ)
         if engine.path is None:
             raise errors.BadInput("backend acl needs an .om engine (--engine, from the convert stage's atc target)")
@@ -201,7 +207,15 @@ class AclBackend(base.Backend):
             "timing": {"compute": "aclruntime sumary().exec_time_list, per batch",
                        "h2d": "host clock around Tensor.to_device", "d2h": "host clock around Tensor.to_host"},
             "aclruntime": getattr(self._acl, "__version__", None),
+            "device_info": self.device_info(),
         }
+
+    def device_info(self) -> dict[str, Any]:
+        """The chip this run used (its npu-smi name, health, bus id) and the driver and CANN versions
+        (``jobs.npu_smi.device_info``), read once, after the timed batches; what cannot be read is None."""
+        if self._device_info is None:
+            self._device_info = npu_smi.device_info(self._chip.device_id, self._chip.physical_id)
+        return self._device_info
 
     def close(self) -> None:
         if self._session is not None:

@@ -20,6 +20,7 @@ from jobs import errors, registry
 
 VISIBLE_DEVICES_ENV = "ASCEND_VISIBLE_DEVICES"
 OPTIONS = ("log_level", "acl_json_path")
+PRECISIONS = ("fp32", "fp16")
 
 
 def parse_visible_devices(value: str) -> list[int]:
@@ -54,8 +55,12 @@ class AclConfig:
     """An acl.json for profiling or dumps (aclruntime ``session_options().acl_json_path``); empty: none."""
 
     @classmethod
-    def check(cls, device: str, options: Mapping[str, Any]) -> AclConfig:
-        """The config for ``device`` and ``options``; ``errors.OptionError`` naming what is wrong."""
+    def check(cls, device: str, options: Mapping[str, Any], precision: str = "fp32") -> AclConfig:
+        """The config for ``device`` and ``options``; ``errors.OptionError`` naming what is wrong. The precision
+        is the .om's (ATC's ``--precision_mode``, set when the engine is built): fp32 or fp16."""
+        if precision not in PRECISIONS:
+            raise errors.OptionError("precision", f"expected one of {', '.join(PRECISIONS)} for backend acl (the "
+                                     f".om's ATC precision_mode), got {precision!r}")
         kind, sep, index = device.partition(":")
         if kind != "npu" or (sep and not index.isdigit()):
             raise errors.OptionError(None, f"expected npu or npu:N for backend acl, got {device!r}")

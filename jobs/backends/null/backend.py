@@ -3,6 +3,10 @@
 With ``--option images_per_s=R`` it stands in for an accelerator that computes R images/s: each
 call waits batch/R seconds with the host idle (no CPU, GIL released), as a host waits on an NPU.
 The harness benchmark uses it to measure what the host side costs next to a device of known speed.
+
+With ``--option device_buffers=true`` it also stands in for a device's memory: each batch is copied into a
+preallocated buffer before the timed call (timed as ``H2D_latency``) and the logits out of another after it
+(``D2H_latency``), so the feed path to a fast device, copies included, can be measured without one.
 """
 
 from __future__ import annotations
@@ -19,37 +23,58 @@ from jobs.backends.null import config as config_mod
 class NullBackend(base.Backend):
     name = "null"
 
-    def __init__(self, spec: base.TensorSpec, num_classes: int, images_per_s: float | None = None):
+    def __init__(self, spec: base.TensorSpec, num_classes: int, images_per_s: float | None = None,
+                 device_buffers: bool = False):
         self._spec = spec
         self._seconds_per_image = 1.0 / images_per_s if images_per_s else 0.0
         # with a simulated speed it stands in for a device; without, nothing to overlap with
         self.computes_on_host = not images_per_s
         self._logits = np.linspace(1.0, 0.0, num_classes, dtype=np.float32)  # class 0 always wins
         self._out = np.empty((0, num_classes), dtype=np.float32)
+        self._device_buffers = device_buffers
+        self._device_in: np.ndarray | None = None  # the stand-in device memory, allocated on the first batch
+        self._host_out: np.ndarray | None = None
 
     @classmethod
-    def open(cls, engine: base.EngineInfo, device: str, options: dict[str, Any]) -> NullBackend:
-        cfg = config_mod.NullConfig.check(device, options)
+    def open(cls, engine: base.EngineInfo, device: str, options: dict[str, Any],
+             precision: str = "fp32") -> NullBackend:
+        cfg = config_mod.NullConfig.check(device, options, precision)
         inp = engine.record.get("input", {})
         spec = base.TensorSpec(
             name=inp.get("name", "image"),
             dtype=np.dtype(inp.get("dtype", cfg.dtype or "float32")),
             shape=tuple(inp.get("shape", (None, 3, 224, 224))),
         )
-        return cls(spec, cfg.num_classes, cfg.images_per_s)
+        return cls(spec, cfg.num_classes, cfg.images_per_s, cfg.device_buffers)
 
     @property
     def input(self) -> base.TensorSpec:
         return self._spec
 
     def infer(self, batch: np.ndarray) -> tuple[np.ndarray, base.RunTiming]:
-        t0 = time.perf_counter()
         if self._out.shape[0] != batch.shape[0]:
             self._out = np.broadcast_to(self._logits, (batch.shape[0], self._logits.size))
+        if not self._device_buffers:
+            t0 = time.perf_counter()
+            if self._seconds_per_image:
+                time.sleep(batch.shape[0] * self._seconds_per_image)  # the simulated device computes
+            return self._out, base.RunTiming(compute_ms=(time.perf_counter() - t0) * 1e3)
+        if self._device_in is None or self._device_in.shape != batch.shape:
+            self._device_in = np.empty_like(batch)
+            self._host_out = np.empty(self._out.shape, dtype=self._out.dtype)
+        assert self._host_out is not None
+        t0 = time.perf_counter()
+        np.copyto(self._device_in, batch)  # host -> "device"
+        t1 = time.perf_counter()
         if self._seconds_per_image:
-            time.sleep(batch.shape[0] * self._seconds_per_image)  # the simulated device computes
-        return self._out, base.RunTiming(compute_ms=(time.perf_counter() - t0) * 1e3)
+            time.sleep(batch.shape[0] * self._seconds_per_image)
+        t2 = time.perf_counter()
+        np.copyto(self._host_out, self._out)  # "device" -> host
+        t3 = time.perf_counter()
+        return self._host_out, base.RunTiming(compute_ms=(t2 - t1) * 1e3, h2d_ms=(t1 - t0) * 1e3,
+                                              d2h_ms=(t3 - t2) * 1e3)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "device": "none",
-                "simulated_images_per_s": 1.0 / self._seconds_per_image if self._seconds_per_image else None}
+                "simulated_images_per_s": 1.0 / self._seconds_per_image if self._seconds_per_image else None,
+                "device_buffers": self._device_buffers}

@@ -9,7 +9,7 @@ from typing import Any
 from jobs import errors, registry
 
 DEVICES = ("cpu", "none")
-OPTIONS = ("images_per_s", "num_classes", "dtype")
+OPTIONS = ("images_per_s", "num_classes", "dtype", "device_buffers")
 DTYPES = ("float32", "uint8")
 
 
@@ -21,9 +21,13 @@ class NullConfig:
     """Logits per image."""
     dtype: str | None = None
     """Input element type without an engine record (default: the data's)."""
+    device_buffers: bool = False
+    """Stand in for a device's memory too: each batch is copied into a preallocated buffer before the timed
+    call (``H2D_latency``) and the logits out of one after it (``D2H_latency``), as a device backend does."""
 
     @classmethod
-    def check(cls, device: str, options: Mapping[str, Any]) -> NullConfig:
+    def check(cls, device: str, options: Mapping[str, Any], precision: str = "fp32") -> NullConfig:
+        """Any precision: the null backend computes nothing (the summary records the one asked for)."""
         if device not in DEVICES:
             raise errors.OptionError(None, f"expected one of {', '.join(DEVICES)} for backend null (it computes "
                                      f"nothing), got {device!r}")
@@ -37,4 +41,8 @@ class NullConfig:
         dtype = options.get("dtype")
         if dtype is not None and dtype not in DTYPES:
             raise errors.OptionError("dtype", f"expected one of {', '.join(DTYPES)}, got {dtype!r}")
-        return cls(images_per_s=float(rate) if rate is not None else None, num_classes=classes, dtype=dtype)
+        buffers = options.get("device_buffers", False)
+        if not isinstance(buffers, bool):
+            raise errors.OptionError("device_buffers", f"expected true or false, got {buffers!r}")
+        return cls(images_per_s=float(rate) if rate is not None else None, num_classes=classes, dtype=dtype,
+                   device_buffers=buffers)

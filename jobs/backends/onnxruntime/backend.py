@@ -1,7 +1,18 @@
-"""ONNX Runtime inference session over an engine made by ``jobs.convert --target onnxruntime``.
+"""ONNX Runtime inference session over an engine made by ``jobs.stages.convert --target onnxruntime``.
 
-Providers and their options come from ``config.providers``: on ``cann`` the precision mode is
-always set explicitly (see ``config``).
+Providers, their options and the precision come from ``config`` (see there). Two ways to run a batch:
+
+- host arrays (the CPU by default): ``session.run`` on the batch; the CPU has no copies to time.
+- I/O binding (a device by default, ``io_binding=true`` anywhere): one input and one output buffer are
+  allocated on the device once; per batch the input is copied in (``H2D_latency``), the model runs on
+  device-resident input and output and is synchronized (``NPU_compute_time``: device compute only, as
+  ais_infer defines it), and the output is copied back (``D2H_latency``). Fixed buffers are also what a
+  CUDA graph (``cuda_graph``) replays.
+
+After the session is created, the provider actually running it must be the one asked for: ONNX Runtime
+otherwise falls back along the provider list without a word (TensorRT libraries missing: CUDA; CUDA
+libraries missing: the CPU; microsoft/onnxruntime#23372). That is ``MissingDependency`` (exit 3) before
+anything is timed, unless ``fallback=true``, which records the provider that ran.
 """
 
 from __future__ import annotations
@@ -12,7 +23,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from jobs import errors
+from jobs import cpu, errors
 from jobs.backends import base
 from jobs.backends.onnxruntime import config as config_mod
 
@@ -24,15 +35,43 @@ _LEVELS = {
 }
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
+# OrtValue device names by device kind
+_ORT_DEVICE = {"cpu": "cpu", "cuda": "cuda", "tensorrt": "cuda", "cann": "cann"}
+
+
+def intra_op_threads(cfg: config_mod.OnnxRuntimeConfig) -> tuple[int, str]:
+    """(threads, where the number came from). 0 ("ONNX Runtime chooses") becomes the CPUs this process may use:
+    ONNX Runtime counts the node's cores, which a container's CPU limit does not restrict
+    (microsoft/onnxruntime#29510), so a pod limited to 4 CPUs on a 64-core node would start 64 threads."""
+    if cfg.intra_op_threads:
+        return cfg.intra_op_threads, "option intra_op_threads"
+    budget = cpu.available_cpus()
+    return budget.count, budget.source
 
 
 def session_options(cfg: config_mod.OnnxRuntimeConfig) -> ort.SessionOptions:
     so = ort.SessionOptions()
     so.graph_optimization_level = _LEVELS[cfg.graph_optimization_level]
-    so.intra_op_num_threads = cfg.intra_op_threads
+    so.intra_op_num_threads = intra_op_threads(cfg)[0]
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3  # errors only; ONNX Runtime's warnings are noise in stage logs
     return so
+
+
+def check_providers(requested: list[str], used: list[str], device: str, fallback: bool) -> None:
+    """``MissingDependency`` when the session does not run on the provider asked for (``used[0]``)."""
+    if used and used[0] == requested[0]:
+        return
+    if fallback and used and used[0] in requested:
+        return
+    hint = {"TensorrtExecutionProvider": "the TensorRT libraries (libnvinfer) are not found",
+            "CUDAExecutionProvider": "the CUDA/cuDNN libraries are not found (onnxruntime-gpu needs them on "
+                                     "LD_LIBRARY_PATH, or its cuda and cudnn extras)",
+            "CANNExecutionProvider": "the CANN runtime is not found (source the toolkit's set_env.sh)"}
+    raise errors.MissingDependency(
+        f"device {device!r} asked for {requested[0]} but ONNX Runtime runs the session on "
+        f"{used[0] if used else 'nothing'}: {hint.get(requested[0], 'the provider could not start')}; "
+        "nothing was timed (fallback=true accepts ONNX Runtime's fallback and records it)")
 
 
 class OnnxRuntimeBackend(base.Backend):
@@ -53,15 +92,19 @@ class OnnxRuntimeBackend(base.Backend):
             dtype=np.dtype(_DTYPES[inp.type]),
             shape=tuple(d if isinstance(d, int) else None for d in inp.shape),
         )
-        self._output_names = [session.get_outputs()[0].name]
+        out = session.get_outputs()[0]
+        self._output_name = out.name
+        self._output_shape = tuple(d if isinstance(d, int) else None for d in out.shape)
+        self._binding: _Binding | None = None
 
     @classmethod
-    def open(cls, engine: base.EngineInfo, device: str, options: dict[str, Any]) -> OnnxRuntimeBackend:
+    def open(cls, engine: base.EngineInfo, device: str, options: dict[str, Any],
+             precision: str = "fp32") -> OnnxRuntimeBackend:
         if engine.path is None:
             raise errors.BadInput("backend onnxruntime needs an engine file (--engine)")
         merged = dict(engine.record.get("session_options", {}))
         merged.update(options)
-        cfg = config_mod.OnnxRuntimeConfig.check(device, merged)
+        cfg = config_mod.OnnxRuntimeConfig.check(device, merged, precision)
         wanted = config_mod.PROVIDERS[cfg.kind]
         available = ort.get_available_providers()
         if wanted[0] not in available:
@@ -69,11 +112,12 @@ class OnnxRuntimeBackend(base.Backend):
                 f"device {device!r} needs {wanted[0]}, which this onnxruntime build lacks "
                 f"(available: {', '.join(available)}); install onnxruntime-gpu for cuda/tensorrt, "
                 "onnxruntime-cann for cann")
-        providers: list[Any] = config_mod.providers(cfg)
         try:
-            session = ort.InferenceSession(str(engine.path), session_options(cfg), providers=providers)
+            session = ort.InferenceSession(str(engine.path), session_options(cfg), providers=config_mod.providers(cfg))
         except Exception as e:  # noqa: BLE001 - ONNX Runtime raises its own exception types for corrupt models
-            raise errors.BadInput(f"engine {engine.path}: ONNX Runtime cannot load it: {str(e).splitlines()[0]}")
+            raise errors.BadInput(f"engine {engine.path}: ONNX Runtime cannot load it: {str(e).splitlines()[0]}") \
+                from e
+        check_providers(wanted, session.get_providers(), device, cfg.fallback)
         return cls(session, cfg)
 
     @property
@@ -81,23 +125,62 @@ class OnnxRuntimeBackend(base.Backend):
         return self._spec
 
     def infer(self, batch: np.ndarray) -> tuple[np.ndarray, base.RunTiming]:
-        feeds = {self._spec.name: batch}
-        t0 = time.perf_counter()
-        (logits,) = self._session.run(self._output_names, feeds)
-        elapsed = time.perf_counter() - t0
-        return logits, base.RunTiming(compute_ms=elapsed * 1e3)
+        if not self._cfg.io_binding:
+            feeds = {self._spec.name: batch}
+            t0 = time.perf_counter()
+            (logits,) = self._session.run([self._output_name], feeds)
+            return logits, base.RunTiming(compute_ms=(time.perf_counter() - t0) * 1e3)
+        if self._binding is None or self._binding.shape != batch.shape:
+            self._binding = _Binding(self._session, self._spec.name, self._output_name, batch,
+                                     _ORT_DEVICE[self._cfg.kind], self._cfg.device_id)
+        return self._binding.run(batch)
 
     def describe(self) -> dict[str, Any]:
+        used = self._session.get_providers()
         return {
             "backend": self.name,
             "device": self._cfg.device,
-            "providers": self._session.get_providers(),
-            "intra_op_threads": self._cfg.intra_op_threads,
+            "precision": self._cfg.precision,
+            "providers": used,
+            "provider_requested": config_mod.PROVIDERS[self._cfg.kind][0],
+            "fallback": used[0] != config_mod.PROVIDERS[self._cfg.kind][0],
+            "io_binding": self._cfg.io_binding,
+            "cuda_graph": self._cfg.cuda_graph,
+            "intra_op_threads": dict(zip(("count", "source"), intra_op_threads(self._cfg))),
             "graph_optimization_level": self._cfg.graph_optimization_level,
             "provider_options": {p: self._session.get_provider_options().get(p, {})
-                                 for p in self._session.get_providers() if p != "CPUExecutionProvider"},
+                                 for p in used if p != "CPUExecutionProvider"},
             "onnxruntime": ort.__version__,
+            "onnxruntime_device": ort.get_device(),
         }
 
     def close(self) -> None:
+        self._binding = None
         self._session = None  # type: ignore[assignment]
+
+
+class _Binding:
+    """Device-resident input and output of one batch shape, bound once (fixed addresses, as a CUDA graph
+    needs); ``run`` times the copy in, the synchronized compute and the copy out apart."""
+
+    def __init__(self, session: ort.InferenceSession, input_name: str, output_name: str, batch: np.ndarray,
+                 device: str, device_id: int):
+        self.shape = batch.shape
+        self._session = session
+        # memory of its own on the device (on the CPU, ortvalue_from_numpy would wrap the caller's array)
+        self._input = ort.OrtValue.ortvalue_from_shape_and_type(list(batch.shape), batch.dtype.type, device, device_id)
+        self._io = session.io_binding()
+        self._io.bind_ortvalue_input(input_name, self._input)
+        self._io.bind_output(output_name, device, device_id)
+        self._run_options = ort.RunOptions()
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, base.RunTiming]:
+        t0 = time.perf_counter()
+        self._input.update_inplace(np.ascontiguousarray(batch))  # host -> device, synchronous
+        t1 = time.perf_counter()
+        self._session.run_with_iobinding(self._io, self._run_options)
+        self._io.synchronize_outputs()  # the device has finished the batch
+        t2 = time.perf_counter()
+        logits = self._io.copy_outputs_to_cpu()[0]  # device -> host
+        t3 = time.perf_counter()
+        return logits, base.RunTiming(compute_ms=(t2 - t1) * 1e3, h2d_ms=(t1 - t0) * 1e3, d2h_ms=(t3 - t2) * 1e3)

@@ -3,12 +3,26 @@
 Devices: ``cpu``, ``cuda[:N]``, ``tensorrt[:N]`` (onnxruntime-gpu) and ``cann[:N]`` (onnxruntime-cann:
 an Ascend NPU through the CANN execution provider, a second route to the NPU without ATC).
 
-On ``cann`` the precision is always set explicitly: the execution provider's own default
-(``force_fp16``) would make an accuracy run silently fp16. ghostbench's default is
-``must_keep_origin_dtype``: every operator keeps the model's float32, and an operator that has no
-float32 kernel on the chip is an error rather than a quiet fp16 fallback. ``precision_mode=force_fp32``
-keeps float32 wherever a kernel exists (fp16 elsewhere); ``force_fp16`` matches ATC's default, under
-which the seed's published throughput was measured.
+The target's precision (``fp32``, ``tf32``, ``fp16``; ``jobs.params.PRECISIONS``) is mapped onto each
+provider's own switch, always set explicitly, since the providers' defaults are not fp32:
+
+- ``cpu``: fp32 only.
+- ``cuda``: ``use_tf32`` = 0 for fp32 and 1 for tf32. ONNX Runtime's default is 1, so without this a
+  "float32" run on an Ampere or later GPU computes its convolutions in TF32.
+- ``tensorrt``: ``trt_fp16_enable`` = 1 for fp16, 0 for fp32.
+- ``cann``: ``precision_mode`` = ``must_keep_origin_dtype`` for fp32 (every operator keeps float32, and
+  one with no float32 kernel is an error, not a quiet fp16 fallback) and ``force_fp16`` for fp16 (ATC's
+  default, under which the seed's published figures were measured). The provider's own default,
+  ``force_fp16``, would make an accuracy run silently fp16. An explicit ``precision_mode`` option must
+  agree with the precision.
+
+int8 is reserved (it needs a calibrated engine) and refused for now.
+
+On a device (cuda, tensorrt, cann) batches are bound with I/O binding: the input is copied to device
+memory before the timed call and the output back after it, each copy timed apart (ais_infer's
+``H2D_latency``/``D2H_latency``). ``io_binding=true`` uses the same path on the CPU (copies are memcpy).
+After the session is created, the provider actually running it must be the one asked for; otherwise the
+backend refuses (exit 3) unless ``fallback=true`` allows ONNX Runtime's own chain, which is then recorded.
 """
 
 from __future__ import annotations
@@ -32,14 +46,28 @@ CANN_PRECISION_MODES = ("must_keep_origin_dtype", "force_fp32", "allow_fp32_to_f
                         "force_fp16")
 CANN_DEFAULT_PRECISION = "must_keep_origin_dtype"
 CANN_IMPL_MODES = ("high_precision", "high_performance")
-COMMON_OPTIONS = ("intra_op_threads", "graph_optimization_level")
+COMMON_OPTIONS = ("intra_op_threads", "graph_optimization_level", "io_binding", "fallback")
+CUDA_OPTIONS = ("cuda_graph",)
 CANN_OPTIONS = ("precision_mode", "enable_cann_graph", "npu_mem_limit", "op_select_impl_mode")
+# device kind -> the precisions it can run, and (for cann) the precision_mode each maps to
+PRECISIONS = {"cpu": ("fp32",), "cuda": ("fp32", "tf32"), "tensorrt": ("fp32", "fp16"), "cann": ("fp32", "fp16")}
+CANN_MODES_BY_PRECISION = {"fp32": ("must_keep_origin_dtype", "force_fp32"),
+                           "fp16": ("force_fp16", "allow_fp32_to_fp16", "allow_mix_precision")}
 
 
 @dataclasses.dataclass(frozen=True)
 class OnnxRuntimeConfig:
     device: str = "cpu"
     """'cpu', 'cuda[:N]', 'tensorrt[:N]' or 'cann[:N]'."""
+    precision: str = "fp32"
+    """fp32, tf32 (cuda) or fp16 (tensorrt, cann): mapped onto the provider's own switch (see the module)."""
+    io_binding: bool = False
+    """Copy each batch to the device before the timed call and back after it (default: on a device)."""
+    cuda_graph: bool = False
+    """cuda only: capture the model once as a CUDA graph and replay it (``enable_cuda_graph``); small batches
+    are launch-bound, so this is the default for a fixed-batch engine on cuda."""
+    fallback: bool = False
+    """Accept a session that ONNX Runtime moved to a later provider of the chain (recorded); default: refuse."""
     intra_op_threads: int = 0
     """Threads for one operator; 0 lets ONNX Runtime choose (one per physical core)."""
     graph_optimization_level: str = "all"
@@ -63,29 +91,45 @@ class OnnxRuntimeConfig:
         return int(index or 0)
 
     @classmethod
-    def check(cls, device: str, options: Mapping[str, Any]) -> OnnxRuntimeConfig:
-        """The config for ``device`` and ``options``; ``errors.OptionError`` naming what is wrong."""
+    def check(cls, device: str, options: Mapping[str, Any], precision: str = "fp32") -> OnnxRuntimeConfig:
+        """The config for ``device``, ``options`` and ``precision``; ``errors.OptionError`` naming what is wrong
+        (``option`` None: the device; ``"precision"``: the precision)."""
         kind, _, index = device.partition(":")
         if kind not in PROVIDERS or (index and not index.isdigit()):
             raise errors.OptionError(None, f"expected one of cpu, cuda[:N], tensorrt[:N], cann[:N] for backend "
                                      f"onnxruntime, got {device!r}")
-        cann_only = sorted(set(options) & set(CANN_OPTIONS)) if kind != "cann" else []
-        if cann_only:
-            raise errors.OptionError(cann_only[0], f"applies only to the cann device, not {device!r}")
-        registry.check_option_names(options, COMMON_OPTIONS + (CANN_OPTIONS if kind == "cann" else ()))
+        if precision not in PRECISIONS[kind]:
+            why = " (int8 needs a calibrated engine, not supported yet)" if precision == "int8" else ""
+            raise errors.OptionError("precision", f"expected one of {', '.join(PRECISIONS[kind])} on {kind}, got "
+                                     f"{precision!r}{why}")
+        own = CANN_OPTIONS if kind == "cann" else CUDA_OPTIONS if kind == "cuda" else ()
+        foreign = sorted(set(options) & (set(CANN_OPTIONS) | set(CUDA_OPTIONS)) - set(own))
+        if foreign:
+            raise errors.OptionError(foreign[0], f"does not apply to device {device!r}")
+        registry.check_option_names(options, COMMON_OPTIONS + own)
         threads = options.get("intra_op_threads", 0)
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
             raise errors.OptionError("intra_op_threads", f"expected an integer >= 0, got {threads!r}")
         level = options.get("graph_optimization_level", "all")
         if level not in LEVELS:
             raise errors.OptionError("graph_optimization_level", f"expected one of {', '.join(LEVELS)}, got {level!r}")
-        precision = options.get("precision_mode", CANN_DEFAULT_PRECISION)
-        if precision not in CANN_PRECISION_MODES:
-            raise errors.OptionError("precision_mode", f"expected one of {', '.join(CANN_PRECISION_MODES)}, "
-                                     f"got {precision!r}")
-        graph = options.get("enable_cann_graph", True)
-        if not isinstance(graph, bool):
-            raise errors.OptionError("enable_cann_graph", f"expected true or false, got {graph!r}")
+        flags = {}
+        for name, default in (("io_binding", kind != "cpu"), ("fallback", False), ("cuda_graph", kind == "cuda"),
+                              ("enable_cann_graph", True)):
+            flags[name] = options.get(name, default)
+            if not isinstance(flags[name], bool):
+                raise errors.OptionError(name, f"expected true or false, got {flags[name]!r}")
+        if flags["cuda_graph"] and kind == "cuda" and not flags["io_binding"]:
+            raise errors.OptionError("cuda_graph", "needs io_binding (a CUDA graph replays fixed device buffers)")
+        mode = CANN_MODES_BY_PRECISION.get(precision, ("",))[0] if kind == "cann" else CANN_DEFAULT_PRECISION
+        if "precision_mode" in options:
+            mode = options["precision_mode"]
+            if mode not in CANN_PRECISION_MODES:
+                raise errors.OptionError("precision_mode", f"expected one of {', '.join(CANN_PRECISION_MODES)}, "
+                                         f"got {mode!r}")
+            if mode not in CANN_MODES_BY_PRECISION[precision]:
+                raise errors.OptionError("precision_mode", f"{mode!r} does not compute in {precision}; for "
+                                         f"{precision} use one of {', '.join(CANN_MODES_BY_PRECISION[precision])}")
         mem = options.get("npu_mem_limit")
         if mem is not None and (isinstance(mem, bool) or not isinstance(mem, int) or mem < 1):
             raise errors.OptionError("npu_mem_limit", f"expected bytes (an integer >= 1), got {mem!r}")
@@ -93,8 +137,10 @@ class OnnxRuntimeConfig:
         if impl is not None and impl not in CANN_IMPL_MODES:
             raise errors.OptionError("op_select_impl_mode", f"expected one of {', '.join(CANN_IMPL_MODES)}, "
                                      f"got {impl!r}")
-        return cls(device=device, intra_op_threads=threads, graph_optimization_level=level,
-                   precision_mode=precision, enable_cann_graph=graph, npu_mem_limit=mem, op_select_impl_mode=impl)
+        return cls(device=device, precision=precision, io_binding=flags["io_binding"],
+                   cuda_graph=flags["cuda_graph"] and kind == "cuda", fallback=flags["fallback"],
+                   intra_op_threads=threads, graph_optimization_level=level, precision_mode=mode,
+                   enable_cann_graph=flags["enable_cann_graph"], npu_mem_limit=mem, op_select_impl_mode=impl)
 
 
 def provider_options(cfg: OnnxRuntimeConfig, provider: str) -> dict[str, str]:
@@ -102,6 +148,12 @@ def provider_options(cfg: OnnxRuntimeConfig, provider: str) -> dict[str, str]:
     if provider == "CPUExecutionProvider":
         return {}
     opts = {"device_id": str(cfg.device_id)}
+    if provider == "CUDAExecutionProvider":
+        opts["use_tf32"] = "1" if cfg.precision == "tf32" else "0"
+        if cfg.cuda_graph:
+            opts["enable_cuda_graph"] = "1"
+    if provider == "TensorrtExecutionProvider":
+        opts["trt_fp16_enable"] = "1" if cfg.precision == "fp16" else "0"
     if provider == "CANNExecutionProvider":
         opts["precision_mode"] = cfg.precision_mode
         opts["enable_cann_graph"] = "1" if cfg.enable_cann_graph else "0"
