@@ -42,18 +42,19 @@ def bare_images_per_s(engine_uri: str, data_uri: str, bs: int) -> float:
     return engine.images_per_s(run, batches)
 
 
-def stage_pass(work, tag: str, args: list[str], overlap: bool | None = None) -> dict[str, Any]:
+def stage_pass(work, tag: str, args: list[str], overlap: bool | None = None,
+               staging: bool | None = None) -> dict[str, Any]:
     """The infer stage's first pass (summary.json's end_to_end), run in this process.
 
-    ``overlap``: None = the stage's own choice, True/False = forced."""
+    ``overlap``, ``staging``: None = the stage's own choice, True/False = forced."""
     from jobs.stages import infer
 
     out = work / f"infer-{tag}-{time.monotonic_ns()}"
-    infer.OVERLAP = overlap
+    infer.OVERLAP, infer.STAGING = overlap, staging
     try:
         assert infer.main([*args, "--min-batches", "1", "--min-seconds", "0", "--out", str(out), "--quiet"]) == 0
     finally:
-        infer.OVERLAP = None
+        infer.OVERLAP, infer.STAGING = None, None
     return json.loads((out / "summary.json").read_text())["end_to_end"]
 
 

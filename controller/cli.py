@@ -4,6 +4,7 @@
   ghostbench plan SPEC        print the steps and which are already done
   ghostbench status SWEEP     each step's state, from the store
   ghostbench report SWEEP     the sweep's report, from the store
+  ghostbench compare A B      sweep B against sweep A (or `published`), run by run; exit 5 on a regression
   ghostbench demo             the whole pipeline on a generated image set, offline
   ghostbench stage NAME ...   run one stage exactly as a pod would
   ghostbench manifests SPEC   print the Kubernetes Jobs a sweep would submit (submits nothing)
@@ -11,7 +12,7 @@
 
 Progress and messages go to stderr; results (tables, JSON) to stdout.
 Exit codes: 0 success, 1 a step or sweep failed, 2 bad input or usage, 3 a dependency is missing,
-4 every step done but a run failed the accuracy gate.
+4 every step done but a run failed the accuracy gate, 5 `compare` found a regression.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import jobs
 from controller import executors, launch, runner
 from controller import plan as plan_mod
 from controller import spec as spec_mod
-from jobs import errors, params, records
+from jobs import compare, errors, params, records
 from jobs import store as store_mod
 
 
@@ -44,6 +45,9 @@ def _store_arg(p: argparse.ArgumentParser, what: str = "spec") -> None:
     p.add_argument("--store", metavar="URI", help=help_text)
 
 
+COMPARE_ARG_HELP = ("a sweep: its id (in --store, or the default store), STORE:ID (a directory or "
+                    "s3://bucket/prefix, then ':' and the id, e.g. s3://bucket/ghostbench:nightly), its sweep file "
+                    "(YAML), or a report.json file")
 SWEEP_ARG_HELP = ("the sweep: its id (its name), or its sweep file (YAML), whose `name` and `store` are then used")
 
 
@@ -91,6 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-gate", action="store_true",
                    help=f"exit {errors.EXIT_GATE_FAILED} (naming the runs on stderr) when a run failed the accuracy "
                         "gate; the chart's `helm test` uses it")
+
+    p = sub.add_parser("compare", help="compare sweep B with sweep A (or the published figures), run by run",
+                       description="Pair the runs of two sweeps by model, target, batch size, precision and input "
+                                   "mode, and judge B against A (docs/compare.md).")
+    p.add_argument("a", metavar="A", help=COMPARE_ARG_HELP + "; or `published`: the seed guide's figures, per card")
+    p.add_argument("b", metavar="B", help=COMPARE_ARG_HELP)
+    _store_arg(p, "sweep")
+    p.add_argument("--threshold", default="5%", metavar="SHARE",
+                   help="change in throughput that counts, beyond the runs' spread too: 5%% or 0.05 (default: 5%%)")
+    p.add_argument("--format", choices=tuple(compare.FORMATS), default="table",
+                   help="table: aligned columns for the terminal (default); md: Markdown; json: the typed comparison")
 
     p = sub.add_parser("demo", help="run the whole pipeline offline on a generated image set")
     _store_arg(p, "demo")
@@ -190,19 +205,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         raise _not_found(sweep, store, source, "status", "status.json")
     from controller import lease
 
-    gone = lease.holder_gone(store, runner.sweep_dir(sweep)) if doc["state"] == "running" else None
+    gone = lease.holder_gone(store, runner.sweep_dir(sweep)) if doc.state == "running" else None
     if gone:  # a controller killed mid-sweep left "running" behind
-        doc["state"], doc["interrupted"] = "interrupted", f"{gone}; rerun the sweep to resume"
-    code = 0 if doc["state"] in ("succeeded", "running") else 1  # exit codes: 0 running or done, 1 otherwise
+        doc.state, doc.interrupted = "interrupted", f"{gone}; rerun the sweep to resume"
+    code = 0 if doc.state in ("succeeded", "running") else 1  # exit codes: 0 running or done, 1 otherwise
     if args.json:
-        print(json.dumps(doc, indent=1))
+        print(json.dumps(doc.to_dict(), indent=1))
         return code
-    print(f"sweep {doc['sweep']}: {doc['state']} (updated {doc['updated']})"
-          + (f": {doc['interrupted']}" if gone else ""))
-    for key, s in doc["steps"].items():
-        extra = f"  {s['seconds']:.1f}s" if s.get("seconds") is not None else ""
-        reason = f"  ({s['reason']})" if s.get("reason") else ""
-        print(f"  {s['state']:<8} {key}  {s['title']}{extra}{reason}")
+    print(f"sweep {doc.sweep}: {doc.state} (updated {doc.updated})" + (f": {doc.interrupted}" if gone else ""))
+    for key, s in doc.steps.items():
+        extra = f"  {s.seconds:.1f}s" if s.seconds is not None else ""
+        reason = f"  ({s.reason})" if s.reason else ""
+        print(f"  {s.state:<8} {key}  {s.title}{extra}{reason}")
     return code
 
 
@@ -222,6 +236,51 @@ def cmd_report(args: argparse.Namespace) -> int:
         if failing:
             return errors.EXIT_GATE_FAILED
     return 0
+
+
+def _compare_report(arg: str, store_uri: str | None) -> tuple[str, records.Report]:
+    """(where it was read, the report) for an argument of ``compare``: a report.json file, a sweep file,
+    STORE:ID, or an id in --store (or the default store). BadInput naming where it looked when not found."""
+    if os.path.isfile(arg) and arg.endswith(".json"):
+        with open(arg, encoding="utf-8") as f:
+            return os.path.abspath(arg), records.Report.from_json(f.read(), arg)
+    store_part, sep, sweep = arg.rpartition(":")
+    if sep and not os.path.isfile(arg) and (store_part == "" or not spec_mod.is_sweep_name(sweep)):
+        raise errors.BadInput(f"{arg!r}: expected a sweep id, STORE:ID (e.g. s3://bucket/prefix:my-sweep or "
+                              "./ghostbench-store:my-sweep), a sweep file or a report.json file")
+    if sep and not os.path.isfile(arg):
+        store, source = store_mod.open_store(store_part), f"from {arg}"
+    else:
+        sweep, store, source = _sweep(argparse.Namespace(sweep=arg, store=store_uri))
+    name = f"{runner.sweep_dir(sweep)}/report.json"
+    if not store.exists(name):
+        started = store.exists(f"{runner.sweep_dir(sweep)}/status.json")
+        raise _not_found(sweep, store, source, "report", "report.json",
+                         "; the sweep has a status there but no report yet: has it finished?" if started else "")
+    return f"{store.uri}/{name}", records.Report.from_json(store.read_text(name), f"{store.uri}/{name}")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    threshold = compare.parse_threshold(args.threshold)
+    if args.b == compare.PUBLISHED:
+        raise errors.BadInput("B: `published` is only for A (ghostbench compare published B); a sweep named "
+                              "published is STORE:published")
+    if args.a == compare.PUBLISHED:
+        b_label, b = _compare_report(args.b, args.store)
+        result = compare.compare_published(b, threshold, b_label)
+    else:
+        a_label, a = _compare_report(args.a, args.store)
+        b_label, b = _compare_report(args.b, args.store)
+        result = compare.compare(a, b, threshold, a_label, b_label)
+    sys.stdout.write(compare.FORMATS[args.format](result))
+    for p in result.regressions:
+        what = [f"{p.ratio:.3f}x throughput" if p.verdict == "slower" else "",
+                f"top-1 {p.top1_delta:+.2f} points" if p.accuracy_drop else ""]
+        print(f"regression: {p.key.label()}: {', '.join(w for w in what if w)}", file=sys.stderr)
+    if not result.pairs:
+        print("compare: no run of B pairs with one of A (model, target, batch size, precision and input mode)",
+              file=sys.stderr)
+    return result.exit_code
 
 
 def cmd_manifests(args: argparse.Namespace) -> int:
@@ -290,7 +349,8 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Any] = {"run": cmd_run, "plan": cmd_plan, "status": cmd_status, "report": cmd_report,
-                            "demo": cmd_demo, "stage": cmd_stage, "manifests": cmd_manifests, "cancel": cmd_cancel}
+                            "compare": cmd_compare, "demo": cmd_demo, "stage": cmd_stage, "manifests": cmd_manifests,
+                            "cancel": cmd_cancel}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -180,6 +180,18 @@ class Lease:
     def _take_over(self, stale: bytes) -> bool:
         marker = f"{self.directory}/lease-takeover-{hashlib.sha256(stale).hexdigest()[:16]}.json"
         mine = self._doc()
+        # while this owner takes over, its marker is held: another taker in this same process must not take
+        # the marker for one "left behind" (Holder.gone judges this process's owners by _HELD)
+        _HELD.add(self.owner)
+        taken = False
+        try:
+            taken = self._take_over_with(marker, stale, mine)
+            return taken
+        finally:
+            if not taken:
+                _HELD.discard(self.owner)
+
+    def _take_over_with(self, marker: str, stale: bytes, mine: bytes) -> bool:
         if not self.store.create_exclusive(marker, mine):
             try:
                 doc = json.loads(self.store.read_bytes(marker))

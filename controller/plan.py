@@ -199,7 +199,10 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
         reference_top1=ref.top1 if ref.top1 is not None else info.published_top1,
         reference_top5=ref.top5 if ref.top5 is not None else info.published_top5,
         reference_kind=ref.kind, gate=ref.gate, num_classes=info.num_classes, ratios=spec.report.ratios,
-        accelerators={t.name: t.accelerator for t in spec.targets if t.accelerator} or None, out="")
+        accelerators={t.name: t.accelerator for t in spec.targets if t.accelerator} or None,
+        latency_limit_ms=spec.report.latency_limit_ms,
+        prices={t.name: f"{t.price_per_hour!r}:{t.currency}" for t in spec.targets if t.price_per_hour is not None}
+        or None, out="")
     ekey = content_key("eval", p.key_fields(), [s.key for s in infers])
     eout = f"artifacts/eval/{ekey}"
     add(Step(ekey, dataclasses.replace(p, out=_uri(store, eout)), "eval", eout,

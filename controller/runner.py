@@ -24,12 +24,13 @@ from controller import lease as lease_mod
 from controller import plan as plan_mod
 from controller import spec as spec_mod
 from controller.executors import base
-from jobs import commit
+from jobs import commit, records
 from jobs import store as store_mod
 from jobs.store import base as store_base
 
 DONE, PENDING, RUNNING, FAILED, BLOCKED = "done", "pending", "running", "failed", "blocked"
-REPORT_FILES = ("report.md", "report.json", "report.csv")
+REPORT_FILES = records.REPORT_FILES + records.PLOT_FILES
+"""What the sweep's folder gets from its eval output: the reports and their plots."""
 
 
 def sweep_dir(sweep: str) -> str:
@@ -155,19 +156,49 @@ def write_sweep_files(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: stor
     store.write_text(f"{d}/plan.json", json.dumps(plan.to_dict(), indent=1) + "\n")
 
 
+@dataclasses.dataclass
+class SweepStatus:
+    """``status.json``: the sweep's state and each step's, rewritten on every change."""
+
+    sweep: str
+    state: str
+    """running, succeeded, failed or interrupted."""
+    updated: str
+    """ISO 8601 UTC time of the last change."""
+    counts: dict[str, int]
+    """Steps per state."""
+    steps: dict[str, StepStatus]
+    """Step key -> its status, in plan order."""
+    interrupted: str = ""
+    """Why a sweep that says running is taken as interrupted (its controller is gone); empty otherwise."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"sweep": self.sweep, "state": self.state, "updated": self.updated,
+                             "counts": dict(self.counts),
+                             "steps": {k: dataclasses.asdict(v) for k, v in self.steps.items()}}
+        if self.interrupted:
+            d["interrupted"] = self.interrupted
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SweepStatus:
+        return cls(sweep=d["sweep"], state=d["state"], updated=d["updated"], counts=dict(d["counts"]),
+                   steps={k: StepStatus(**v) for k, v in d["steps"].items()}, interrupted=d.get("interrupted", ""))
+
+
 def write_status(plan: plan_mod.Plan, store: store_mod.Store, statuses: dict[str, StepStatus],
                  state: str) -> None:
     counts: dict[str, int] = {}
     for s in statuses.values():
         counts[s.state] = counts.get(s.state, 0) + 1
-    doc = {"sweep": plan.sweep, "state": state, "updated": _now(), "counts": counts,
-           "steps": {k: dataclasses.asdict(v) for k, v in statuses.items()}}
-    store.write_text(f"{sweep_dir(plan.sweep)}/status.json", json.dumps(doc, indent=1) + "\n")
+    doc = SweepStatus(sweep=plan.sweep, state=state, updated=_now(), counts=counts, steps=dict(statuses))
+    store.write_text(f"{sweep_dir(plan.sweep)}/status.json", json.dumps(doc.to_dict(), indent=1) + "\n")
 
 
-def read_status(store: store_mod.Store, sweep: str) -> dict[str, Any] | None:
+def read_status(store: store_mod.Store, sweep: str) -> SweepStatus | None:
+    """The sweep's ``status.json``, or None when it has none."""
     name = f"{sweep_dir(sweep)}/status.json"
-    return json.loads(store.read_text(name)) if store.exists(name) else None
+    return SweepStatus.from_dict(json.loads(store.read_text(name))) if store.exists(name) else None
 
 
 def _dependents(plan: plan_mod.Plan, key: str) -> set[str]:
@@ -262,11 +293,14 @@ def run(plan: plan_mod.Plan, store: store_mod.Store, executor: base.Executor,
 
 
 def _publish_reports(plan: plan_mod.Plan, store: store_mod.Store) -> None:
-    """Copy the eval step's reports into the sweep's folder, where users look for them."""
+    """Copy the eval step's reports and plots (every file of its output that is one: ``records.REPORT_FILES``,
+    ``records.PLOT_FILES``) into the sweep's folder, where users look for them; report.md links the plots."""
+
+    published = set(REPORT_FILES)
     evals = [s for s in plan.steps if s.stage == "eval"]
     for step in evals:
         out = store.child(step.out)
         manifest = commit.read_manifest(out)
-        for name in REPORT_FILES:
-            if manifest is not None and any(f["name"] == name for f in manifest["files"]):
+        for name in [f["name"] for f in manifest["files"]] if manifest is not None else []:
+            if name in published:
                 store.write_bytes(f"{sweep_dir(plan.sweep)}/{name}", commit.read_verified(out, manifest, name))

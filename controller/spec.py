@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import pathlib
 import re
 import urllib.parse
@@ -81,6 +82,11 @@ class TargetSpec:
     accelerator: str | None = None
     """Catalogue name (``jobs.devices``) of the accelerator it runs on, e.g. Ascend310P3 or nvidia-t4;
     None for the CPU. Kubernetes schedules the inference pod by it."""
+    price_per_hour: float | None = None
+    """What an hour of the target's machine costs, in ``currency``: the report adds the cost per million images
+    at its best batch size. None: no price, no cost (nothing is assumed)."""
+    currency: str | None = None
+    """The price's currency (USD, EUR, CNY, ...); given exactly when ``price_per_hour`` is."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +106,9 @@ class ReportSpec:
     ratios: tuple[str, ...] = ()
     """Throughput ratios to tabulate, each ``A/B`` naming two targets (the seed's table has
     ``ascend310p/ascend310`` and ``ascend310p/t4``); empty: each target against the first."""
+    latency_limit_ms: float | None = None
+    """Compute p99 limit (ms): the report names each target's largest batch size whose p99 is at most this.
+    None: not computed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +145,8 @@ class SweepSpec:
 
 # \Z, not $: "$" also matches before a final newline, and "name\n" is no Kubernetes label value
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,38}[a-z0-9])?\Z")
+_CURRENCY_RE = re.compile(r"^[^\s:]{1,16}\Z")
+"""A price's currency: what ``--price TARGET=AMOUNT:CURRENCY`` carries (no spaces, no colon)."""
 
 
 class _Loader:
@@ -291,7 +302,16 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
             convert_options=_resolve_options(ld.options(t, "convert_options", p), base_dir),
             backend_options=_resolve_options(ld.options(t, "backend_options", p), base_dir),
             accelerator=ld.str_(t, "accelerator", p, None, nullable=True),
+            price_per_hour=ld.float_(t, "price_per_hour", p, None, nullable=True),
+            currency=ld.str_(t, "currency", p, None, _CURRENCY_RE, "a currency name without spaces (USD, EUR, ...)",
+                             nullable=True),
         ))
+        if targets[-1].price_per_hour is not None and not math.isfinite(targets[-1].price_per_hour):
+            ld.fail(f"{p}price_per_hour", "a finite number >= 0 or null", t["price_per_hour"])
+        if (targets[-1].price_per_hour is None) != (targets[-1].currency is None):
+            given, missing = ("price_per_hour", "currency") if targets[-1].currency is None \
+                else ("currency", "price_per_hour")
+            raise SpecError(f"{source}: {p}{missing}: required when {p}{given} is given (a price has a currency)")
         _check_ascend(ld, targets[-1], p)
         _check_plugins(ld, targets[-1], p)
     names = [t.name for t in targets]
@@ -314,7 +334,10 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
         a, sep, b = ratio.partition("/") if isinstance(ratio, str) else ("", "", "")
         if not sep or a not in names or b not in names or a == b:
             ld.fail(f"report.ratios[{i}]", f"'A/B' naming two targets of this sweep ({', '.join(names)})", ratio)
-    report = ReportSpec(ratios=tuple(ratios))
+    limit = ld.float_(rp, "latency_limit_ms", "report.", None, nullable=True)
+    if limit is not None and not (limit > 0 and math.isfinite(limit)):
+        ld.fail("report.latency_limit_ms", "a number of milliseconds > 0 or null", rp["latency_limit_ms"])
+    report = ReportSpec(ratios=tuple(ratios), latency_limit_ms=limit)
     tm = ld.obj(TimingSpec, top.get("timing", {}), "timing")
     timing = TimingSpec(
         warmup=ld.int_(tm, "warmup", "timing.", 2),

@@ -36,6 +36,9 @@ PRECISIONS = ("fp32", "tf32", "fp16", "int8")
 """What a target computes in; each backend and engine target maps it onto its own switch (ONNX Runtime CUDA's
 ``use_tf32``, TensorRT's fp16 flag, CANN's and ATC's ``precision_mode``) and refuses what it cannot do.
 int8 is reserved for calibrated engines and refused by every backend for now."""
+POWER_MODES = ("auto", "nvml", "npu-smi", "off")
+"""How the infer stage samples device power while it times (``jobs.power``): auto (NVML on cuda/tensorrt, npu-smi
+on npu/cann, off elsewhere), one method by name (an error when it cannot run), or off."""
 REFERENCE_KINDS = ("imagenet", "agreement")
 """imagenet: published ImageNet accuracy; agreement: the labels are a reference model's own predictions."""
 
@@ -368,6 +371,11 @@ class InferParams(StageParams):
     min_batches: int = param(20, help="timed batches at least; extra passes over the data run until reached")
     min_seconds: float = param(2.0, help="timed compute seconds at least; extra passes run until reached")
     max_passes: int = param(100, help="upper bound on passes over the data")
+    power: str | None = param(None, choices=POWER_MODES,
+                              help="sample device power during the timed passes for joules per image: auto (the "
+                                   "default: NVML on cuda/tensorrt, npu-smi on npu/cann, off on the CPU and null), "
+                                   "nvml, npu-smi (an error when it cannot run) or off")
+    power_interval_ms: float | None = param(None, help="power sampling interval in ms (default: 50)")
 
     def validate(self) -> None:
         super().validate()
@@ -376,6 +384,9 @@ class InferParams(StageParams):
         _at_least(self.min_batches, 1, "--min-batches")
         _at_least(self.min_seconds, 0, "--min-seconds")
         _at_least(self.max_passes, 1, "--max-passes")
+        if self.power is not None and self.power not in POWER_MODES:
+            raise errors.BadInput(f"--power: expected one of {', '.join(POWER_MODES)}, got {self.power!r}")
+        _at_least(self.power_interval_ms, 1, "--power-interval-ms")
         from jobs import backends
 
         try:
@@ -407,11 +418,27 @@ class EvalParams(StageParams):
     accelerators: dict[str, str] | None = param(None, flag="--accelerator", metavar="TARGET=NAME",
                                          help="the accelerator a target ran on (jobs.devices name, repeatable): its "
                                               "throughput is set beside the published figures on the same basis")
+    latency_limit_ms: float | None = param(None, help="compute p99 limit (ms): the report names each target's largest "
+                                                      "batch size whose p99 is at most this (default: none, not "
+                                                      "computed)")
+    prices: dict[str, str] | None = param(None, flag="--price", metavar="TARGET=AMOUNT:CURRENCY",
+                                          help="what an hour of a target's machine costs, e.g. t4=0.35:USD "
+                                               "(repeatable): the report adds the cost per million images at its best "
+                                               "batch size (default: no cost)")
+
+    def price_of(self) -> dict[str, tuple[float, str]]:
+        """target -> (price per hour, currency) from ``--price`` (``BadInput`` naming the flag)."""
+        return {target: parse_price(value, f"--price {target}={value}")
+                for target, value in (self.prices or {}).items()}
 
     def validate(self) -> None:
         super().validate()
         if not self.runs:
             raise errors.BadInput("--run: at least one infer output is needed")
+        if self.latency_limit_ms is not None and not self.latency_limit_ms > 0:
+            raise errors.BadInput("--latency-limit-ms: expected a number of milliseconds > 0, "
+                                  f"got {self.latency_limit_ms}")
+        self.price_of()
         _at_least(self.gate, 0, "--gate")
         _at_least(self.num_classes, 1, "--num-classes")
         from jobs import devices
@@ -425,6 +452,20 @@ class EvalParams(StageParams):
             a, sep, b = ratio.partition("/")
             if not sep or not a or not b or a == b:
                 raise errors.BadInput(f"--ratio {ratio!r}: expected A/B naming two different targets")
+
+
+def parse_price(text: str, where: str) -> tuple[float, str]:
+    """``"AMOUNT:CURRENCY"`` (``0.35:USD``) -> ``(0.35, "USD")``: an amount >= 0 per hour, a currency without spaces."""
+    amount, sep, currency = str(text).partition(":")
+    try:
+        value = float(amount)
+    except ValueError:
+        value = -1.0
+    if not sep or not currency or len(currency) > 16 or any(c.isspace() or c == ":" for c in currency) \
+            or not value >= 0 or value == float("inf"):
+        raise errors.BadInput(f"{where}: expected AMOUNT:CURRENCY, a price per hour >= 0 and a currency, "
+                              "e.g. 0.35:USD")
+    return value, currency
 
 
 STAGES: dict[str, type[StageParams]] = {p.stage: p for p in (ExportParams, ConvertParams, PreprocessParams,

@@ -2,9 +2,11 @@
 
 - ``LatencyStats``: ais_infer's statistics of one timed quantity, in milliseconds.
 - ``InferSummary``: ``summary.json`` of an infer run, ais_infer's keys and layout kept exactly
-  (``NPU_compute_time``, ``H2D_latency``, ``D2H_latency``, ``throughput``) plus ghostbench's own.
+  (``NPU_compute_time``, ``H2D_latency``, ``D2H_latency``, ``throughput``) plus ghostbench's own
+  (``PowerRecord``: the device's power and energy per image over the timed passes).
 - ``SeedAccuracy``: ``accuracy.json`` exactly as the seed's ``imagenet_acc_eval.py`` writes it.
-- ``ReportRun`` and ``Report``: ``report.json`` of a sweep.
+- ``ReportRun`` and ``Report``: ``report.json`` of a sweep (``BestBatch``: a target's best batch sizes,
+  ``Price``: what its machine costs an hour).
 
 Infer, eval, the reports and the benchmarks share these types; nothing else spells their keys.
 Formats: ``shared/facts/FORMATS.md`` ("Inference summary", "Accuracy report").
@@ -26,6 +28,9 @@ PREDICTIONS = "predictions.csv"
 ACCURACY = "accuracy.json"
 ENGINE_RECORD = "engine.json"
 REPORT_FILES = ("report.md", "report.json", "report.csv")
+PLOT_FILES = ("report-throughput.png", "report-throughput.svg", "report-latency.png", "report-latency.svg")
+"""The eval stage's plots (``jobs.plots``), beside the reports in its output; the controller publishes them with the
+reports to ``sweeps/<id>/``. report.md links them by these names (relative links)."""
 
 
 def _field(data: Mapping[str, Any], key: str, source: str) -> Any:
@@ -92,13 +97,15 @@ class EndToEnd:
     """The backend's own time within the pass (s)."""
     efficiency: float
     """compute_seconds / seconds: the backend's share of the pass (1.0: the harness costs nothing)."""
+    staged: bool = False
+    """The copies to the device ran on the reading thread, beside the previous batch's compute."""
     what: str = "first pass: reading shards, feeding the backend, top-k, writing predictions"
 
     def to_dict(self) -> dict[str, Any]:
         return {"images": self.images, "seconds": self.seconds, "images_per_second": self.images_per_second,
                 "what": self.what, "overlapped": self.overlapped, "bytes_read": self.bytes_read,
                 "bytes_read_per_image": self.bytes_read_per_image, "compute_seconds": self.compute_seconds,
-                "efficiency": self.efficiency}
+                "efficiency": self.efficiency, "staged": self.staged}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EndToEnd:
@@ -149,6 +156,74 @@ class Windows:
 
 
 @dataclasses.dataclass(frozen=True)
+class PowerRecord:
+    """How the device's power was sampled during the timed passes, and the energy per image (``jobs.power``).
+
+    ``summary.json``'s ``power``: absent when power was off (the CPU, the null backend, ``--power off``); with
+    ``measured`` false and the ``reason`` when ``--power auto`` chose a method that could not run here."""
+
+    method: str
+    """``nvml`` (an NVIDIA GPU) or ``npu-smi`` (an Ascend card)."""
+    measured: bool = True
+    reason: str = ""
+    """Why nothing was measured (``measured`` false)."""
+    source: str = ""
+    """What was read: the GPU (index, name, UUID) or the npu-smi command, and how the device was found."""
+    scope: str = ""
+    """``board`` (the whole GPU board) or ``card`` (the whole Ascend card: every chip of a multi-chip card)."""
+    energy: str = ""
+    """``counter``: the device's own energy counter at start and stop (exact); ``integrated``: the power readings
+    integrated over the window (trapezoids)."""
+    interval_ms: float = 0.0
+    """The sampling interval asked for (an npu-smi reading takes as long as npu-smi does)."""
+    samples: int = 0
+    """Power readings taken (at start, every interval, at stop)."""
+    failed_samples: int = 0
+    seconds: float = 0.0
+    """The measured window: the timed passes, from the first timed batch to the last."""
+    mean_watts: float = 0.0
+    """joules / seconds."""
+    max_watts: float = 0.0
+    joules: float = 0.0
+    images: int = 0
+    """Images inferred in the window: the dataset's images times the timed passes (padding not counted)."""
+    first_error: str | None = None
+    """The first failed reading's error, where one failed."""
+
+    @classmethod
+    def unavailable(cls, method: str, reason: str, source: str = "") -> PowerRecord:
+        return cls(method=method, measured=False, reason=reason, source=source)
+
+    def for_images(self, images: int) -> PowerRecord:
+        return dataclasses.replace(self, images=int(images))
+
+    @property
+    def joules_per_image(self) -> float | None:
+        return self.joules / self.images if self.measured and self.images > 0 else None
+
+    @property
+    def images_per_joule(self) -> float | None:
+        return self.images / self.joules if self.measured and self.joules > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self.measured:
+            return {"method": self.method, "measured": False, "reason": self.reason, "source": self.source}
+        d = {"method": self.method, "measured": True, "source": self.source, "scope": self.scope,
+             "energy": self.energy, "interval_ms": self.interval_ms, "samples": self.samples,
+             "failed_samples": self.failed_samples, "seconds": self.seconds, "mean_watts": self.mean_watts,
+             "max_watts": self.max_watts, "joules": self.joules, "images": self.images,
+             "joules_per_image": self.joules_per_image, "images_per_joule": self.images_per_joule}
+        if self.first_error is not None:
+            d["first_error"] = self.first_error
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PowerRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclasses.dataclass(frozen=True)
 class InferSummary:
     """``summary.json``: one infer run (one target, one batch size). Times in ms, throughput in images/s."""
 
@@ -185,6 +260,8 @@ class InferSummary:
     input_mode: str = ""
     backend_info: dict[str, Any] = dataclasses.field(default_factory=dict)
     host: dict[str, Any] = dataclasses.field(default_factory=dict)
+    power: PowerRecord | None = None
+    """Device power during the timed passes (``jobs.power``); None: not sampled (the key is then absent)."""
 
     UNITS = {"latency": "ms", "throughput": "images/s"}
 
@@ -215,6 +292,7 @@ class InferSummary:
             "input_mode": self.input_mode,
             "backend_info": self.backend_info,
             "host": self.host,
+            **({"power": self.power.to_dict()} if self.power is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -236,7 +314,8 @@ class InferSummary:
             precision=get("precision"), provenance=d.get("provenance") or {}, target=d.get("target", ""),
             engine=d.get("engine"),
             engine_record=d.get("engine_record") or {}, data=d.get("data", ""), input_mode=d.get("input_mode", ""),
-            backend_info=d.get("backend_info") or {}, host=d.get("host") or {})
+            backend_info=d.get("backend_info") or {}, host=d.get("host") or {},
+            power=PowerRecord.from_dict(d["power"]) if d.get("power") else None)
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str = SUMMARY) -> InferSummary:
@@ -305,6 +384,13 @@ class ReportRun:
     """The provider that ran is not the one asked for (allowed by ``fallback=true``)."""
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Where it ran: date, host CPU, versions, revision (``InferSummary.provenance``)."""
+    joules_per_image: float | None = None
+    """Device energy per image over the timed passes (``InferSummary.power``); None: not measured."""
+    images_per_joule: float | None = None
+    mean_watts: float | None = None
+    """Mean device power (W) over the timed passes; None: not measured."""
+    power_method: str | None = None
+    """How it was measured: ``nvml (counter)``, ``npu-smi (integrated)``; None: not measured."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -352,6 +438,65 @@ class LeftOut:
 
 
 @dataclasses.dataclass(frozen=True)
+class Price:
+    """What an hour of a target's machine costs: the sweep's ``price_per_hour`` and ``currency`` (``--price``)."""
+
+    per_hour: float
+    currency: str
+
+    def cost_per_million(self, images_per_second: float) -> float | None:
+        """The cost of a million images at that throughput: per_hour / 3600 / images_per_second x 1e6 (in
+        ``currency``); None at no throughput."""
+        if images_per_second <= 0:
+            return None
+        return self.per_hour / 3600.0 / images_per_second * 1e6
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"per_hour": self.per_hour, "currency": self.currency}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Price:
+        return cls(per_hour=float(d["per_hour"]), currency=str(d["currency"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class BestBatch:
+    """One target's best batch sizes, read from the sweep's runs (ais_bench's best-batch search, without running
+    anything again): the highest throughput, and the largest batch size whose compute p99 stays within a limit."""
+
+    target: str
+    batch_size: int
+    """The batch size with the highest throughput (a tie goes to the smaller batch size)."""
+    throughput: float
+    """images/s at ``batch_size`` (compute only, ais_infer's)."""
+    p99_ms: float
+    """Compute p99 (ms) at ``batch_size``."""
+    latency_limit_ms: float | None = None
+    """The limit asked for (None: none given, and the ``under_limit_*`` fields are None)."""
+    under_limit_batch_size: int | None = None
+    """The largest batch size whose compute p99 is at most ``latency_limit_ms``; None: no limit, or none within it."""
+    under_limit_throughput: float | None = None
+    under_limit_p99_ms: float | None = None
+    price: Price | None = None
+    """What an hour of the target's machine costs (None: no price given, and no cost is computed)."""
+    cost_per_million: float | None = None
+    """Cost of a million images at ``batch_size``, in ``price.currency`` (``Price.cost_per_million``)."""
+    cost_per_million_under_limit: float | None = None
+    """Cost of a million images at ``under_limit_batch_size``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["price"] = self.price.to_dict() if self.price is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BestBatch:
+        values = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
+        values["price"] = Price.from_dict(d["price"]) if d.get("price") else None
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
 class Report:
     """``report.json``: every run of a sweep, the reference, and the ratios and accelerators asked for."""
 
@@ -366,6 +511,10 @@ class Report:
     """Images left out of the evaluated set, by reason (None: none; the key is then absent from report.json)."""
     distinct_labels: int | None = None
     """Distinct labels among the evaluated images: how much an agreement figure says (None: not counted)."""
+    latency_limit_ms: float | None = None
+    """The compute p99 limit (ms) the best batch sizes were bounded by (None: none given)."""
+    best: dict[str, BestBatch] = dataclasses.field(default_factory=dict)
+    """target -> its best batch sizes (and cost per million images where it has a price); in target order."""
 
     @property
     def all_pass(self) -> bool:
@@ -381,6 +530,10 @@ class Report:
             d["left_out"] = self.left_out.to_dict()
         if self.distinct_labels is not None:
             d["distinct_labels"] = self.distinct_labels
+        if self.latency_limit_ms is not None:
+            d["latency_limit_ms"] = self.latency_limit_ms
+        if self.best:
+            d["best"] = {t: b.to_dict() for t, b in self.best.items()}
         return d
 
     def to_json(self) -> str:
@@ -392,8 +545,75 @@ class Report:
                    runs=tuple(ReportRun.from_dict(r) for r in _field(d, "runs", source)),
                    ratios=tuple(d.get("ratios") or ()), accelerators=dict(d.get("accelerators") or {}),
                    left_out=LeftOut.from_dict(d["left_out"]) if d.get("left_out") else None,
-                   distinct_labels=d.get("distinct_labels"))
+                   distinct_labels=d.get("distinct_labels"), latency_limit_ms=d.get("latency_limit_ms"),
+                   best={t: BestBatch.from_dict(b) for t, b in (d.get("best") or {}).items()})
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str = "report.json") -> Report:
         return cls.from_dict(json.loads(text), source)
+
+
+def _split(d: Mapping[str, Any], names: Sequence[str], source: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the named keys, required; everything else) of a record: typed core, target-specific rest."""
+    core = {n: _field(d, n, source) for n in names}
+    return core, {k: v for k, v in d.items() if k not in names}
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineRecord:
+    """``engine.json``: what the convert stage built, read back by the infer stage.
+
+    The fields every target writes are typed; the rest (ONNX Runtime's session options and offline level,
+    ATC's argument list, AIPP, soc_version, ...) stays in ``details`` exactly as written.
+    """
+
+    target: str
+    """The engine target that built it (``jobs.converters``)."""
+    file: str
+    """The engine file in the output (``engine.onnx``, ``ghostnet_bs8.om``)."""
+    batch_size: int | None
+    """The fixed batch size; None for a dynamic-batch engine."""
+    input: dict[str, Any]
+    """name, dtype, shape (and, for an .om, format)."""
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    CORE = ("target", "file", "batch_size", "input")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "file": self.file, "batch_size": self.batch_size, "input": self.input,
+                **self.details}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = ENGINE_RECORD) -> EngineRecord:
+        core, rest = _split(d, cls.CORE, source)
+        return cls(**core, details=rest)
+
+
+EXPORT_RECORD = "export_record.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportRecord:
+    """``export_record.json``: the exported model, its weights and its parity with PyTorch."""
+
+    model: str
+    opset: int
+    input: dict[str, Any]
+    output: dict[str, Any]
+    weights: dict[str, Any]
+    """uri (public, no credentials) and checksum."""
+    parity: dict[str, Any]
+    """torch vs ONNX Runtime on a fixed batch: max_abs_diff, relative, tolerance, top1_agreement, ..."""
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Everything else as written: removed no-op nodes, versions, threads, normalization."""
+
+    CORE = ("model", "opset", "input", "output", "weights", "parity")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "opset": self.opset, "input": self.input, "output": self.output,
+                "weights": self.weights, "parity": self.parity, **self.details}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = EXPORT_RECORD) -> ExportRecord:
+        core, rest = _split(d, cls.CORE, source)
+        return cls(**core, details=rest)

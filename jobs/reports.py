@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from jobs import devices, errors, published, records
 
@@ -22,11 +22,19 @@ SEED_RATIOS = (("Ascend310P3", "Ascend310"), ("Ascend310P3", "nvidia-t4"))
 CSV_COLUMNS = ["target", "backend", "device", "input_mode", "batch_size", "num_images", "throughput",
                "compute_mean_ms", "compute_p99_ms", "end_to_end_images_per_second", "passes",
                "top1", "top2", "top3", "top4", "top5", "gate_pass"]
+ENERGY_CSV_COLUMNS = ["joules_per_image", "images_per_joule", "mean_watts", "power_method"]
+"""Added to report.csv only when some run's device power was measured (``InferSummary.power``)."""
+ENERGY_NOTE = ("Device power sampled during the timed passes (after warm-up): NVML's board power on an NVIDIA GPU "
+               "(its energy counter where the GPU has one, else the readings integrated), `npu-smi`'s card power on "
+               "an Ascend card (every chip of the card). The window is the timed passes, the harness's own pauses "
+               "in the first pass included, so this is the device's energy per image over the run, not compute "
+               "alone; padding is not counted as images. Only runs whose power was measured are listed.")
 
 
 def to_csv(runs: Sequence[records.ReportRun]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    energy = ENERGY_CSV_COLUMNS if any(r.joules_per_image is not None for r in runs) else []
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS + energy, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for run in runs:
         row = run.to_dict()
@@ -37,6 +45,17 @@ def to_csv(runs: Sequence[records.ReportRun]) -> str:
 
 def _fmt(x: float | None, digits: int = 1) -> str:
     return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def energy_table(runs: Sequence[records.ReportRun]) -> tuple[list[str], list[list[str]]] | None:
+    """One row per run whose device power was measured: joules per image, images per joule, mean watts and how
+    they were measured; None when no run's was (the report then has no energy section)."""
+    measured = [r for r in runs if r.joules_per_image is not None]
+    if not measured:
+        return None
+    rows = [[r.target, str(r.batch_size), _fmt(r.throughput), f"{r.joules_per_image:.4g}",
+             _fmt(r.images_per_joule), _fmt(r.mean_watts), r.power_method or "-"] for r in measured]
+    return ["Target", "Batch size", "Images/s", "J/image", "Images/J", "Mean W", "Measured by"], rows
 
 
 def parse_ratios(ratios: Sequence[str], targets: list[str]) -> list[tuple[str, str]]:
@@ -130,6 +149,102 @@ def published_comparison(runs: Sequence[records.ReportRun], accelerators: dict[s
     return header, rows
 
 
+def best_batches(runs: Sequence[records.ReportRun], latency_limit_ms: float | None = None,
+                 prices: Mapping[str, records.Price] | None = None) -> dict[str, records.BestBatch]:
+    """Per target (in the runs' order): the batch size with the highest throughput (a tie goes to the smaller
+    batch size), the largest batch size whose compute p99 is at most ``latency_limit_ms`` (None: no limit given,
+    or no batch size within it), and with a price the cost per million images at each."""
+    prices = prices or {}
+    best: dict[str, records.BestBatch] = {}
+    for target in dict.fromkeys(r.target for r in runs):
+        mine = sorted((r for r in runs if r.target == target), key=lambda r: r.batch_size)
+        top = max(mine, key=lambda r: (r.throughput, -r.batch_size))
+        within = None
+        if latency_limit_ms is not None:
+            under = [r for r in mine if r.compute_p99_ms <= latency_limit_ms]
+            within = under[-1] if under else None
+        price = prices.get(target)
+        best[target] = records.BestBatch(
+            target=target, batch_size=top.batch_size, throughput=top.throughput, p99_ms=top.compute_p99_ms,
+            latency_limit_ms=latency_limit_ms,
+            under_limit_batch_size=within.batch_size if within else None,
+            under_limit_throughput=within.throughput if within else None,
+            under_limit_p99_ms=within.compute_p99_ms if within else None,
+            price=price,
+            cost_per_million=price.cost_per_million(top.throughput) if price else None,
+            cost_per_million_under_limit=price.cost_per_million(within.throughput) if price and within else None)
+    return best
+
+
+def _money(x: float | None, currency: str) -> str:
+    return "-" if x is None else f"{x:,.{4 if x < 1 else 2}f} {currency}"
+
+
+def best_table(report: records.Report) -> tuple[list[str], list[list[str]]]:
+    """One row per target: its best batch size by throughput; with a latency limit, the largest batch size
+    within it; with prices, what an hour costs and a million images cost (columns only where they apply)."""
+    limit = report.latency_limit_ms
+    priced = any(b.price is not None for b in report.best.values())
+    header = ["Target", "Highest throughput: batch size", "Images/s", "Compute p99 ms"]
+    if limit is not None:
+        header += [f"Largest batch size with p99 ≤ {limit:g} ms", "Images/s", "Compute p99 ms"]
+    if priced:
+        header += ["Price per hour", "Cost per million images (highest throughput)"]
+        if limit is not None:
+            header.append(f"Cost per million images (p99 ≤ {limit:g} ms)")
+    rows = []
+    for b in report.best.values():
+        row = [b.target, str(b.batch_size), _fmt(b.throughput), _fmt(b.p99_ms, 3)]
+        if limit is not None:
+            row += ([str(b.under_limit_batch_size), _fmt(b.under_limit_throughput), _fmt(b.under_limit_p99_ms, 3)]
+                    if b.under_limit_batch_size is not None else ["none within the limit", "-", "-"])
+        if priced:
+            cur = b.price.currency if b.price else ""
+            row += [_money(b.price.per_hour, cur) if b.price else "-", _money(b.cost_per_million, cur)]
+            if limit is not None:
+                row.append(_money(b.cost_per_million_under_limit, cur))
+        rows.append(row)
+    return header, rows
+
+
+def best_lines(report: records.Report) -> list[str]:
+    """The report.md section on best batch sizes and cost (nothing when the report has none)."""
+    if not report.best:
+        return []
+    out = ["## Best batch size", "",
+           ("From the runs of this sweep (ais_bench's best-batch search, without running anything again): the "
+            "batch size with the highest throughput (a tie goes to the smaller batch size)"
+            + (f", and the largest batch size whose compute p99 is at most {report.latency_limit_ms:g} ms "
+               "(`report.latency_limit_ms`)." if report.latency_limit_ms is not None else
+               "; no latency limit was given (`report.latency_limit_ms` in the sweep file, `--latency-limit-ms`), "
+               "so none is applied.")), ""]
+    if any(b.price is not None for b in report.best.values()):
+        out += [("Cost per million images = price per hour / 3600 / images/s x 1,000,000, at the compute-only "
+                 "throughput: a lower bound (preprocessing, transfers and idle time are not in it). Targets without "
+                 "a price (`price_per_hour`, `currency`) have no cost."), ""]
+    return out + [_md_table(*best_table(report)), ""]
+
+
+PLOT_TITLES = {
+    "report-throughput": "Throughput per batch size per target, with the published figures (per card)",
+    "report-latency": "Compute latency per batch size per target: mean and p99",
+}
+
+
+def plot_lines(plots: Sequence[str] | None, skipped: str | None = None) -> list[str]:
+    """The report.md section that links the plots written beside it (relative links), or says why there are none."""
+    if skipped:
+        return ["## Plots", "", f"Plots skipped: {skipped}.", ""]
+    if not plots:
+        return []
+    out = ["## Plots", ""]
+    for stem, title in PLOT_TITLES.items():
+        if f"{stem}.png" in plots:
+            svg = f" ([SVG]({stem}.svg))" if f"{stem}.svg" in plots else ""
+            out += [f"![{title}]({stem}.png){svg}", ""]
+    return out
+
+
 def provenance_table(runs: Sequence[records.ReportRun]) -> tuple[list[str], list[list[str]]]:
     """One row per target: when, on which host CPU, with which ghostbench and libraries it was measured."""
     rows, seen = [], set()
@@ -171,7 +286,8 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def to_markdown(report: records.Report) -> str:
+def to_markdown(report: records.Report, plots: Sequence[str] | None = None, plots_skipped: str | None = None) -> str:
+    """report.md; ``plots``: the plot files written beside it (linked), ``plots_skipped``: why there are none."""
     ref = report.reference
     runs = report.runs
     out = [f"# ghostbench report: {report.model}", ""]
@@ -192,6 +308,8 @@ def to_markdown(report: records.Report) -> str:
                 (f"Measured per card = measured per device x the chips on one card (`jobs.devices`: {chips}), "
                  "assuming the card's chips each run one such process; published: seed section 7.1."), "",
                 _md_table(*comparison), ""]
+    out += best_lines(report)
+    out += plot_lines(plots, plots_skipped)
     acc_header = ["Target", "Batch size", "Images", "Top-1 %", "Top-5 %", "Δ top-1", "Δ top-5", "Gate"]
     acc_rows = []
     for r in runs:
@@ -214,6 +332,9 @@ def to_markdown(report: records.Report) -> str:
              "of their median is marked unstable (perf_analyzer's rule)."), "",
             _md_table(["Target", "Batch size", "Precision", "Ran on", "Images/s", "Windows min–max", "Stable",
                        "End-to-end images/s", "Compute mean ms", "Compute p99 ms", "Timed passes"], e2e_rows), ""]
+    energy = energy_table(runs)
+    if energy is not None:
+        out += ["## Energy per image", "", ENERGY_NOTE, "", _md_table(*energy), ""]
     out += ["## Where it ran", "", _md_table(*provenance_table(runs)), ""]
     out += ["## Published figures (seed guide, section 7.1), for context", "",
             ("Basis: per card, as published; an Ascend 310 card carries 4 chips (per chip = card / 4), a 310P "

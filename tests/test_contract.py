@@ -136,7 +136,9 @@ def test_plan_json_and_status_json_read_back(finished_sweep):
     plan = plan_mod.Plan.from_dict(json.loads(store.read_text(f"{d}/plan.json")))
     assert plan == plan_mod.make_plan(spec, store.uri)
     status = runner.read_status(store, spec.name)
-    assert status["state"] == "succeeded" and set(status["steps"]) == {s.key for s in plan.steps}
+    assert status.state == "succeeded" and list(status.steps) == [s.key for s in plan.steps]
+    text = store.read_text(f"{d}/status.json")
+    assert json.dumps(runner.SweepStatus.from_dict(json.loads(text)).to_dict(), indent=1) + "\n" == text
 
 
 def test_summary_accuracy_and_report_read_back_into_their_types(finished_sweep):
@@ -168,3 +170,19 @@ def test_manifest_params_read_back_into_the_stage_parameters(finished_sweep):
         recorded = {k: v for k, v in manifest["params"].items() if k in {f.name for f in dataclasses.fields(
             type(step.params))}}
         assert type(step.params).from_dict(recorded) == step.params, step.title
+
+
+def test_engine_record_reads_back(tmp_path):
+    # the convert stage's record is read by the infer stage: it reads back into its type, losing nothing
+    from jobs import commit
+    from jobs.stages import convert
+    from tests import tiny_model
+
+    with commit.Output(store_mod.open_store(tmp_path / "export"), "export", {}) as out:
+        tiny_model.write(out.dir / "model.onnx", "float32")
+    assert convert.main(["--model", str(tmp_path / "export"), "--batch-size", "4", "--out", str(tmp_path / "engine"),
+                         "--quiet"]) == 0
+    written = json.loads((tmp_path / "engine" / records.ENGINE_RECORD).read_text())
+    typed = records.EngineRecord.from_dict(written)
+    assert typed.to_dict() == written and typed.batch_size == 4 and typed.file == "engine.onnx"
+    assert typed.details["precision"] == "fp32" and typed.details["built_for"] == "cpu"

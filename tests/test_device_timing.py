@@ -96,3 +96,30 @@ def test_windows_mark_a_run_unstable_beyond_ten_percent():
     jumpy = records.Windows.of([10.0] * 8 + [13.0] * 2, 8)
     assert not jumpy.stable and jumpy.spread == pytest.approx((800 - 8000 / 13) / 800)
     assert records.Windows.from_dict(json.loads(json.dumps(jumpy.to_dict()))) == jumpy
+
+
+def test_staged_copies_run_beside_the_compute_and_are_still_counted_per_batch(work):
+    # a device backend with its own memory takes each batch copied ahead on a second thread (a copy stream)
+    code, out = run_infer(work, "dev-staged", "--backend", "null", "--option", "images_per_s=4000",
+                          "--option", "device_buffers=true", "--data", str(work / "data-uint8"), "--batch-size", "2",
+                          "--min-batches", "8", "--min-seconds", "0", "--warmup", "0")
+    assert code == 0
+    s = summary_of(out)
+    assert s.end_to_end.staged and s.end_to_end.overlapped
+    assert s.h2d.count == s.d2h.count == s.compute.count and s.compute.min >= 2 / 4000 * 1e3
+
+
+def test_onnxruntime_staged_batches_give_the_same_predictions(work, monkeypatch):
+    from jobs.stages import infer
+
+    engine = make_engine(work, "float32", 4)
+    common = ["--engine", engine, "--data", str(work / "data-float32"), "--batch-size", "4", "--min-batches", "3",
+              "--min-seconds", "0", "--option", "io_binding=true"]
+    code, plain = run_infer(work, "ort-unstaged", *common)
+    assert code == 0 and not summary_of(plain).end_to_end.staged
+    monkeypatch.setattr(infer, "OVERLAP", True)  # as on a device: read and copy ahead, rank behind
+    code, staged = run_infer(work, "ort-staged", *common)
+    assert code == 0
+    s = summary_of(staged)
+    assert s.end_to_end.staged and s.h2d.count == s.compute.count >= 3
+    assert [r["top1"] for r in read_predictions(staged)] == [r["top1"] for r in read_predictions(plain)]

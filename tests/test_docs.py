@@ -45,6 +45,8 @@ SKIP: dict[tuple[str, str], str] = {
     ("README.md", "kubectl create namespace ghostbench"): CLUSTER,
     ("README.md", "export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... AWS_DEFAULT_REGION=us-east-1"): S3,
     ("README.md", "aws s3 cp s3://my-bucket/ghostbench/sweeps/demo/report.md -"): S3 + " (and the aws CLI)",
+    ("README.md", "ghostbench compare seed-ascend310p seed-ascend310p-cann8 --store s3://ghostbench-results/ghostnet"):
+        S3 + " holding two Ascend sweeps' reports; tests/test_compare.py compares sweeps in a local store and S3",
     ("docs/ascend.md", "python -m jobs.stages.convert --model EXPORT_URI --target atc --batch-size 16 \\"):
         "needs the CANN toolkit's atc (the ATC image); tests/test_atc.py runs it against a stand-in",
     ("docs/ascend.md", ("atc --framework=5 --model=<export>/model.onnx --input_format=NCHW "

@@ -16,7 +16,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper
 
-from jobs import commit, onnx_graph
+from jobs import commit, onnx_graph, records
 from jobs.stages import export
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -76,6 +76,7 @@ def test_export_contract(which, dtype, request):
     assert manifest["params"]["input_dtype"] == dtype
     assert sorted(f["name"] for f in manifest["files"]) == ["export_record.json", "model.onnx"]
     assert json.loads((out / export.RECORD_FILE).read_text()) == record
+    assert records.ExportRecord.from_dict(record).to_dict() == record  # reads back into its type
     assert set(record["versions"]) == {"torch", "onnx", "onnxruntime"}
     onnx.checker.check_model(model, full_check=True)
     assert not model.graph.initializer[0].HasField("data_location") or \

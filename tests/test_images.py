@@ -17,10 +17,10 @@ from jobs import devices
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCKERFILES = sorted((ROOT / "images").glob("*/Dockerfile"))
 EXTRAS = {  # what each image installs: only the stages it runs
-    "cpu": {"export", "convert", "preprocess", "opencv", "infer", "eval", "s3", "kubernetes"},
+    "cpu": {"export", "convert", "preprocess", "opencv", "infer", "eval", "plots", "s3", "kubernetes"},
     "atc": {"convert", "s3"},
     "ascend-infer": {"s3"},
-    "gpu-infer": {"s3"},
+    "gpu-infer": {"s3", "gpu"},  # gpu: nvidia-ml-py, for energy per image
 }
 
 

@@ -134,4 +134,4 @@ def test_store_module_sees_sweep_state(tmp_path):
     path = make_sweep(tmp_path)
     assert cli.main(["run", str(path)]) == 0
     doc = runner.read_status(store.open_store(tmp_path / "store"), "s")
-    assert doc is not None and doc["sweep"] == "s"
+    assert doc is not None and doc.sweep == "s" and doc.state == "succeeded"

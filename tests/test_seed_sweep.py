@@ -172,7 +172,8 @@ def test_ascend_spec_errors_name_the_field(target, top, message):
 def test_spec_round_trips_the_report_section():
     spec = spec_mod.load(SEED_SWEEP)
     assert spec.report.ratios == ("ascend310p/ascend310", "ascend310p/t4")
-    assert spec.to_dict()["report"] == {"ratios": ["ascend310p/ascend310", "ascend310p/t4"]}
+    assert spec.to_dict()["report"] == {"ratios": ["ascend310p/ascend310", "ascend310p/t4"], "latency_limit_ms": None}
+    assert spec_mod.parse(spec.to_dict(), str(SEED_SWEEP)) == spec
 
 
 # -- reports: ratios and the published figures' basis -----------------------------------------------

@@ -36,6 +36,22 @@ class RunTiming:
     d2h_ms: float | None = None
 
 
+STAGING_SLOTS = 4
+"""Device input buffers a staging backend cycles through: one in use, the rest filled ahead by the reading
+thread (the infer stage keeps at most ``STAGING_SLOTS - 2`` staged batches queued)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Staged:
+    """A batch already copied into one of the backend's device input buffers (``Backend.stage``)."""
+
+    slot: int
+    """Which device buffer holds it."""
+    rows: int
+    h2d_ms: float
+    """The copy's time, timed where it ran (the reading thread)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class EngineInfo:
     """What the infer stage knows of an engine: its file (if any) and the record convert wrote."""
@@ -75,6 +91,18 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
         """Device, providers, library versions: recorded in summary.json."""
+
+    stages_input: bool = False
+    """True when ``stage`` can copy a batch to the device from another thread than the one that calls
+    ``infer_staged`` (then the copy overlaps the previous batch's compute, as a copy stream does)."""
+
+    def stage(self, batch: np.ndarray) -> Staged:
+        """Copy ``batch`` into the next device input buffer (of ``STAGING_SLOTS``); only where ``stages_input``."""
+        raise NotImplementedError(f"backend {self.name} does not stage batches")
+
+    def infer_staged(self, staged: Staged) -> tuple[np.ndarray, RunTiming]:
+        """Logits of a staged batch; its ``RunTiming.h2d_ms`` is the staging copy's."""
+        raise NotImplementedError(f"backend {self.name} does not stage batches")
 
     def close(self) -> None:
         """Release the engine and the device."""

@@ -4,8 +4,11 @@ Writes ``runs/<target>/bs<N>/accuracy.json`` in the seed's format for every infe
 ``report.json``, ``report.csv`` and ``report.md`` across them: throughput per batch size per
 target with ratios between targets (``--ratio A/B``, default each target against the first), the
 published figures with their basis (per card and per chip) and, for targets named with
-``--accelerator``, the measurement beside them on the same basis; and accuracy against the
-reference with the gate.
+``--accelerator``, the measurement beside them on the same basis; each target's best batch size
+(highest throughput; with ``--latency-limit-ms`` the largest within that compute p99) and, with
+``--price``, the cost per million images there; and accuracy against the reference with the gate.
+Beside them the plots (``jobs.plots``, ``records.PLOT_FILES``), linked from report.md; without
+matplotlib they are skipped with one log line.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jobs import commit, errors, metrics, models, params, records, reports, shards
+from jobs import commit, errors, metrics, models, params, plots, records, reports, shards
 from jobs import store as store_mod
 from jobs.stages import cli
 
@@ -65,8 +68,16 @@ def evaluate_run(uri: str, label_of: dict[str, int], args: params.EvalParams, re
         accuracy={str(k): round(v, 4) for k, v in acc.items()}, gate_pass=bool(gate_pass),
         throughput_min=summary.windows.min, throughput_max=summary.windows.max, stable=summary.windows.stable,
         precision=summary.precision, provider=_provider(summary), fallback=bool(summary.backend_info.get("fallback")),
-        provenance=summary.provenance)
+        provenance=summary.provenance, **_energy(summary.power))
     return row, records.SeedAccuracy(len(names), args.num_classes, acc)
+
+
+def _energy(power: records.PowerRecord | None) -> dict[str, float | str | None]:
+    """The report row's energy fields from the summary's power record; empty when nothing was measured."""
+    if power is None or power.joules_per_image is None:
+        return {}
+    return {"joules_per_image": power.joules_per_image, "images_per_joule": power.images_per_joule,
+            "mean_watts": power.mean_watts, "power_method": f"{power.method} ({power.energy})"}
 
 
 def _provider(summary: records.InferSummary) -> str:
@@ -128,13 +139,36 @@ def run(args: params.EvalParams, out: store_mod.Store) -> None:
         if left_out is not None:
             log.warning("eval: %d image(s) of the dataset left out (--skip-bad): %s", left_out.total,
                         ", ".join(f"{n} {k}" for k, n in left_out.counts.items()))
+        prices = {t: records.Price(amount, currency) for t, (amount, currency) in args.price_of().items()}
+        unknown = sorted(set(prices) - set(target_order))
+        if unknown:
+            raise errors.BadInput(f"--price {unknown[0]}=...: no run has target {unknown[0]!r} "
+                                  f"(targets: {', '.join(target_order)})")
         report = records.Report(model=args.model, reference=reference, runs=tuple(runs), ratios=args.ratios,
                                 accelerators=accelerators, left_out=left_out,
-                                distinct_labels=len({int(v) for v in dataset.labels if v >= 0}))
+                                distinct_labels=len({int(v) for v in dataset.labels if v >= 0}),
+                                latency_limit_ms=args.latency_limit_ms,
+                                best=reports.best_batches(runs, args.latency_limit_ms, prices))
+        for b in report.best.values():
+            log.info("eval: %s best batch size %d (%.1f images/s)%s", b.target, b.batch_size, b.throughput,
+                     "" if b.latency_limit_ms is None else
+                     f"; largest within p99 <= {b.latency_limit_ms:g} ms: {b.under_limit_batch_size or 'none'}")
         (output.dir / "report.json").write_text(report.to_json())
         (output.dir / "report.csv").write_text(reports.to_csv(report.runs))
-        (output.dir / "report.md").write_text(reports.to_markdown(report))
-        output.record.update({"all_pass": report.all_pass, "runs": len(runs)})
+        written, skipped = write_plots(report, output.dir)
+        (output.dir / "report.md").write_text(reports.to_markdown(report, written, skipped))
+        output.record.update({"all_pass": report.all_pass, "runs": len(runs), "plots": written})
+
+
+def write_plots(report: records.Report, folder) -> tuple[list[str], str | None]:
+    """The report's plots beside it (``jobs.plots``): (names written, None), or ([], why they were skipped),
+    with one log line, when matplotlib is not installed: the reports are written all the same."""
+    try:
+        return plots.write_plots(report, folder), None
+    except errors.MissingDependency:
+        why = "matplotlib is not installed (the `plots` extra: pip install 'ghostbench[plots]')"
+        log.warning("eval: plots skipped: %s", why)
+        return [], why
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from jobs import commit, cpu, errors, models, params
+from jobs import commit, cpu, errors, models, params, records
 from jobs import store as store_mod
 from jobs import weights as weights_mod
 from jobs.stages import cli
@@ -30,7 +30,7 @@ log = logging.getLogger("ghostbench")
 
 STAGE = "export"
 MODEL_FILE = "model.onnx"
-RECORD_FILE = "export_record.json"
+RECORD_FILE = records.EXPORT_RECORD
 INPUT_NAME = "image"
 OUTPUT_NAME = "class"
 PARITY_TOLERANCE = 1e-4  # max |torch - onnxruntime| / max |logit|

@@ -22,7 +22,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jobs import backends, commit, errors, metrics, overlap, params, progress, provenance, records, shards
+from jobs import (
+    backends,
+    commit,
+    errors,
+    metrics,
+    overlap,
+    params,
+    power,
+    progress,
+    provenance,
+    records,
+    shards,
+)
 from jobs import store as store_mod
 from jobs.backends import base
 from jobs.stages import cli
@@ -33,7 +45,10 @@ TOPK = 5
 # Reading ahead and ranking behind the backend call (jobs.overlap): None = when the backend
 # computes off the host (a device), True/False = always/never (the harness benchmark's A/B).
 OVERLAP: bool | None = None
-PREFETCH = 2
+# Copying batches to the device on a second thread where the backend stages them: None = whenever it
+# does and the pass overlaps, False = never (the feed benchmark's A/B).
+STAGING: bool | None = None
+PREFETCH = base.STAGING_SLOTS - 2  # batches read (and, where the backend stages, copied to it) ahead
 _PROCESS_RESOURCES = contextlib.ExitStack()
 atexit.register(_PROCESS_RESOURCES.close)
 
@@ -47,10 +62,12 @@ def load_engine(uri: str | None, resources: contextlib.ExitStack | None = None) 
     if uri is None:
         return base.EngineInfo(path=None, record={})
     engine_store, manifest = commit.require_committed(uri, "--engine")
-    record = json.loads(commit.read_verified(engine_store, manifest, records.ENGINE_RECORD))
+    record = records.EngineRecord.from_dict(json.loads(commit.read_verified(engine_store, manifest,
+                                                                            records.ENGINE_RECORD)),
+                                            f"{engine_store.uri}/{records.ENGINE_RECORD}")
     stack = resources if resources is not None else _PROCESS_RESOURCES
-    path = stack.enter_context(commit.local_copy(engine_store, manifest, record["file"]))
-    return base.EngineInfo(path=path, record=record)
+    path = stack.enter_context(commit.local_copy(engine_store, manifest, record.file))
+    return base.EngineInfo(path=path, record=record.to_dict())
 
 
 def check_compatible(spec: base.TensorSpec, dataset: shards.Dataset, batch_size: int) -> None:
@@ -79,8 +96,12 @@ def run(args: params.InferParams, out: store_mod.Store) -> None:
     backend = backend_cls.open(engine, args.device, options, args.precision)
     try:
         check_compatible(backend.input, dataset, args.batch_size)
+        # device power around the timed passes (jobs.power); a method asked for by name that cannot run exits 3 here
+        sampler = power.sampler_for(args.power, args.device, args.power_interval_ms, backend.describe)
+        if sampler is not None:
+            resources.callback(sampler.close)
         with commit.Output(out, "infer", args.to_dict()) as output:
-            summary = _run_passes(args, backend, dataset, output.dir / records.PREDICTIONS)
+            summary = _run_passes(args, backend, dataset, output.dir / records.PREDICTIONS, sampler)
             summary = dataclasses.replace(
                 summary, target=args.target_name or f"{args.backend}-{args.device}", engine=args.engine,
                 engine_record=engine.record, data=dataset.uri, input_mode=dataset.mode,
@@ -93,13 +114,17 @@ def run(args: params.InferParams, out: store_mod.Store) -> None:
         w = summary.windows
         log.info("infer: throughput %.1f images/s (compute; windows %.1f..%.1f%s), end to end %.1f images/s",
                  summary.throughput, w.min, w.max, "" if w.stable else ", UNSTABLE", summary.end_to_end.images_per_second)
+        p = summary.power
+        if p is not None and p.joules_per_image is not None:
+            log.info("infer: power %.1f W mean, %.1f W max (%s, %s, %d samples): %.4g J/image, %.4g images/J",
+                     p.mean_watts, p.max_watts, p.method, p.energy, p.samples, p.joules_per_image, p.images_per_joule)
     finally:
         backend.close()
         resources.close()
 
 
 def _run_passes(args: params.InferParams, backend: base.Backend, dataset: shards.Dataset,
-                predictions_path) -> records.InferSummary:
+                predictions_path, sampler: power.PowerSampler | None = None) -> records.InferSummary:
     bs = args.batch_size
     # Warm-up: the first batches pay for lazy allocation and kernel selection.
     warm = 0
@@ -112,8 +137,8 @@ def _run_passes(args: params.InferParams, backend: base.Backend, dataset: shards
     h2d: list[float] = []
     d2h: list[float] = []
 
-    def timed(batch: np.ndarray) -> np.ndarray:
-        logits, t = backend.infer(batch)
+    def timed(batch: np.ndarray | base.Staged) -> np.ndarray:
+        logits, t = backend.infer_staged(batch) if isinstance(batch, base.Staged) else backend.infer(batch)
         compute.append(t.compute_ms)
         if t.h2d_ms is not None:
             h2d.append(t.h2d_ms)
@@ -127,6 +152,8 @@ def _run_passes(args: params.InferParams, backend: base.Backend, dataset: shards
     names = dataset.names
     written = 0
     bytes_before = dataset.bytes_read
+    if sampler is not None:  # power over the timed passes only: after warm-up, until the last timed batch
+        sampler.start()
     t0 = time.perf_counter()
     with open(predictions_path, "w", newline="") as f, overlap.InOrderWorker() as post:
         writer = csv.writer(f)
@@ -141,8 +168,12 @@ def _run_passes(args: params.InferParams, backend: base.Backend, dataset: shards
             prog.advance(len(logits))
 
         overlapped = not backend.computes_on_host if OVERLAP is None else OVERLAP
+        staging = overlapped and backend.stages_input and STAGING is not False
         if overlapped:  # buffers: one in use, PREFETCH queued, one being read
-            batches = overlap.prefetch(dataset.iter_batches(bs, buffers=PREFETCH + 2), PREFETCH)
+            source = dataset.iter_batches(bs, buffers=PREFETCH + 2)
+            if staging:  # a second thread copies to the device, beside the reading and the previous compute
+                source = ((backend.stage(batch), count) for batch, count in overlap.prefetch(source, 1))
+            batches = overlap.prefetch(source, PREFETCH)
         else:
             batches = dataset.iter_batches(bs)
         for batch, count in batches:
@@ -166,6 +197,7 @@ def _run_passes(args: params.InferParams, backend: base.Backend, dataset: shards
         for batch, _ in dataset.iter_batches(bs):
             timed(batch)
         passes += 1
+    power_record = sampler.stop().for_images(dataset.num_images * passes) if sampler is not None else None
     if passes > 1:
         log.info("infer: %d passes over the data for %d timed batches", passes, len(compute))
 
@@ -175,12 +207,12 @@ def _run_passes(args: params.InferParams, backend: base.Backend, dataset: shards
         compute=stats, h2d=records.LatencyStats.of(h2d), d2h=records.LatencyStats.of(d2h),
         throughput=records.throughput(bs, stats.mean), batch_size=bs, backend=args.backend, device=args.device,
         num_images=dataset.num_images, num_batches=num_batches, padded_images=num_batches * bs - dataset.num_images,
-        passes=passes, warmup_batches=warm, windows=records.Windows.of(compute, bs),
+        passes=passes, warmup_batches=warm, windows=records.Windows.of(compute, bs), power=power_record,
         transfer_timing="measured by the backend" if h2d else "none: the backend reports no separate transfers",
         end_to_end=records.EndToEnd(
             images=dataset.num_images, seconds=e2e_seconds,
             images_per_second=dataset.num_images / e2e_seconds if e2e_seconds > 0 else 0.0,
-            overlapped=overlapped, bytes_read=pass_bytes, bytes_read_per_image=pass_bytes / dataset.num_images,
+            overlapped=overlapped, staged=staging, bytes_read=pass_bytes, bytes_read_per_image=pass_bytes / dataset.num_images,
             compute_seconds=pass_compute_s,
             efficiency=pass_compute_s / e2e_seconds if e2e_seconds > 0 else 0.0))
 

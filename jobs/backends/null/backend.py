@@ -34,6 +34,10 @@ class NullBackend(base.Backend):
         self._device_buffers = device_buffers
         self._device_in: np.ndarray | None = None  # the stand-in device memory, allocated on the first batch
         self._host_out: np.ndarray | None = None
+        # a stand-in device with its own memory takes batches staged ahead, as a copy stream would
+        self.stages_input = device_buffers and bool(images_per_s)
+        self._slots: list[np.ndarray] = []
+        self._next_slot = 0
 
     @classmethod
     def open(cls, engine: base.EngineInfo, device: str, options: dict[str, Any],
@@ -72,6 +76,28 @@ class NullBackend(base.Backend):
         np.copyto(self._host_out, self._out)  # "device" -> host
         t3 = time.perf_counter()
         return self._host_out, base.RunTiming(compute_ms=(t2 - t1) * 1e3, h2d_ms=(t1 - t0) * 1e3,
+                                              d2h_ms=(t3 - t2) * 1e3)
+
+    def stage(self, batch: np.ndarray) -> base.Staged:
+        if not self._slots or self._slots[0].shape != batch.shape:
+            self._slots = [np.empty_like(batch) for _ in range(base.STAGING_SLOTS)]
+        slot = self._next_slot
+        self._next_slot = (slot + 1) % base.STAGING_SLOTS
+        t0 = time.perf_counter()
+        np.copyto(self._slots[slot], batch)  # host -> "device", on the reading thread
+        return base.Staged(slot=slot, rows=batch.shape[0], h2d_ms=(time.perf_counter() - t0) * 1e3)
+
+    def infer_staged(self, staged: base.Staged) -> tuple[np.ndarray, base.RunTiming]:
+        if self._out.shape[0] != staged.rows:
+            self._out = np.broadcast_to(self._logits, (staged.rows, self._logits.size))
+        if self._host_out is None or self._host_out.shape != self._out.shape:
+            self._host_out = np.empty(self._out.shape, dtype=self._out.dtype)
+        t1 = time.perf_counter()
+        time.sleep(staged.rows * self._seconds_per_image)
+        t2 = time.perf_counter()
+        np.copyto(self._host_out, self._out)  # "device" -> host
+        t3 = time.perf_counter()
+        return self._host_out, base.RunTiming(compute_ms=(t2 - t1) * 1e3, h2d_ms=staged.h2d_ms,
                                               d2h_ms=(t3 - t2) * 1e3)
 
     def describe(self) -> dict[str, Any]:

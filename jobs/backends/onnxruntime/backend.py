@@ -96,6 +96,11 @@ class OnnxRuntimeBackend(base.Backend):
         self._output_name = out.name
         self._output_shape = tuple(d if isinstance(d, int) else None for d in out.shape)
         self._binding: _Binding | None = None
+        # staged batches (copied on the reading thread into their own device buffers) need fixed buffers per
+        # slot; a CUDA graph replays one fixed input buffer, so it takes batches in the calling thread
+        self.stages_input = cfg.io_binding and not cfg.cuda_graph
+        self._slots: list[_Binding] = []
+        self._next_slot = 0
 
     @classmethod
     def open(cls, engine: base.EngineInfo, device: str, options: dict[str, Any],
@@ -135,6 +140,19 @@ class OnnxRuntimeBackend(base.Backend):
                                      _ORT_DEVICE[self._cfg.kind], self._cfg.device_id)
         return self._binding.run(batch)
 
+    def stage(self, batch: np.ndarray) -> base.Staged:
+        if not self._slots or self._slots[0].shape != batch.shape:
+            self._slots = [_Binding(self._session, self._spec.name, self._output_name, batch,
+                                    _ORT_DEVICE[self._cfg.kind], self._cfg.device_id)
+                           for _ in range(base.STAGING_SLOTS)]
+        slot = self._next_slot
+        self._next_slot = (slot + 1) % base.STAGING_SLOTS
+        return base.Staged(slot=slot, rows=batch.shape[0], h2d_ms=self._slots[slot].copy_in(batch))
+
+    def infer_staged(self, staged: base.Staged) -> tuple[np.ndarray, base.RunTiming]:
+        logits, t = self._slots[staged.slot].compute_and_copy_out()
+        return logits, base.RunTiming(compute_ms=t.compute_ms, h2d_ms=staged.h2d_ms, d2h_ms=t.d2h_ms)
+
     def describe(self) -> dict[str, Any]:
         used = self._session.get_providers()
         return {
@@ -146,6 +164,7 @@ class OnnxRuntimeBackend(base.Backend):
             "fallback": used[0] != config_mod.PROVIDERS[self._cfg.kind][0],
             "io_binding": self._cfg.io_binding,
             "cuda_graph": self._cfg.cuda_graph,
+            "stages_input": self.stages_input,
             "intra_op_threads": dict(zip(("count", "source"), intra_op_threads(self._cfg))),
             "graph_optimization_level": self._cfg.graph_optimization_level,
             "provider_options": {p: self._session.get_provider_options().get(p, {})
@@ -156,6 +175,7 @@ class OnnxRuntimeBackend(base.Backend):
 
     def close(self) -> None:
         self._binding = None
+        self._slots = []
         self._session = None  # type: ignore[assignment]
 
 
@@ -174,13 +194,23 @@ class _Binding:
         self._io.bind_output(output_name, device, device_id)
         self._run_options = ort.RunOptions()
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, base.RunTiming]:
+    def copy_in(self, batch: np.ndarray) -> float:
+        """Host -> device (synchronous); its time in ms."""
         t0 = time.perf_counter()
-        self._input.update_inplace(np.ascontiguousarray(batch))  # host -> device, synchronous
+        self._input.update_inplace(np.ascontiguousarray(batch))
+        return (time.perf_counter() - t0) * 1e3
+
+    def compute_and_copy_out(self) -> tuple[np.ndarray, base.RunTiming]:
+        """The synchronized compute on the bound buffers, then device -> host, timed apart."""
         t1 = time.perf_counter()
         self._session.run_with_iobinding(self._io, self._run_options)
         self._io.synchronize_outputs()  # the device has finished the batch
         t2 = time.perf_counter()
-        logits = self._io.copy_outputs_to_cpu()[0]  # device -> host
+        logits = self._io.copy_outputs_to_cpu()[0]
         t3 = time.perf_counter()
-        return logits, base.RunTiming(compute_ms=(t2 - t1) * 1e3, h2d_ms=(t1 - t0) * 1e3, d2h_ms=(t3 - t2) * 1e3)
+        return logits, base.RunTiming(compute_ms=(t2 - t1) * 1e3, d2h_ms=(t3 - t2) * 1e3)
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, base.RunTiming]:
+        h2d_ms = self.copy_in(batch)
+        logits, t = self.compute_and_copy_out()
+        return logits, base.RunTiming(compute_ms=t.compute_ms, h2d_ms=h2d_ms, d2h_ms=t.d2h_ms)
