@@ -123,3 +123,37 @@ def test_onnxruntime_staged_batches_give_the_same_predictions(work, monkeypatch)
     s = summary_of(staged)
     assert s.end_to_end.staged and s.h2d.count == s.compute.count >= 3
     assert [r["top1"] for r in read_predictions(staged)] == [r["top1"] for r in read_predictions(plain)]
+
+
+def test_first_batch_logits_are_checked_against_the_plain_engine(work, monkeypatch, capsys):
+    # what a CUDA graph run always does (cuda_graph): checked here on the CPU through the same I/O binding path
+    from jobs.backends.onnxruntime import backend as ort_backend
+
+    engine = make_engine(work, "float32", 4)
+    common = ["--engine", engine, "--data", str(work / "data-float32"), "--batch-size", "4", "--min-batches", "2",
+              "--min-seconds", "0", "--option", "io_binding=true", "--option", "parity=true"]
+    code, out = run_infer(work, "parity-ok", *common)
+    assert code == 0
+    parity = summary_of(out).backend_info["parity"]
+    assert parity["checked"] and parity["relative"] <= parity["tolerance"] and parity["top1_agreement"] == 1.0
+    monkeypatch.setitem(ort_backend.PARITY_TOLERANCE, "fp32", -1.0)  # nothing can pass
+    code, out = run_infer(work, "parity-bad", *common)
+    assert code == 1 and not (out / records.SUMMARY).exists()
+    assert "differ from the plain engine's on the CPU" in capsys.readouterr().err
+
+
+def test_nvidia_smi_names_the_gpu_and_driver(tmp_path, monkeypatch):
+    from jobs import nvidia_smi
+
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n"
+                   "if [ -n \"$1\" ]; then echo '0, NVIDIA H200, 143771 MiB, 580.95.05'; exit 0; fi\n"
+                   "echo '| NVIDIA-SMI 580.95.05   Driver Version: 580.95.05   CUDA Version: 13.0 |'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    info = nvidia_smi.device_info(0)
+    assert info == {"index": "0", "name": "NVIDIA H200", "memory.total": "143771 MiB",
+                    "driver_version": "580.95.05", "cuda_version": "13.0", "source": "nvidia-smi"}
+    assert "no GPU 1" in nvidia_smi.device_info(1)["error"]
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert nvidia_smi.device_info(0) == {"error": "nvidia-smi is not on PATH"}

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from jobs import cpu, errors
+from jobs import cpu, errors, nvidia_smi
 from jobs.backends import base
 from jobs.backends.onnxruntime import config as config_mod
 
@@ -33,6 +33,10 @@ _LEVELS = {
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
+
+# largest |device - CPU| / max |logit| accepted on the first batch, by precision (fp32 differs in summation
+# order only; tf32 and fp16 round their inputs)
+PARITY_TOLERANCE = {"fp32": 1e-3, "tf32": 2e-2, "fp16": 5e-2, "int8": 1e-1}
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
 # OrtValue device names by device kind
@@ -77,9 +81,13 @@ def check_providers(requested: list[str], used: list[str], device: str, fallback
 class OnnxRuntimeBackend(base.Backend):
     name = "onnxruntime"
 
-    def __init__(self, session: ort.InferenceSession, cfg: config_mod.OnnxRuntimeConfig):
+    def __init__(self, session: ort.InferenceSession, cfg: config_mod.OnnxRuntimeConfig,
+                 engine_path: str | None = None):
         self._session = session
         self._cfg = cfg
+        self._engine_path = engine_path
+        # a CUDA graph replays what it captured: its first logits are checked against the plain engine on the CPU
+        self._parity: dict[str, Any] | None = None if (cfg.cuda_graph or cfg.parity) else {"checked": False}
         self.computes_on_host = cfg.kind == "cpu"
         inputs = session.get_inputs()
         if len(inputs) != 1:
@@ -123,7 +131,7 @@ class OnnxRuntimeBackend(base.Backend):
             raise errors.BadInput(f"engine {engine.path}: ONNX Runtime cannot load it: {str(e).splitlines()[0]}") \
                 from e
         check_providers(wanted, session.get_providers(), device, cfg.fallback)
-        return cls(session, cfg)
+        return cls(session, cfg, str(engine.path))
 
     @property
     def input(self) -> base.TensorSpec:
@@ -138,7 +146,31 @@ class OnnxRuntimeBackend(base.Backend):
         if self._binding is None or self._binding.shape != batch.shape:
             self._binding = _Binding(self._session, self._spec.name, self._output_name, batch,
                                      _ORT_DEVICE[self._cfg.kind], self._cfg.device_id)
-        return self._binding.run(batch)
+        logits, timing = self._binding.run(batch)
+        if self._parity is None:  # the first batch (a warm-up batch in the infer stage)
+            self._parity = self._check_parity(batch, logits)
+        return logits, timing
+
+    def _check_parity(self, batch: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
+        """The device's logits for ``batch`` against the same engine on the CPU provider, without a graph;
+        ``GhostbenchError`` (nothing committed) beyond the precision's tolerance."""
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        plain = ort.InferenceSession(self._engine_path, so, providers=["CPUExecutionProvider"])
+        (expected,) = plain.run([self._output_name], {self._spec.name: batch})
+        diff = float(np.max(np.abs(logits.astype(np.float64) - expected)))
+        scale = float(np.max(np.abs(expected))) or 1.0
+        tolerance = PARITY_TOLERANCE[self._cfg.precision]
+        record = {"checked": True, "reference": "the same engine on CPUExecutionProvider, no graph",
+                  "batch": int(batch.shape[0]), "max_abs_diff": diff, "relative": diff / scale,
+                  "tolerance": tolerance,
+                  "top1_agreement": float(np.mean(logits.argmax(1) == expected.argmax(1)))}
+        if not diff / scale <= tolerance:
+            raise errors.GhostbenchError(
+                f"logits on {self._cfg.device} differ from the plain engine's on the CPU by {diff / scale:.3g} of "
+                f"max |logit| (tolerance {tolerance:g} for {self._cfg.precision}); nothing was timed"
+                + (" (cuda_graph=false runs without the graph)" if self._cfg.cuda_graph else ""))
+        return record
 
     def stage(self, batch: np.ndarray) -> base.Staged:
         if not self._slots or self._slots[0].shape != batch.shape:
@@ -171,6 +203,9 @@ class OnnxRuntimeBackend(base.Backend):
                                  for p in used if p != "CPUExecutionProvider"},
             "onnxruntime": ort.__version__,
             "onnxruntime_device": ort.get_device(),
+            "parity": self._parity or {"checked": False, "why": "no batch ran before timing (--warmup 0)"},
+            "device_info": (nvidia_smi.device_info(self._cfg.device_id) if self._cfg.kind in ("cuda", "tensorrt")
+                            else None),
         }
 
     def close(self) -> None:

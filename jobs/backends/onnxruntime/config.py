@@ -46,7 +46,7 @@ CANN_PRECISION_MODES = ("must_keep_origin_dtype", "force_fp32", "allow_fp32_to_f
                         "force_fp16")
 CANN_DEFAULT_PRECISION = "must_keep_origin_dtype"
 CANN_IMPL_MODES = ("high_precision", "high_performance")
-COMMON_OPTIONS = ("intra_op_threads", "graph_optimization_level", "io_binding", "fallback")
+COMMON_OPTIONS = ("intra_op_threads", "graph_optimization_level", "io_binding", "fallback", "parity")
 CUDA_OPTIONS = ("cuda_graph",)
 CANN_OPTIONS = ("precision_mode", "enable_cann_graph", "npu_mem_limit", "op_select_impl_mode")
 # device kind -> the precisions it can run, and (for cann) the precision_mode each maps to
@@ -68,6 +68,8 @@ class OnnxRuntimeConfig:
     are launch-bound, so this is the default for a fixed-batch engine on cuda."""
     fallback: bool = False
     """Accept a session that ONNX Runtime moved to a later provider of the chain (recorded); default: refuse."""
+    parity: bool = False
+    """Check the first batch's logits against the same engine on the CPU provider (always with a CUDA graph)."""
     intra_op_threads: int = 0
     """Threads for one operator; 0 lets ONNX Runtime choose (one per physical core)."""
     graph_optimization_level: str = "all"
@@ -115,7 +117,7 @@ class OnnxRuntimeConfig:
             raise errors.OptionError("graph_optimization_level", f"expected one of {', '.join(LEVELS)}, got {level!r}")
         flags = {}
         for name, default in (("io_binding", kind != "cpu"), ("fallback", False), ("cuda_graph", kind == "cuda"),
-                              ("enable_cann_graph", True)):
+                              ("enable_cann_graph", True), ("parity", False)):
             flags[name] = options.get(name, default)
             if not isinstance(flags[name], bool):
                 raise errors.OptionError(name, f"expected true or false, got {flags[name]!r}")
@@ -137,7 +139,7 @@ class OnnxRuntimeConfig:
         if impl is not None and impl not in CANN_IMPL_MODES:
             raise errors.OptionError("op_select_impl_mode", f"expected one of {', '.join(CANN_IMPL_MODES)}, "
                                      f"got {impl!r}")
-        return cls(device=device, precision=precision, io_binding=flags["io_binding"],
+        return cls(device=device, precision=precision, io_binding=flags["io_binding"], parity=flags["parity"],
                    cuda_graph=flags["cuda_graph"] and kind == "cuda", fallback=flags["fallback"],
                    intra_op_threads=threads, graph_optimization_level=level, precision_mode=mode,
                    enable_cann_graph=flags["enable_cann_graph"], npu_mem_limit=mem, op_select_impl_mode=impl)
