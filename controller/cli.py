@@ -22,6 +22,7 @@ import importlib
 import json
 import os
 import sys
+import urllib.parse
 from typing import Any
 
 import jobs
@@ -139,10 +140,23 @@ def _open_store(uri: str | None, spec: spec_mod.SweepSpec | None = None) -> stor
     return store_mod.open_store(uri or (spec.store if spec else spec_mod.DEFAULT_STORE))
 
 
+def check_labels(spec: spec_mod.SweepSpec, remote: bool = True) -> None:
+    """Read the sweep's labels file now (``BadInput`` naming its line): a 1-based or malformed file is refused
+    before any step starts, not after the exports and conversions. ``remote=False`` (``plan``, which needs no
+    credentials) checks a local file only."""
+    from jobs import labels, models
+
+    if not remote and urllib.parse.urlparse(spec.dataset.labels).scheme not in ("", "file"):
+        return
+    info = models.get(spec.model.name)
+    labels.read_labels(spec.dataset.labels, info.num_classes - info.label_offset, info.name)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     spec = spec_mod.load(args.spec)
     store = _open_store(args.store, spec)
     plan = plan_mod.make_plan(spec, store.uri)
+    check_labels(spec)
     options: dict[str, Any] = {}
     if args.executor == "kubernetes":
         from controller import manifests
@@ -158,6 +172,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     spec = spec_mod.load(args.spec)
     store = _open_store(args.store, spec)
     plan = plan_mod.make_plan(spec, store.uri)
+    check_labels(spec, remote=False)
     done = runner.committed_keys(plan, store)
     if args.json:
         doc = plan.to_dict()
@@ -179,10 +194,17 @@ def _is_sweep_file(arg: str) -> bool:
 
 
 def _sweep(args: argparse.Namespace) -> tuple[str, store_mod.Store, str]:
-    """(sweep id, its store, where that store came from) for a SWEEP argument: a sweep file (an existing file,
-    or anything that is not a sweep id) gives its name and store, an id the --store or the default store."""
+    """(sweep id, its store, where that store came from) for a SWEEP argument: ``STORE:ID`` (e.g.
+    ``s3://bucket/prefix:my-sweep``; ids never contain ':'), a sweep file (its name and store), or an id in
+    --store or the default store."""
     arg = args.sweep
+    store_part, sep, sweep_id = arg.rpartition(":")
+    if sep and store_part and not os.path.isfile(arg) and spec_mod.is_sweep_name(sweep_id):
+        return sweep_id, store_mod.open_store(store_part), f"from {arg}"
     if _is_sweep_file(arg):
+        if not os.path.isfile(arg):
+            raise errors.BadInput(f"{arg}: no such sweep file (expected a sweep id, STORE:ID such as "
+                                  "s3://bucket/prefix:my-sweep, or a sweep file)")
         spec = spec_mod.load(arg)
         source = "--store" if args.store else f"the store of {arg}"
         return spec.name, _open_store(args.store, spec), source
@@ -208,15 +230,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     gone = lease.holder_gone(store, runner.sweep_dir(sweep)) if doc.state == "running" else None
     if gone:  # a controller killed mid-sweep left "running" behind
         doc.state, doc.interrupted = "interrupted", f"{gone}; rerun the sweep to resume"
+        for st in doc.steps.values():  # the steps it was running are not running any more
+            if st.state == runner.RUNNING:
+                st.state, st.reason = "interrupted", "its controller is gone"
     code = 0 if doc.state in ("succeeded", "running") else 1  # exit codes: 0 running or done, 1 otherwise
+    gate = ""
+    report_name = f"{runner.sweep_dir(sweep)}/report.json"
+    if doc.state == "succeeded" and store.exists(report_name):
+        failing = [r for r in records.Report.from_json(store.read_text(report_name)).runs if not r.gate_pass]
+        if failing:  # every step done, but the sweep's result is a failed accuracy gate: exit 4, as run did
+            gate, code = f", accuracy gate FAILED for {len(failing)} run(s)", errors.EXIT_GATE_FAILED
     if args.json:
         print(json.dumps(doc.to_dict(), indent=1))
         return code
-    print(f"sweep {doc.sweep}: {doc.state} (updated {doc.updated})" + (f": {doc.interrupted}" if gone else ""))
+    print(f"sweep {doc.sweep}: {doc.state}{gate} (updated {doc.updated})" + (f": {doc.interrupted}" if gone else ""))
     for key, s in doc.steps.items():
         extra = f"  {s.seconds:.1f}s" if s.seconds is not None else ""
         reason = f"  ({s.reason})" if s.reason else ""
-        print(f"  {s.state:<8} {key}  {s.title}{extra}{reason}")
+        print(f"  {s.state:<11} {key}  {s.title}{extra}{reason}")
     return code
 
 
@@ -248,10 +279,7 @@ def _compare_report(arg: str, store_uri: str | None) -> tuple[str, records.Repor
     if sep and not os.path.isfile(arg) and (store_part == "" or not spec_mod.is_sweep_name(sweep)):
         raise errors.BadInput(f"{arg!r}: expected a sweep id, STORE:ID (e.g. s3://bucket/prefix:my-sweep or "
                               "./ghostbench-store:my-sweep), a sweep file or a report.json file")
-    if sep and not os.path.isfile(arg):
-        store, source = store_mod.open_store(store_part), f"from {arg}"
-    else:
-        sweep, store, source = _sweep(argparse.Namespace(sweep=arg, store=store_uri))
+    sweep, store, source = _sweep(argparse.Namespace(sweep=arg, store=store_uri))
     name = f"{runner.sweep_dir(sweep)}/report.json"
     if not store.exists(name):
         started = store.exists(f"{runner.sweep_dir(sweep)}/status.json")

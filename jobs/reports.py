@@ -252,7 +252,8 @@ def provenance_table(runs: Sequence[records.ReportRun]) -> tuple[list[str], list
         p = r.provenance
         row = [r.target, str(p.get("date", "-")), str(p.get("cpu_model", "-")), str(p.get("host", "-")),
                f"{p.get('ghostbench_version', '-')} ({p.get('ghostbench_revision') or 'no git revision'})",
-               f"Python {p.get('python', '-')}, NumPy {p.get('numpy', '-')}"]
+               ", ".join(x for x in (p.get("backend_library"), f"Python {p.get('python', '-')}",
+                                     f"NumPy {p.get('numpy', '-')}") if x)]
         if tuple(row[:1] + row[2:]) not in seen:
             seen.add(tuple(row[:1] + row[2:]))
             rows.append(row)
@@ -318,8 +319,9 @@ def to_markdown(report: records.Report, plots: Sequence[str] | None = None, plot
                          f"{a['1']:.2f}", f"{a.get('5', 0.0):.2f}",
                          f"{a['1'] - ref.top1:+.2f}", f"{a.get('5', 0.0) - ref.top5:+.2f}",
                          "pass" if r.gate_pass else "FAIL"])
-    kind = "reference agreement" if ref.kind == "agreement" else "published ImageNet accuracy"
-    out += [(f"## Accuracy against the {kind} (top-1 {ref.top1:.2f}, top-5 {ref.top5:.2f}; "
+    heading = ("Agreement with the reference model" if ref.kind == "agreement"
+               else "Accuracy against the published ImageNet accuracy")
+    out += [(f"## {heading} (top-1 {ref.top1:.2f}, top-5 {ref.top5:.2f}; "
              f"gate: at most {ref.gate:g} point below)"), "", _md_table(acc_header, acc_rows), ""]
     out += dataset_lines(report)
     e2e_rows = [[r.target, str(r.batch_size), r.precision, r.provider + (" (fallback)" if r.fallback else ""),

@@ -37,7 +37,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "ghostbench"
 EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
 VALUES = [None, *EXAMPLES]
-SWEEP_FILES = sorted((ROOT / "examples").glob("*.yaml"))
+SWEEP_FILES = sorted(p for p in (ROOT / "examples").glob("*.yaml") if not p.name.endswith(".local.yaml"))
 """The repository's example sweep files, each put under `sweep:` by ``chart_sweep``."""
 CLUSTER_DATA = "s3://ghostbench/examples"
 """Where ``chart_sweep`` puts a sweep file's local paths: on a cluster, data is in a bucket."""

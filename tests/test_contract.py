@@ -17,7 +17,7 @@ from jobs import store as store_mod
 from tests.test_runner import make_sweep
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.yaml") if not p.name.endswith(".local.yaml"))
 
 
 def _plans() -> list[plan_mod.Plan]:
@@ -186,3 +186,16 @@ def test_engine_record_reads_back(tmp_path):
     typed = records.EngineRecord.from_dict(written)
     assert typed.to_dict() == written and typed.batch_size == 4 and typed.file == "engine.onnx"
     assert typed.details["precision"] == "fp32" and typed.details["built_for"] == "cpu"
+
+
+def test_a_one_based_labels_file_is_refused_by_plan_and_run_before_any_step(tmp_path, capsys):
+    spec_path = make_sweep(tmp_path, targets=[{"name": "null", "backend": "null", "batch_sizes": [2]}])
+    labels = tmp_path / "images" / "val_label.txt"
+    lines = labels.read_text().splitlines()
+    labels.write_text("".join(f"{line.split()[0]} {1000 if i == 2 else 1}\n" for i, line in enumerate(lines)))
+    store = tmp_path / "store"
+    for command in ("plan", "run"):
+        assert cli.main([command, str(spec_path), "--store", str(store)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"{labels}:3: label 1000" in err and "0-based" in err
+    assert not store.exists()

@@ -82,6 +82,7 @@ SKIP: dict[tuple[str, str], str] = {
 EXPECTED_EXIT: dict[tuple[str, str], int] = {
     # placeholder labels fail the accuracy gate, as examples/local-demo.yaml says
     ("README.md", "ghostbench run examples/local-demo.local.yaml"): 4,
+    ("README.md", "ghostbench status local-demo"): 4,
 }
 
 # A block is a shell block when its first command line (comments skipped) starts like this.

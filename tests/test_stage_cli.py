@@ -108,7 +108,7 @@ def test_several_changes_are_named_in_one_line(tmp_path, monkeypatch, capsys):
                       monkeypatch)
     assert code == errors.EXIT_BAD_INPUT
     line = error_line(capsys, "infer")
-    assert "--warmup committed 2, given 5" in line and "--option committed None, given {'intra_op_threads': 1}" in line
+    assert "--warmup committed 2, given 5" in line and "--option committed (none), given intra_op_threads=1" in line
 
 
 def test_changed_upstream_is_refused(tmp_path, monkeypatch, capsys):

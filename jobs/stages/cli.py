@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import pathlib
 import sys
@@ -45,6 +46,17 @@ def _location(value: Any) -> Any:
     else:
         return value.rstrip("/")
     return pathlib.Path(path).expanduser().resolve().as_uri()
+
+
+def _shown(value: Any) -> str:
+    """A parameter's value as a user writes it: options as KEY=VALUE, nothing as (none)."""
+    if value is None or value == {} or value == ():
+        return "(none)"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in sorted(value.items()))
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value))
+    return repr(value)
 
 
 def changed_params(p: params.StageParams, given: dict[str, Any], manifest: dict[str, Any]
@@ -101,7 +113,7 @@ def main(params_cls: type[params.P], run: Callable[[params.P, store_mod.Store], 
         if manifest is not None:
             changed = changed_params(p, record(p) if record else p.to_dict(), manifest)
             if changed:
-                what = "; ".join(f"{flag} committed {old!r}, given {new!r}" for flag, old, new in changed)
+                what = "; ".join(f"{flag} committed {_shown(old)}, given {_shown(new)}" for flag, old, new in changed)
                 raise errors.BadInput(f"{target.uri} holds an output committed with other parameters: {what}; "
                                       "rerun with --force to replace it, or choose another --out")
             log.info("%s: committed output exists at %s; nothing to do", stage, target.uri)

@@ -68,7 +68,7 @@ def evaluate_run(uri: str, label_of: dict[str, int], args: params.EvalParams, re
         accuracy={str(k): round(v, 4) for k, v in acc.items()}, gate_pass=bool(gate_pass),
         throughput_min=summary.windows.min, throughput_max=summary.windows.max, stable=summary.windows.stable,
         precision=summary.precision, provider=_provider(summary), fallback=bool(summary.backend_info.get("fallback")),
-        provenance=summary.provenance, **_energy(summary.power))
+        provenance={**summary.provenance, "backend_library": _backend_library(summary)}, **_energy(summary.power))
     return row, records.SeedAccuracy(len(names), args.num_classes, acc)
 
 
@@ -78,6 +78,15 @@ def _energy(power: records.PowerRecord | None) -> dict[str, float | str | None]:
         return {}
     return {"joules_per_image": power.joules_per_image, "images_per_joule": power.images_per_joule,
             "mean_watts": power.mean_watts, "power_method": f"{power.method} ({power.energy})"}
+
+
+def _backend_library(summary: records.InferSummary) -> str:
+    """The library that ran the model, with its version (``onnxruntime 1.32.0``, ``aclruntime ...``)."""
+    info = summary.backend_info
+    for lib in ("onnxruntime", "aclruntime"):
+        if info.get(lib):
+            return f"{lib} {info[lib]}"
+    return summary.backend
 
 
 def _provider(summary: records.InferSummary) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from jobs import commit, errors, imaging, models, params, progress, shards
+from jobs import labels as labels_mod
 from jobs import store as store_mod
 from jobs.stages import cli
 
@@ -62,37 +63,6 @@ def shard_slice(names: list[str], shard: int, num_shards: int) -> list[str]:
     return names[shard * n // num_shards:(shard + 1) * n // num_shards]
 
 
-def read_labels(uri: str, num_classes: int | None = None, model: str = "") -> dict[str, int]:
-    """{file name: 0-based label} from a val_label.txt; a malformed line is bad input naming it, and so is a
-    label outside ``0..num_classes-1`` (a 1-based file, labels 1..1000, would otherwise score 0% unexplained)."""
-    store, name = store_mod.split_object_uri(uri)
-    if not store.exists(name):
-        raise errors.BadInput(f"--labels {uri}: no such file")
-    try:
-        text = store.read_text(name)
-    except UnicodeDecodeError as e:
-        raise errors.BadInput(f"--labels {uri}: not UTF-8 text ({e})") from e
-    labels: dict[str, int] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 2 or not fields[1].isdigit():
-            raise errors.BadInput(f"{uri}:{lineno}: expected '<file name> <0-based label>', got {line.strip()!r}")
-        if fields[0] in labels:
-            raise errors.BadInput(f"{uri}:{lineno}: {fields[0]} is labelled twice")
-        label = int(fields[1])
-        if num_classes is not None and label >= num_classes:
-            of = f" of {model}" if model else ""
-            hint = f" (a 1-based file has labels 1..{num_classes})" if label == num_classes else ""
-            raise errors.BadInput(f"{uri}:{lineno}: label {label} is not one of the {num_classes} classes{of}; "
-                                  f"labels are 0-based, 0..{num_classes - 1}{hint}")
-        labels[fields[0]] = label
-    if not labels:
-        raise errors.BadInput(f"--labels {uri}: no labels in the file")
-    return labels
-
-
 def _bin_name(name: str) -> str:
     """The seed's file name: ``bin/<base name before its first '.'>.bin``."""
     return f"bin/{name.rsplit('/', 1)[-1].split('.', 1)[0]}.bin"
@@ -126,7 +96,7 @@ def run(args: params.PreprocessParams, root: store_mod.Store) -> None:
     pixels = pixel_source(recipe)  # before any work
     images = store_mod.open_store(args.images)
     info = models.get(args.model)
-    labels = read_labels(args.labels, info.num_classes - info.label_offset, args.model)  # before any image
+    labels = labels_mod.read_labels(args.labels, info.num_classes - info.label_offset, args.model)  # before any image
     names = shard_slice(list_images(images, args.limit), args.shard, args.num_shards)
     recipe_dict = {"model": args.model, **recipe.to_dict()}
     shape = (3, recipe.crop, recipe.crop)
