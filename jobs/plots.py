@@ -34,7 +34,7 @@ PUBLISHED_STYLE = {  # accelerator -> (colour, dash pattern, marker): greys, so 
     "Ascend310P3": ("#4D4D4D", (2, 2), "^"),
     "nvidia-t4": ("#6E6E6E", (8, 2, 2, 2), "D"),
 }
-PUBLISHED_BASIS = ("Grey dashed and dotted: published figures (seed guide, section 7.1), per card, fp16 (Ascend: ATC "
+PUBLISHED_BASIS = ("Open markers, dashed and dotted lines: published figures (seed guide, section 7.1), per card, fp16 (Ascend: ATC "
                    "--precision_mode=force_fp16; T4: trtexec --fp16); an Ascend 310 card has 4 chips, a 310P card and "
                    "a T4 one each. Solid: measured here, per device (one chip, one GPU, or this CPU); bars: the "
                    "slowest to the fastest timing window.")
