@@ -46,7 +46,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobs import devices, errors, models, registry
+from jobs import devices, errors, models, npu_smi, registry
 
 log = logging.getLogger("ghostbench.convert.atc")
 
@@ -190,23 +190,13 @@ def aipp_config(size: int, model: str = MODEL) -> str:
 
 
 def soc_from_host(timeout_s: float = 60.0) -> str:
-    """``soc_version: auto``: the chip named by ``npu-smi info`` on this machine."""
-    exe = shutil.which("npu-smi")
-    if exe is None:
-        raise errors.BadInput("atc option soc_version auto: npu-smi is not on PATH (it comes with the Ascend "
-                              "driver; a pod needs /usr/local/bin/npu-smi mounted); set soc_version explicitly")
+    """``soc_version: auto``: the chip named by ``npu-smi info`` on this machine (``BadInput`` when it cannot tell)."""
     try:
-        r = subprocess.run([exe, "info"], capture_output=True, text=True, timeout=timeout_s,
-                           stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired as e:
-        raise errors.BadInput(f"atc option soc_version auto: npu-smi info did not answer in {timeout_s:g} s") from e
-    except OSError as e:
-        raise errors.BadInput(f"atc option soc_version auto: cannot run npu-smi ({e.strerror})") from e
-    if r.returncode != 0:
-        first = (r.stderr or r.stdout).strip().splitlines()[:1]
-        raise errors.BadInput(f"atc option soc_version auto: npu-smi info failed (exit {r.returncode})"
-                              + (f": {first[0]}" if first else ""))
-    return devices.soc_from_npu_smi(r.stdout)
+        text = npu_smi.run_info(timeout_s=timeout_s)
+    except errors.BadInput as e:
+        raise errors.BadInput(f"atc option soc_version auto: {e}; a pod needs /usr/local/bin/npu-smi mounted, or set "
+                              "soc_version explicitly") from e
+    return devices.soc_from_npu_smi(text)
 
 
 def atc_version(atc_path: str) -> str | None:
