@@ -21,6 +21,13 @@ _FILE_MODE = 0o666 & ~_UMASK
 
 
 
+def _write_durably(f: BinaryIO, data: bytes) -> None:
+    """Write ``data`` and make it reach the disk before the file is renamed or linked into place."""
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
+
+
 class FileStore(base.Store):
     """A directory on the local file system."""
 
@@ -78,9 +85,7 @@ class FileStore(base.Store):
         path, tmp = self._atomic_target(name)
         try:
             with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+                _write_durably(f, data)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -137,9 +142,7 @@ class FileStore(base.Store):
         path, tmp = self._atomic_target(name)
         try:
             with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+                _write_durably(f, data)
             try:
                 os.link(tmp, path)
                 return True
@@ -155,9 +158,7 @@ class FileStore(base.Store):
         except FileExistsError:
             return False
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            _write_durably(f, data)
         return True
 
     def clean_stale_tmp(self, prefix: str = "", recursive: bool = True) -> list[str]:
