@@ -12,7 +12,18 @@ import logging
 import sys
 import time
 
-from benchmarks import common, engine, feed, gpu, harness, memory, orchestration, preprocessing, s3_throughput, storage
+from benchmarks import (
+    common,
+    engine,
+    feed,
+    gpu,
+    harness,
+    memory,
+    orchestration,
+    preprocessing,
+    s3_throughput,
+    storage,
+)
 
 # In the order of the pipeline; each module has run(work, repeats), render(res) and headlines(res).
 BENCHMARKS = {"engine": engine, "harness": harness, "feed": feed, "preprocess": preprocessing, "bytes": storage,

@@ -56,7 +56,7 @@ def dataset(work: pathlib.Path, count: int, mode: str = "float32", distinct: int
 
 def weights(work: pathlib.Path) -> tuple[pathlib.Path, str]:
     """Deterministic GhostNet 1.0x weights and their checksum."""
-    from jobs import weights as weights_mod
+    from jobs.models import weights as weights_mod
 
     path = work / "weights.pth"
     if path.exists():

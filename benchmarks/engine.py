@@ -37,7 +37,7 @@ Runner = Callable[[np.ndarray], np.ndarray]
 
 
 def load_batches(data: str | pathlib.Path, bs: int) -> Batches:
-    from jobs import shards
+    from jobs.artifacts import shards
 
     return [(b.copy(), n) for b, n in shards.open_dataset(str(data)).iter_batches(bs)]
 

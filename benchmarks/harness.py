@@ -81,7 +81,7 @@ def cpu_engine(work, paths: dict[str, str], repeats: int) -> dict[str, Any]:
 
 
 def simulated_device(work, repeats: int, images: int) -> dict[str, Any]:
-    from jobs import published
+    from jobs.results import published
 
     data = assets.dataset(work, images, "float32", distinct=min(images, 256))
     results = {}

@@ -73,7 +73,7 @@ def _stage(images: pathlib.Path, out: pathlib.Path, mode: str, pipeline: str = "
 
 
 def max_diff_to_seed(data: pathlib.Path, bins: pathlib.Path) -> float:
-    from jobs import shards
+    from jobs.artifacts import shards
 
     ds = shards.open_dataset(str(data))
     worst, i = 0.0, 0
@@ -87,7 +87,7 @@ def max_diff_to_seed(data: pathlib.Path, bins: pathlib.Path) -> float:
 
 def fast_path_fidelity(work: pathlib.Path, fast: pathlib.Path, faithful: pathlib.Path) -> dict[str, float]:
     """Pixel differences of the opencv output from the faithful one, and the demo model's top-1 agreement."""
-    from jobs import shards
+    from jobs.artifacts import shards
     from jobs.backends.onnxruntime.backend import OnnxRuntimeBackend
     from jobs.stages import infer
 
@@ -107,7 +107,7 @@ def fast_path_fidelity(work: pathlib.Path, fast: pathlib.Path, faithful: pathlib
 
 def scaling(work: pathlib.Path, images: pathlib.Path, workers: int) -> float:
     """Aggregate images/s of ``workers`` concurrent shard processes (each timed by itself)."""
-    from jobs import commit
+    from jobs.artifacts import commit
 
     out = work / f"pre-scale{workers}-{time.monotonic_ns()}"
     procs = [subprocess.Popen([sys.executable, "-m", "jobs.stages.preprocess", *_stage_args(images, out, "float32"),
@@ -122,7 +122,7 @@ def run(work: pathlib.Path, repeats: int = 3, images: int = 300) -> dict[str, An
     from jobs import errors
 
     try:
-        from jobs import imaging_opencv
+        from jobs.data import imaging_opencv
 
         imaging_opencv.require()
         opencv = True

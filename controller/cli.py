@@ -29,8 +29,10 @@ import jobs
 from controller import executors, launch, runner
 from controller import plan as plan_mod
 from controller import spec as spec_mod
-from jobs import compare, errors, params, records
+from jobs import errors, params
 from jobs import store as store_mod
+from jobs.artifacts import records
+from jobs.results import compare
 
 
 def _store_arg(p: argparse.ArgumentParser, what: str = "spec") -> None:
@@ -144,7 +146,8 @@ def check_labels(spec: spec_mod.SweepSpec, remote: bool = True) -> None:
     """Read the sweep's labels file now (``BadInput`` naming its line): a 1-based or malformed file is refused
     before any step starts, not after the exports and conversions. ``remote=False`` (``plan``, which needs no
     credentials) checks a local file only."""
-    from jobs import labels, models
+    from jobs import models
+    from jobs.data import labels
 
     if not remote and urllib.parse.urlparse(spec.dataset.labels).scheme not in ("", "file"):
         return
@@ -159,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_labels(spec)
     options: dict[str, Any] = {}
     if args.executor == "kubernetes":
-        from controller import manifests
+        from controller.kubernetes import manifests
 
         options = {"sweep": plan.sweep, "settings": manifests.load_settings(args.settings, args.namespace)}
     elif args.namespace or args.settings:
@@ -312,7 +315,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_manifests(args: argparse.Namespace) -> int:
-    from controller import manifests
+    from controller.kubernetes import manifests
 
     spec = spec_mod.load(args.spec)
     settings = manifests.load_settings(args.settings, args.namespace)
@@ -329,14 +332,14 @@ def cmd_manifests(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from controller import k8s_api, manifests
-    from controller.executors import kubernetes
+    from controller.kubernetes import api as k8s_api
+    from controller.kubernetes import executor, manifests
 
     sweep = spec_mod.load(args.sweep).name if _is_sweep_file(args.sweep) else args.sweep
     settings = manifests.load_settings(args.settings, args.namespace)
     api = k8s_api.Api.connect(settings.namespace, settings.context)
     try:
-        deleted = kubernetes.cancel(api, sweep)
+        deleted = executor.cancel(api, sweep)
     finally:
         api.close()
     for name in deleted:

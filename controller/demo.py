@@ -21,8 +21,9 @@ import urllib.request
 from controller import launch, runner
 from controller import plan as plan_mod
 from controller import spec as spec_mod
-from jobs import commit, errors, models
+from jobs import errors, models
 from jobs import store as store_mod
+from jobs.artifacts import commit
 
 log = logging.getLogger("ghostbench.demo")
 MODEL = "ghostnet_1.0x"
@@ -45,7 +46,7 @@ def _batch(images_dir: pathlib.Path, names: list[str], info: models.ModelInfo):
     """The images as the seed preprocesses them (float32 NCHW), as the reference model sees them."""
     import numpy as np
 
-    from jobs import imaging
+    from jobs.data import imaging
 
     return np.stack([imaging.normalize(imaging.resize_crop(imaging.decode((images_dir / n).read_bytes(), n),
                                                            info.resize_short, info.crop), info.mean, info.std)
@@ -57,7 +58,7 @@ def _reference_labels(weights_path: pathlib.Path, images_dir: pathlib.Path, name
     """Top-1 of the PyTorch model on the seed-faithful preprocessing: the labels agreement is measured with."""
     import torch
 
-    from jobs import weights
+    from jobs.models import weights
 
     net = models.build(info)
     weights.apply_state_dict(net, weights.load_state_dict(weights_path), str(weights_path))
@@ -102,7 +103,7 @@ def _deterministic_weights(weights_path: pathlib.Path, images_dir: pathlib.Path,
     import numpy as np
     import torch
 
-    from jobs import weights
+    from jobs.models import weights
     from jobs.tools import fake_imagenet
 
     net = models.build(info)
@@ -129,7 +130,7 @@ def _deterministic_weights(weights_path: pathlib.Path, images_dir: pathlib.Path,
 
 def prepare_inputs(store: store_mod.Store, count: int, offline: bool) -> dict[str, str]:
     """Images, labels and weights in the store, made once and reused (committed like a stage output)."""
-    from jobs import weights
+    from jobs.models import weights
     from jobs.tools import fake_imagenet
 
     info = models.get(MODEL)

@@ -13,8 +13,10 @@ from controller import display, executors, runner
 from controller import lease as lease_mod
 from controller import plan as plan_mod
 from controller import spec as spec_mod
-from jobs import errors, records, reports
+from jobs import errors
 from jobs import store as store_mod
+from jobs.artifacts import records
+from jobs.results import tables
 
 
 @contextlib.contextmanager
@@ -71,7 +73,7 @@ def execute(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: store_mod.Stor
           f"{result.seconds:.1f}s; results in {where}/", file=sys.stderr)
     report = records.Report.from_json(store.read_text(f"{runner.sweep_dir(plan.sweep)}/report.json"))
     if report.left_out is not None:
-        print(f"sweep {plan.sweep}: {reports.left_out_line(report.left_out)}", file=sys.stderr)
+        print(f"sweep {plan.sweep}: {tables.left_out_line(report.left_out)}", file=sys.stderr)
     failing = [r for r in report.runs if not r.gate_pass]
     if failing:
         ref = report.reference

@@ -18,7 +18,8 @@ from typing import Any
 
 import jobs
 from controller import spec as spec_mod
-from jobs import models, params, shards
+from jobs import models, params
+from jobs.artifacts import shards
 
 KEY_LENGTH = 16
 

@@ -24,8 +24,8 @@ from controller import lease as lease_mod
 from controller import plan as plan_mod
 from controller import spec as spec_mod
 from controller.executors import base
-from jobs import commit, records
 from jobs import store as store_mod
+from jobs.artifacts import commit, records
 from jobs.store import base as store_base
 
 DONE, PENDING, RUNNING, FAILED, BLOCKED = "done", "pending", "running", "failed", "blocked"

@@ -14,7 +14,7 @@ EXIT_GATE_FAILED = 4
 """Every step of a sweep finished, but some run's accuracy is below the gate (reference minus gate points)."""
 EXIT_REGRESSION = 5
 """``ghostbench compare``: some run of the second sweep is slower than the first's beyond both the threshold and
-the runs' measured spread, or its top-1 dropped by more than the sweep's gate (``jobs.compare``)."""
+the runs' measured spread, or its top-1 dropped by more than the sweep's gate (``jobs.results.compare``)."""
 
 
 class GhostbenchError(Exception):

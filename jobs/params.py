@@ -37,7 +37,7 @@ PRECISIONS = ("fp32", "tf32", "fp16", "int8")
 ``use_tf32``, TensorRT's fp16 flag, CANN's and ATC's ``precision_mode``) and refuses what it cannot do.
 int8 is reserved for calibrated engines and refused by every backend for now."""
 POWER_MODES = ("auto", "nvml", "npu-smi", "off")
-"""How the infer stage samples device power while it times (``jobs.power``): auto (NVML on cuda/tensorrt, npu-smi
+"""How the infer stage samples device power while it times (``jobs.devices.power``): auto (NVML on cuda/tensorrt, npu-smi
 on npu/cann, off elsewhere), one method by name (an error when it cannot run), or off."""
 REFERENCE_KINDS = ("imagenet", "agreement")
 """imagenet: published ImageNet accuracy; agreement: the labels are a reference model's own predictions."""
@@ -281,7 +281,8 @@ class ExportParams(StageParams):
         super().validate()
         _at_least(self.opset, 7, "--opset")
         _at_least(self.parity_batch, 1, "--parity-batch")
-        from jobs import models, weights
+        from jobs import models
+        from jobs.models import weights
 
         models.get(self.model)
         weights.parse_checksum(self.checksum, "--checksum")

@@ -29,7 +29,7 @@ def golden():
 def demo_weights(tmp_path_factory) -> tuple[pathlib.Path, str]:
     """(path, "sha256:HEX") of deterministic GhostNet 1.0x weights, written once per session."""
     pytest.importorskip("torch")
-    from jobs import weights
+    from jobs.models import weights
 
     path = tmp_path_factory.mktemp("weights") / "ghostnet_demo.pth"
     checksum = weights.save_deterministic_weights(path, "ghostnet_1.0x", DEMO_SEED)

@@ -19,10 +19,11 @@ import sys
 import numpy as np
 import pytest
 
-from jobs import commit, shards, store
-from jobs.stages import convert, infer, preprocess
+from jobs import store
+from jobs.artifacts import commit, shards
 from jobs.backends.acl import backend as acl_backend
 from jobs.backends.acl import config as acl_config
+from jobs.stages import convert, infer, preprocess
 from jobs.tools import fake_imagenet
 from tests import fake_aclruntime, fake_atc, tiny_model
 

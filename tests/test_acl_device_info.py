@@ -1,7 +1,7 @@
 """What an acl run records about its chip (``backend_info.device_info`` in ``summary.json``): the chip's npu-smi
 name and catalogue soc_version, health and bus id, the npu-smi/driver and CANN versions.
 
-``jobs.npu_smi`` parses ``npu-smi info`` tables as the Ascend driver prints them (310P3, 910B with its process
+``jobs.devices.npu_smi`` parses ``npu-smi info`` tables as the Ascend driver prints them (310P3, 910B with its process
 table, a 4-chip Ascend 310 card) and CANN's version files from fixture directories; end to end, the infer
 stage runs against the fake aclruntime with a stand-in ``npu-smi`` on PATH. The chip is the one
 ``ASCEND_VISIBLE_DEVICES`` names at run time: no image, chart or Job sets it.
@@ -15,8 +15,8 @@ import pathlib
 
 import pytest
 
-from jobs import npu_smi
 from jobs.backends.acl import config as acl_config
+from jobs.devices import npu_smi
 from tests.test_acl import engine, fake, run, work  # noqa: F401 - fixtures and helpers of the acl tests
 from tests.test_atc import NPU_SMI_INFO, write_tool
 from tests.test_manifests import golden_documents

@@ -18,9 +18,10 @@ import tempfile
 
 import pytest
 
-from jobs import commit, devices, store
-from jobs.stages import convert
+from jobs import devices, store
+from jobs.artifacts import commit
 from jobs.converters import atc
+from jobs.stages import convert
 from tests import fake_atc, tiny_model
 
 GOLDEN = pathlib.Path(__file__).with_name("golden") / "atc"

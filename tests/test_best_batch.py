@@ -7,7 +7,9 @@ import pytest
 
 from controller import plan as plan_mod
 from controller import spec as spec_mod
-from jobs import errors, params, records, reports
+from jobs import errors, params
+from jobs.artifacts import records
+from jobs.results import tables
 
 
 def row(target: str, bs: int, throughput: float, p99: float = 1.0) -> records.ReportRun:
@@ -31,7 +33,7 @@ def test_cost_per_million_images_arithmetic():
 
 
 def test_highest_throughput_per_target_in_target_order():
-    best = reports.best_batches(RUNS)
+    best = tables.best_batches(RUNS)
     assert list(best) == ["a", "b"]
     assert (best["a"].batch_size, best["a"].throughput, best["a"].p99_ms) == (8, 500.0, 12.0)
     assert (best["b"].batch_size, best["b"].throughput) == (8, 4000.0)
@@ -44,49 +46,49 @@ def test_highest_throughput_per_target_in_target_order():
 
 def test_a_throughput_tie_goes_to_the_smaller_batch_size():
     tied = [row("t", 32, 700.0, 40.0), row("t", 8, 700.0, 10.0), row("t", 16, 650.0, 20.0)]
-    assert reports.best_batches(tied)["t"].batch_size == 8
+    assert tables.best_batches(tied)["t"].batch_size == 8
 
 
 def test_largest_batch_size_within_the_latency_limit():
-    best = reports.best_batches(RUNS, latency_limit_ms=12.0)
+    best = tables.best_batches(RUNS, latency_limit_ms=12.0)
     # a: p99 2, 6, 12, 30 ms -> 8 is the largest at most 12 ms (the limit itself counts as within)
     assert (best["a"].under_limit_batch_size, best["a"].under_limit_throughput, best["a"].under_limit_p99_ms) == \
         (8, 500.0, 12.0)
     assert best["b"].under_limit_batch_size == 8
-    best = reports.best_batches(RUNS, latency_limit_ms=10.0)
+    best = tables.best_batches(RUNS, latency_limit_ms=10.0)
     assert best["a"].under_limit_batch_size == 4 and best["a"].batch_size == 8  # throughput's best is unchanged
     # not monotonic: the largest batch size within the limit, even past one that is not
     bumpy = [row("c", 1, 10.0, 1.0), row("c", 4, 20.0, 9.0), row("c", 8, 30.0, 4.0)]
-    assert reports.best_batches(bumpy, latency_limit_ms=5.0)["c"].under_limit_batch_size == 8
+    assert tables.best_batches(bumpy, latency_limit_ms=5.0)["c"].under_limit_batch_size == 8
 
 
 def test_no_batch_size_within_the_limit():
-    best = reports.best_batches(RUNS, latency_limit_ms=0.5)
+    best = tables.best_batches(RUNS, latency_limit_ms=0.5)
     assert all(b.latency_limit_ms == 0.5 and b.under_limit_batch_size is None and b.under_limit_throughput is None
                for b in best.values())
-    md = reports.to_markdown(_report(RUNS, best, 0.5))
+    md = tables.to_markdown(_report(RUNS, best, 0.5))
     assert "Largest batch size with p99 ≤ 0.5 ms" in md and "none within the limit" in md
 
 
 def test_cost_at_the_best_batch_sizes_only_for_targets_with_a_price():
-    best = reports.best_batches(RUNS, latency_limit_ms=10.0, prices={"b": records.Price(3.6, "USD")})
+    best = tables.best_batches(RUNS, latency_limit_ms=10.0, prices={"b": records.Price(3.6, "USD")})
     assert best["b"].cost_per_million == pytest.approx(3.6 / 3600 / 4000.0 * 1e6)  # 0.25 USD
     assert best["b"].cost_per_million_under_limit == pytest.approx(0.25)
     assert best["a"].price is None and best["a"].cost_per_million is None
-    md = reports.to_markdown(_report(RUNS, best, 10.0))
+    md = tables.to_markdown(_report(RUNS, best, 10.0))
     assert "| b | 8 | 4,000.0 | 4.000 | 8 | 4,000.0 | 4.000 | 3.60 USD | 0.2500 USD | 0.2500 USD |" in md
     assert "| a | 8 | 500.0 | 12.000 | 4 | 300.0 | 6.000 | - | - | - |" in md
 
 
 def test_no_price_no_cost_column_and_no_limit_no_limit_column():
-    md = reports.to_markdown(_report(RUNS, reports.best_batches(RUNS), None))
+    md = tables.to_markdown(_report(RUNS, tables.best_batches(RUNS), None))
     assert "## Best batch size" in md and "| a | 8 | 500.0 | 12.000 |" in md
     assert "Cost per million" not in md and "Price per hour" not in md and "Largest batch size with" not in md
     assert "no latency limit was given" in md
 
 
 def test_report_json_carries_best_and_reads_back():
-    best = reports.best_batches(RUNS, latency_limit_ms=10.0, prices={"a": records.Price(1.5, "EUR")})
+    best = tables.best_batches(RUNS, latency_limit_ms=10.0, prices={"a": records.Price(1.5, "EUR")})
     report = _report(RUNS, best, 10.0)
     d = report.to_dict()
     assert d["latency_limit_ms"] == 10.0

@@ -28,9 +28,9 @@ import urllib.parse
 import pytest
 import yaml
 
-from controller import manifests
 from controller import plan as plan_mod
 from controller import spec as spec_mod
+from controller.kubernetes import manifests
 from jobs import devices, params
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -387,7 +387,7 @@ SETTINGS_NOT_IN_CHART = {
     "context": "a kubeconfig context: the controller runs in the cluster, with its service account",
     "stage_images": "which image key a stage runs in is the controller's; the chart gives the images themselves",
     "engine_images": "likewise, for the ATC convert target",
-    "driver_host_paths": "where the Ascend driver lies on a node (controller/manifests.py ASCEND_DRIVER_PATHS)",
+    "driver_host_paths": "where the Ascend driver lies on a node (controller/kubernetes/manifests.py ASCEND_DRIVER_PATHS)",
     "home": "the images' layout; the controller pod's HOME is checked against it below",
     "log_tail_lines": "how the controller reports, not how the cluster runs",
     "log_limit_bytes": "how the controller reports, not how the cluster runs",
@@ -437,7 +437,7 @@ def _settings_disagreements(objects: list[dict]) -> list[str]:
 
 
 def test_chart_defaults_are_the_controller_defaults(rendered):
-    """One memory request (or deadline, or limit) changed in values.yaml or in controller/manifests.py alone
+    """One memory request (or deadline, or limit) changed in values.yaml or in controller/kubernetes/manifests.py alone
     fails here: with its default values, the chart gives the controller ``KubernetesSettings()`` except
     where it means something else (``_chart_specific_settings``)."""
     objects = rendered["default"]
@@ -449,7 +449,7 @@ def test_chart_defaults_are_the_controller_defaults(rendered):
                  for name in sorted(fields - chart_sets - SETTINGS_NOT_IN_CHART.keys())]
     problems += [f"{name}: set by the chart, yet listed in SETTINGS_NOT_IN_CHART"
                  for name in sorted(chart_sets & SETTINGS_NOT_IN_CHART.keys())]
-    assert not problems, ("values.yaml and KubernetesSettings (controller/manifests.py) disagree; change both:\n  "
+    assert not problems, ("values.yaml and KubernetesSettings (controller/kubernetes/manifests.py) disagree; change both:\n  "
                           + "\n  ".join(problems))
     # the controller pod itself: the same HOME and user as the step pods
     defaults = manifests.KubernetesSettings()

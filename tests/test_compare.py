@@ -14,7 +14,9 @@ import pytest
 import yaml
 
 from controller import cli
-from jobs import compare, errors, published, records, store
+from jobs import errors, store
+from jobs.artifacts import records
+from jobs.results import compare, published
 
 GATE = 1.0
 

@@ -9,11 +9,13 @@ import pathlib
 import pytest
 import yaml
 
-from controller import cli, manifests, runner
+from controller import cli, runner
 from controller import plan as plan_mod
 from controller import spec as spec_mod
-from jobs import params, records
+from controller.kubernetes import manifests
+from jobs import params
 from jobs import store as store_mod
+from jobs.artifacts import records
 from tests.test_runner import make_sweep
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -162,7 +164,7 @@ def test_summary_accuracy_and_report_read_back_into_their_types(finished_sweep):
 
 
 def test_manifest_params_read_back_into_the_stage_parameters(finished_sweep):
-    from jobs import commit
+    from jobs.artifacts import commit
 
     spec, store = finished_sweep
     for step in plan_mod.make_plan(spec, store.uri).steps:
@@ -174,7 +176,7 @@ def test_manifest_params_read_back_into_the_stage_parameters(finished_sweep):
 
 def test_engine_record_reads_back(tmp_path):
     # the convert stage's record is read by the infer stage: it reads back into its type, losing nothing
-    from jobs import commit
+    from jobs.artifacts import commit
     from jobs.stages import convert
     from tests import tiny_model
 

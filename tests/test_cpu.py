@@ -1,4 +1,4 @@
-"""CPU threads in a pod: ``jobs.cpu.available_cpus`` reads the container's CPU limit (downward API, cgroup v2,
+"""CPU threads in a pod: ``jobs.devices.cpu.available_cpus`` reads the container's CPU limit (downward API, cgroup v2,
 cgroup v1) instead of the node's core count, on fixture files; the export stage and the Job manifests use it."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ import pathlib
 
 import pytest
 
-from controller import manifests
-from jobs import cpu, errors
+from controller.kubernetes import manifests
+from jobs import errors
+from jobs.devices import cpu
 from tests.test_manifests import SETTINGS, _steps
 
 NODE_CORES = 64  # a large node: what sched_getaffinity says inside a pod without a cpuset

@@ -14,7 +14,7 @@ import json
 import onnxruntime as ort
 import pytest
 
-from jobs import records
+from jobs.artifacts import records
 from jobs.stages import eval as eval_stage
 from tests.test_infer_eval import make_engine, read_predictions, run_infer, work  # noqa: F401 (fixture)
 
@@ -143,7 +143,7 @@ def test_first_batch_logits_are_checked_against_the_plain_engine(work, monkeypat
 
 
 def test_nvidia_smi_names_the_gpu_and_driver(tmp_path, monkeypatch):
-    from jobs import nvidia_smi
+    from jobs.devices import nvidia_smi
 
     smi = tmp_path / "nvidia-smi"
     smi.write_text("#!/bin/sh\n"

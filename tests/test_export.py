@@ -16,7 +16,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper
 
-from jobs import commit, onnx_graph, records
+from jobs.artifacts import commit, records
+from jobs.models import onnx_graph
 from jobs.stages import export
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -117,7 +118,8 @@ def test_record_names_weights_without_secrets(float_export, demo_weights):
 
 
 def test_dynamic_batch_and_matches_torch(float_export, demo_weights):
-    from jobs import models, weights
+    from jobs import models
+    from jobs.models import weights
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 3, 224, 224)).astype(np.float32)
@@ -187,7 +189,7 @@ def test_unknown_model(tmp_path, capsys, demo_weights):
 
 
 def test_checksum_mismatch_fails_before_loading(tmp_path, capsys, demo_weights, monkeypatch):
-    from jobs import weights
+    from jobs.models import weights
 
     def must_not_load(path):
         raise AssertionError("loaded weights whose checksum did not match")

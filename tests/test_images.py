@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from controller import manifests
+from controller.kubernetes import manifests
 from jobs import devices
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

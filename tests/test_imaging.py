@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jobs import imaging
+from jobs.data import imaging
 
 GOLDEN = pathlib.Path(__file__).parent / "facts" / "preprocess_golden.npz"
 

@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jobs import errors, imaging, shards
+from jobs import errors
+from jobs.artifacts import shards
+from jobs.data import imaging
 from jobs.stages import preprocess
 from jobs.tools import fake_imagenet
 
 cv2 = pytest.importorskip("cv2", reason="OpenCV is in the test extra; the opencv pipeline is optional")
-from jobs import imaging_opencv
+from jobs.data import imaging_opencv
 
 GOLDEN = pathlib.Path(__file__).parent / "facts" / "preprocess_golden.npz"
 RECIPE = imaging.Recipe(pipeline="opencv")

@@ -7,7 +7,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from jobs import commit, shards, store
+from jobs import store
+from jobs.artifacts import commit, shards
 from jobs.stages import convert, infer, preprocess
 from jobs.stages import eval as eval_stage
 from jobs.tools import fake_imagenet

@@ -1,4 +1,4 @@
-"""Expired and rotated cluster credentials (``controller.k8s_api``), against the fake API server.
+"""Expired and rotated cluster credentials (``controller.kubernetes.api``), against the fake API server.
 
 An exec credential plugin may return a token without ``expirationTimestamp`` (kubectl runs it again
 after a 401; the python client never does: kubernetes-client/python#741). The fake accepts only the
@@ -23,8 +23,10 @@ pytest.importorskip("kubernetes", reason="the Kubernetes tests need the client: 
 
 import kubernetes.config.incluster_config
 
-from controller import cli, k8s_api, manifests
-from controller.executors import kubernetes as k8s_executor
+from controller import cli
+from controller.kubernetes import api as k8s_api
+from controller.kubernetes import executor as k8s_executor
+from controller.kubernetes import manifests
 from jobs import errors
 from jobs import store as store_mod
 from tests.k8s_fake import FakeCluster

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, assume, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from controller import manifests
 from controller import plan as plan_mod
 from controller import spec as spec_mod
+from controller.kubernetes import manifests
 from jobs import errors
 
 # -- the API server's rules (apimachinery validation) ------------------------------------------------

@@ -19,11 +19,13 @@ import yaml
 
 pytest.importorskip("kubernetes", reason="the Kubernetes tests need the client: pip install 'ghostbench[kubernetes]'")
 
-from controller import cli, k8s_api, manifests, runner
+from controller import cli, runner
 from controller import plan as plan_mod
-from jobs import params
 from controller import spec as spec_mod
-from controller.executors import kubernetes as k8s_executor
+from controller.kubernetes import api as k8s_api
+from controller.kubernetes import executor as k8s_executor
+from controller.kubernetes import manifests
+from jobs import params
 from jobs import store as store_mod
 from jobs.tools import fake_imagenet
 from tests.k8s_fake import FakeCluster

@@ -33,7 +33,7 @@ def test_only_the_store_talks_to_s3_and_only_the_kubernetes_executor_to_kubernet
     rel = path.relative_to(ROOT).as_posix()
     if rel != "jobs/store/s3.py":
         assert not found & {"boto3", "botocore"}
-    if rel != "controller/k8s_api.py":  # the one module that talks to the API server
+    if rel != "controller/kubernetes/api.py":  # the one module that talks to the API server
         assert "kubernetes" not in found
 
 
@@ -48,7 +48,7 @@ def test_backend_libraries_stay_inside_their_backend(path):
 @pytest.mark.parametrize("path", modules("jobs") + modules("controller"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_only_the_opencv_pipeline_imports_opencv(path):
     # the default preprocessing is PIL; OpenCV is an optional extra behind one module
-    if path.relative_to(ROOT).as_posix() != "jobs/imaging_opencv.py":
+    if path.relative_to(ROOT).as_posix() != "jobs/data/imaging_opencv.py":
         assert "cv2" not in {m.split(".")[0] for m in imports(path)}
 
 

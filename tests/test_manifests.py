@@ -21,9 +21,10 @@ import sys
 import pytest
 import yaml
 
-from controller import cli, manifests
+from controller import cli
 from controller import plan as plan_mod
 from controller import spec as spec_mod
+from controller.kubernetes import manifests
 from jobs import devices, params
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

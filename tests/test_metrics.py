@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from jobs import metrics, records, reports
+from jobs.artifacts import records
+from jobs.results import metrics, tables
 from tests import test_seed_sweep
 
 
@@ -47,6 +48,6 @@ def test_seed_accuracy_format():
 
 def test_throughput_table_ratios():
     runs = [test_seed_sweep.report_row("a", 1, 100.0), test_seed_sweep.report_row("b", 1, 150.0), test_seed_sweep.report_row("a", 8, 200.0)]
-    header, rows = reports.throughput_table(runs)
+    header, rows = tables.throughput_table(runs)
     assert header == ["Batch size", "a", "b", "b/a"]
     assert rows == [["1", "100.0", "150.0", "1.5000"], ["8", "200.0", "-", "-"]]

@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 from onnxruntime.capi import onnxruntime_inference_collection as ort_collection
 
-from jobs import commit, errors, store
-from jobs.stages import convert, infer, preprocess
+from jobs import errors, store
+from jobs.artifacts import commit
 from jobs.backends.onnxruntime import config
+from jobs.stages import convert, infer, preprocess
 from jobs.tools import fake_imagenet
 from tests import tiny_model
 

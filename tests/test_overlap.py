@@ -1,4 +1,4 @@
-"""Reading ahead and ranking behind (jobs.overlap): order, errors and early exits."""
+"""Reading ahead and ranking behind (jobs.harness.overlap): order, errors and early exits."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from jobs import overlap
+from jobs.harness import overlap
 
 
 def test_prefetch_yields_everything_in_order():

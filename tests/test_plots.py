@@ -15,7 +15,9 @@ import pytest
 
 from controller import plan as plan_mod
 from controller import runner
-from jobs import commit, params, plots, published, records, reports, store
+from jobs import params, store
+from jobs.artifacts import commit, records
+from jobs.results import plots, published, tables
 from jobs.stages import eval as eval_stage
 from jobs.stages import infer, preprocess
 from jobs.tools import fake_imagenet
@@ -43,7 +45,7 @@ def hand_report(limit: float | None = 20.0) -> records.Report:
             run_row("cpu", 8, 300.0, 0.0, 0.0, 26.7, 70.0),  # no windows (an older report): no error bar
             run_row("cpu", 32, 350.0, 336.0, 362.0, 91.4, 98.7))
     return records.Report(model="ghostnet_1.0x", reference=records.Reference(75.0, 92.0, 1.0, "imagenet"), runs=runs,
-                          latency_limit_ms=limit, best=reports.best_batches(runs, limit))
+                          latency_limit_ms=limit, best=tables.best_batches(runs, limit))
 
 
 def _json_points(report_json: str):
@@ -83,7 +85,7 @@ def test_the_figures_draw_exactly_the_series():
     assert [(s[0][1], s[1][1]) for s in cpu.lines[2][0].get_segments()][1] == (300.0, 300.0)
     # the published figures, dashed, per card, with their basis in the legend and the caption
     lines = {ln.get_label(): ln for ln in ax.get_lines() if ln.get_label().startswith("published")}
-    assert set(lines) == {plots.published_label(a) for a in reports.PUBLISHED_ACCELERATORS}
+    assert set(lines) == {plots.published_label(a) for a in tables.PUBLISHED_ACCELERATORS}
     assert "published Ascend 310 (per card, 4 chips, fp16)" in lines
     for acc, points in plots.published_series().items():
         line = lines[plots.published_label(acc)]
@@ -187,9 +189,9 @@ def test_compare_bars_from_hand_made_rows(tmp_path):
 
 
 def test_compare_bars_takes_what_compare_gives(tmp_path):
-    compare = pytest.importorskip("jobs.compare")
+    compare = pytest.importorskip("jobs.results.compare")
     if not hasattr(compare, "ratio_bars"):
-        pytest.skip("jobs.compare has no ratio_bars yet")
+        pytest.skip("jobs.results.compare has no ratio_bars yet")
     a, b = hand_report(), hand_report()
     rows = compare.ratio_bars(compare.compare(a, b))
     assert rows and len(plots.compare_series(rows)) == len(rows)

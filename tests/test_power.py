@@ -1,4 +1,4 @@
-"""Energy per image (issue 15): device power sampled around the timed passes (``jobs.power``).
+"""Energy per image (issue 15): device power sampled around the timed passes (``jobs.devices.power``).
 
 The samplers run against test doubles: a fake ``pynvml`` module (NVML's calls, its units: mW and mJ) and a
 stand-in ``npu-smi`` on PATH that prints ``npu-smi info -t power`` as the Ascend driver does. Readings are
@@ -19,7 +19,9 @@ import types
 
 import pytest
 
-from jobs import errors, power, records
+from jobs import errors
+from jobs.artifacts import records
+from jobs.devices import power
 from jobs.stages import eval as eval_stage
 from jobs.stages import infer, preprocess
 from jobs.tools import fake_imagenet

@@ -10,9 +10,11 @@ import shutil
 import numpy as np
 import pytest
 
-from jobs import commit, errors, imaging, shards
-from jobs.stages import preprocess
+from jobs import errors
 from jobs import store as store_mod
+from jobs.artifacts import commit, shards
+from jobs.data import imaging
+from jobs.stages import preprocess
 from jobs.tools import fake_imagenet
 
 F32_BYTES = 3 * 224 * 224 * 4  # 602,112

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from controller import cli
-from jobs import records, reports
 from jobs import store as store_mod
+from jobs.artifacts import records
+from jobs.results import tables
 from jobs.tools import fake_imagenet
 
 REFERENCE = records.Reference(top1=70.0, top5=90.0, gate=1.0, kind="imagenet")
@@ -72,7 +73,7 @@ def test_report_round_trip_with_left_out_and_distinct_labels():
     d = report.to_dict()
     assert d["left_out"] == {"total": 3, "counts": {"undecodable": 3},
                              "examples": [{"name": "a.JPEG", "reason": "truncated"}]}
-    md = reports.to_markdown(report)
+    md = tables.to_markdown(report)
     assert "**Left out:** 3 images of the dataset left out (skip_bad): 3 undecodable; e.g. a.JPEG (truncated), ..." \
         in md
     assert "The evaluated images carry 7 distinct labels." in md
@@ -83,7 +84,7 @@ def test_report_without_left_out_images_has_no_such_key():
     d = report.to_dict()
     assert "left_out" not in d and "distinct_labels" not in d
     assert records.Report.from_dict(d) == report
-    assert "Left out" not in reports.to_markdown(report) and "distinct label" not in reports.to_markdown(report)
+    assert "Left out" not in tables.to_markdown(report) and "distinct label" not in tables.to_markdown(report)
 
 
 def test_demo_images_spread_over_many_classes_of_the_reference_model(tmp_path):

@@ -11,7 +11,9 @@ import pytest
 from controller import cli
 from controller import plan as plan_mod
 from controller import spec as spec_mod
-from jobs import devices, published, records, reports
+from jobs import devices
+from jobs.artifacts import records
+from jobs.results import published, tables
 from jobs.stages import eval as eval_stage
 from jobs.stages import infer, preprocess
 from jobs.tools import fake_imagenet
@@ -179,20 +181,20 @@ def test_spec_round_trips_the_report_section():
 # -- reports: ratios and the published figures' basis -----------------------------------------------
 
 def test_published_table_states_the_basis_and_reproduces_the_seeds_ratios():
-    header, rows = reports.published_table()
+    header, rows = tables.published_table()
     assert header == ["Batch size", "Ascend 310 per card (4 chips)", "Ascend 310 per chip (card / 4)",
                       "Ascend 310P per card (1 chip)", "NVIDIA T4 per card (1 chip)",
                       "Ascend 310P/Ascend 310 (per card)", "Ascend 310P/NVIDIA T4 (per card)"]
     for row in rows:
         assert tuple(row[-2:]) == SEED_RATIOS[int(row[0])]
     assert rows[0][1:3] == ["1,348.02", "337.01"]
-    for acc, (_, key) in reports.PUBLISHED_ACCELERATORS.items():
+    for acc, (_, key) in tables.PUBLISHED_ACCELERATORS.items():
         assert acc in devices.CATALOGUE and key in published.THROUGHPUT
 
 
 def test_throughput_table_with_asked_ratios():
     runs = [report_row(t, 1, v) for t, v in (("a", 100.0), ("b", 150.0), ("c", 50.0))]
-    header, rows = reports.throughput_table(runs, [("b", "a"), ("b", "c")])
+    header, rows = tables.throughput_table(runs, [("b", "a"), ("b", "c")])
     assert header == ["Batch size", "a", "b", "c", "b/a", "b/c"]
     assert rows == [["1", "100.0", "150.0", "50.0", "1.5000", "3.0000"]]
 
@@ -206,16 +208,16 @@ def test_published_comparison_scales_one_310_chip_to_a_card():
                  report_row("a310p", bs, pub["Ascend 310P (card)"][bs]),
                  report_row("t4", bs, pub["NVIDIA T4 (card)"][bs])]
     accs = {"a310": "Ascend310", "a310p": "Ascend310P3", "t4": "nvidia-t4"}
-    header, rows = reports.published_comparison(runs, accs, [("a310p", "a310"), ("a310p", "t4")])
+    header, rows = tables.published_comparison(runs, accs, [("a310p", "a310"), ("a310p", "t4")])
     assert header[1:4] == ["a310 per card", "published Ascend 310", "a310/published"]
     assert header[-4:] == ["a310p/a310 per card", "published", "a310p/t4 per card", "published"]
     for row in rows:
         assert row[3] == row[6] == row[9] == "1.0000"
         assert (row[-4], row[-2]) == SEED_RATIOS[int(row[0])] and (row[-3], row[-1]) == SEED_RATIOS[int(row[0])]
     # without asked ratios: the seed's own 310P/310 and 310P/T4 columns
-    default_header, _ = reports.published_comparison(runs, accs)
+    default_header, _ = tables.published_comparison(runs, accs)
     assert default_header[-4:] == ["a310p/a310 per card", "published", "a310p/t4 per card", "published"]
-    assert reports.published_comparison(runs, {}) is None
+    assert tables.published_comparison(runs, {}) is None
 
 
 def test_eval_stage_with_ratios_and_accelerators(tmp_path, capsys):

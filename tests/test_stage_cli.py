@@ -9,8 +9,9 @@ import pathlib
 
 import pytest
 
-from jobs import commit, errors, params
+from jobs import errors, params
 from jobs import store as store_mod
+from jobs.artifacts import commit
 from jobs.stages import cli
 
 MD5 = "md5:" + "ab" * 16

@@ -8,7 +8,8 @@ import sys
 from controller import cli, runner
 from controller import plan as plan_mod
 from controller import spec as spec_mod
-from jobs import commit, store
+from jobs import store
+from jobs.artifacts import commit
 from tests.test_runner import make_sweep
 
 

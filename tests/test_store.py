@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from jobs import commit, errors, store
+from jobs import errors, store
+from jobs.artifacts import commit
 
 
 def test_plain_path_and_file_uri_are_the_same_store(tmp_path):

@@ -27,7 +27,8 @@ from controller import cli, display, runner
 from controller import plan as plan_mod
 from controller import spec as spec_mod
 from controller.executors import local as local_executor
-from jobs import commit, errors, store
+from jobs import errors, store
+from jobs.artifacts import commit
 from jobs.store import s3 as s3_store
 from jobs.tools import fake_imagenet
 from tests import s3proxy, s3server

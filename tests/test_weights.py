@@ -13,8 +13,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from jobs import errors, weights
-from jobs.models import ghostnet
+from jobs import errors
+from jobs.models import ghostnet, weights
 
 
 def _md5(path: pathlib.Path) -> str:

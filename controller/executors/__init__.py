@@ -11,5 +11,5 @@ from jobs import registry
 
 REGISTRY: registry.Registry[type[Executor]] = registry.Registry("executor", {
     "local": registry.Plugin("controller.executors.local:LocalExecutor"),
-    "kubernetes": registry.Plugin("controller.executors.kubernetes:KubernetesExecutor", extra="kubernetes"),
+    "kubernetes": registry.Plugin("controller.kubernetes.executor:KubernetesExecutor", extra="kubernetes"),
 })

@@ -46,7 +46,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobs import devices, errors, models, npu_smi, registry
+from jobs import devices, errors, models, registry
+from jobs.devices import npu_smi
 
 log = logging.getLogger("ghostbench.convert.atc")
 

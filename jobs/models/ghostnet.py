@@ -86,7 +86,7 @@ class GhostModule(nn.Module):
         x2 = self.cheap_operation(x1)
         out = torch.cat([x1, x2], dim=1)
         # Selects every channel when oup is even (always, for GhostNet 1.0x); the ONNX exporter
-        # turns it into a no-op Slice that jobs.onnx_graph removes.
+        # turns it into a no-op Slice that jobs.models.onnx_graph removes.
         return out[:, : self.oup]
 
 

@@ -12,8 +12,9 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jobs import commit, errors, params
+from jobs import errors, params
 from jobs import store as store_mod
+from jobs.artifacts import commit
 
 log = logging.getLogger("ghostbench")
 

@@ -13,8 +13,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from jobs import commit, converters, params, records
+from jobs import converters, params
 from jobs import store as store_mod
+from jobs.artifacts import commit, records
 from jobs.stages import cli
 
 log = logging.getLogger("ghostbench.convert")

@@ -7,7 +7,7 @@ published figures with their basis (per card and per chip) and, for targets name
 ``--accelerator``, the measurement beside them on the same basis; each target's best batch size
 (highest throughput; with ``--latency-limit-ms`` the largest within that compute p99) and, with
 ``--price``, the cost per million images there; and accuracy against the reference with the gate.
-Beside them the plots (``jobs.plots``, ``records.PLOT_FILES``), linked from report.md; without
+Beside them the plots (``jobs.results.plots``, ``records.PLOT_FILES``), linked from report.md; without
 matplotlib they are skipped with one log line.
 """
 
@@ -23,8 +23,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jobs import commit, errors, metrics, models, params, plots, records, reports, shards
+from jobs import errors, models, params
 from jobs import store as store_mod
+from jobs.artifacts import commit, records, shards
+from jobs.results import metrics, plots, tables
 from jobs.stages import cli
 
 log = logging.getLogger("ghostbench.eval")
@@ -139,7 +141,7 @@ def run(args: params.EvalParams, out: store_mod.Store) -> None:
                      r.accuracy["1"], r.accuracy.get("5", 0.0), "pass" if r.gate_pass else "FAIL")
         target_order = list(dict.fromkeys(r.target for r in runs))  # as the runs were given
         runs.sort(key=lambda r: (target_order.index(r.target), r.batch_size))
-        reports.parse_ratios(args.ratios, target_order)
+        tables.parse_ratios(args.ratios, target_order)
         unknown = sorted(set(accelerators) - set(target_order))
         if unknown:
             raise errors.BadInput(f"--accelerator {unknown[0]}=...: no run has target {unknown[0]!r} "
@@ -157,20 +159,20 @@ def run(args: params.EvalParams, out: store_mod.Store) -> None:
                                 accelerators=accelerators, left_out=left_out,
                                 distinct_labels=len({int(v) for v in dataset.labels if v >= 0}),
                                 latency_limit_ms=args.latency_limit_ms,
-                                best=reports.best_batches(runs, args.latency_limit_ms, prices))
+                                best=tables.best_batches(runs, args.latency_limit_ms, prices))
         for b in report.best.values():
             log.info("eval: %s best batch size %d (%.1f images/s)%s", b.target, b.batch_size, b.throughput,
                      "" if b.latency_limit_ms is None else
                      f"; largest within p99 <= {b.latency_limit_ms:g} ms: {b.under_limit_batch_size or 'none'}")
         (output.dir / "report.json").write_text(report.to_json())
-        (output.dir / "report.csv").write_text(reports.to_csv(report.runs))
+        (output.dir / "report.csv").write_text(tables.to_csv(report.runs))
         written, skipped = write_plots(report, output.dir)
-        (output.dir / "report.md").write_text(reports.to_markdown(report, written, skipped))
+        (output.dir / "report.md").write_text(tables.to_markdown(report, written, skipped))
         output.record.update({"all_pass": report.all_pass, "runs": len(runs), "plots": written})
 
 
 def write_plots(report: records.Report, folder) -> tuple[list[str], str | None]:
-    """The report's plots beside it (``jobs.plots``): (names written, None), or ([], why they were skipped),
+    """The report's plots beside it (``jobs.results.plots``): (names written, None), or ([], why they were skipped),
     with one log line, when matplotlib is not installed: the reports are written all the same."""
     try:
         return plots.write_plots(report, folder), None

@@ -21,9 +21,11 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from jobs import commit, cpu, errors, models, params, records
+from jobs import errors, models, params
 from jobs import store as store_mod
-from jobs import weights as weights_mod
+from jobs.artifacts import commit, records
+from jobs.devices import cpu
+from jobs.models import weights as weights_mod
 from jobs.stages import cli
 
 log = logging.getLogger("ghostbench")
@@ -160,7 +162,7 @@ def run(args: params.ExportParams, out_store: store_mod.Store) -> None:
     torch = _require("torch")
     onnx = _require("onnx")
     ort = _require("onnxruntime")
-    from jobs import onnx_graph
+    from jobs.models import onnx_graph
 
     # Threads for the container's CPU limit, not the node's cores (a pod limited to 4 CPUs on a 64-core node
     # would otherwise run 64 threads and be throttled): torch's pool and the parity session's.

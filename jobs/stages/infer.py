@@ -22,27 +22,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jobs import (
-    backends,
-    commit,
-    errors,
-    metrics,
-    overlap,
-    params,
-    power,
-    progress,
-    provenance,
-    records,
-    shards,
-)
+from jobs import backends, errors, params, progress
 from jobs import store as store_mod
+from jobs.artifacts import commit, records, shards
 from jobs.backends import base
+from jobs.devices import power, provenance
+from jobs.harness import overlap
+from jobs.results import metrics
 from jobs.stages import cli
 
 log = logging.getLogger("ghostbench.infer")
 
 TOPK = 5
-# Reading ahead and ranking behind the backend call (jobs.overlap): None = when the backend
+# Reading ahead and ranking behind the backend call (jobs.harness.overlap): None = when the backend
 # computes off the host (a device), True/False = always/never (the harness benchmark's A/B).
 OVERLAP: bool | None = None
 # Copying batches to the device on a second thread where the backend stages them: None = whenever it
@@ -96,7 +88,7 @@ def run(args: params.InferParams, out: store_mod.Store) -> None:
     backend = backend_cls.open(engine, args.device, options, args.precision)
     try:
         check_compatible(backend.input, dataset, args.batch_size)
-        # device power around the timed passes (jobs.power); a method asked for by name that cannot run exits 3 here
+        # device power around the timed passes (jobs.devices.power); a method asked for by name that cannot run exits 3 here
         sampler = power.sampler_for(args.power, args.device, args.power_interval_ms, backend.describe)
         if sampler is not None:
             resources.callback(sampler.close)
@@ -147,7 +139,7 @@ def _run_passes(args: params.InferParams, backend: base.Backend, dataset: shards
         return logits
 
     # Pass 1: every image once, in order; top-k written as we go. The backend is called from this
-    # thread only; reading ahead and ranking behind run beside it (jobs.overlap).
+    # thread only; reading ahead and ranking behind run beside it (jobs.harness.overlap).
     prog = progress.Progress("infer", dataset.num_images, log)
     names = dataset.names
     written = 0

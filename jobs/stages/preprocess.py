@@ -3,7 +3,7 @@
 ``python -m jobs.stages.preprocess --images URI --labels URI --out ROOT [--shard I --num-shards N] ...``
 
 Lists the images below ``--images`` in natural-sort order, takes the contiguous slice I of N, and
-commits it at ``ROOT/shard-0000I-of-0000N`` (see ``jobs.shards``); ``jobs.shards.open_dataset(ROOT)``
+commits it at ``ROOT/shard-0000I-of-0000N`` (see ``jobs.artifacts.shards``); ``jobs.artifacts.shards.open_dataset(ROOT)``
 reads all N shards back in order. With ``--write-bin`` it also writes the seed's per-image ``.bin``
 files and ``ghostnet_prep_bin.info``.
 """
@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from jobs import commit, errors, imaging, models, params, progress, shards
-from jobs import labels as labels_mod
+from jobs import errors, models, params, progress
 from jobs import store as store_mod
+from jobs.artifacts import commit, shards
+from jobs.data import imaging
+from jobs.data import labels as labels_mod
 from jobs.stages import cli
 
 log = logging.getLogger("ghostbench.preprocess")
@@ -83,7 +85,7 @@ def shard_location(args: params.PreprocessParams, root: store_mod.Store) -> stor
 def pixel_source(recipe: imaging.Recipe) -> Callable[[bytes, str], np.ndarray]:
     """Image bytes -> the recipe's uint8 HWC RGB crop, by the recipe's pipeline (a missing OpenCV: one line)."""
     if recipe.pipeline == "opencv":
-        from jobs import imaging_opencv
+        from jobs.data import imaging_opencv
 
         imaging_opencv.require()
         return functools.partial(imaging_opencv.pixels, recipe=recipe)

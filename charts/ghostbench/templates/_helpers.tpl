@@ -128,7 +128,7 @@ capabilities:
 {{- toYaml $sweep }}
 {{- end }}
 
-{{/* The controller's Kubernetes settings (controller/manifests.py KubernetesSettings). */}}
+{{/* The controller's Kubernetes settings (controller/kubernetes/manifests.py KubernetesSettings). */}}
 {{- define "ghostbench.settings" -}}
 {{- $images := dict
   "cpu" (include "ghostbench.image" (dict "image" .Values.images.cpu "root" .))

@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from jobs import errors, npu_smi
+from jobs import errors
 from jobs.backends import base
 from jobs.backends.acl import config as config_mod
+from jobs.devices import npu_smi
 
 NOT_INSTALLED = "aclruntime is not installed; it ships with ais_bench in the Ascend inference image"
 _DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8, "int8": np.int8}
@@ -212,7 +213,7 @@ class AclBackend(base.Backend):
 
     def device_info(self) -> dict[str, Any]:
         """The chip this run used (its npu-smi name, health, bus id) and the driver and CANN versions
-        (``jobs.npu_smi.device_info``), read once, after the timed batches; what cannot be read is None."""
+        (``jobs.devices.npu_smi.device_info``), read once, after the timed batches; what cannot be read is None."""
         if self._device_info is None:
             self._device_info = npu_smi.device_info(self._chip.device_id, self._chip.physical_id)
         return self._device_info

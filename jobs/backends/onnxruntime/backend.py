@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from jobs import cpu, errors, nvidia_smi
+from jobs import errors
 from jobs.backends import base
 from jobs.backends.onnxruntime import config as config_mod
+from jobs.devices import cpu, nvidia_smi
 
 _LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,

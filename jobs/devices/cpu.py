@@ -7,7 +7,7 @@ ONNX Runtime and PyTorch size their thread pools from the cores the process may 
 
 1. ``CPU_LIMIT`` (``CPU_LIMIT_ENV``): the container's ``limits.cpu`` in whole CPUs, rounded up, as the
    Kubernetes downward API exposes it (``resourceFieldRef: {containerName: stage, resource: limits.cpu,
-   divisor: "1"}``); ``controller.manifests`` sets it on every step container that has a CPU limit. It is
+   divisor: "1"}``); ``controller.kubernetes.manifests`` sets it on every step container that has a CPU limit. It is
    set by Kubernetes, never by hand; without a limit the downward API would give the node's allocatable
    CPUs, which is why it is one bound among the others and not taken alone.
 2. cgroup v2: ``/sys/fs/cgroup/cpu.max`` (``"400000 100000"``: quota and period in microseconds; ``max``:
@@ -37,7 +37,7 @@ from jobs import errors
 log = logging.getLogger("ghostbench")
 
 CPU_LIMIT_ENV = "CPU_LIMIT"
-"""The downward API's ``limits.cpu`` (divisor 1) of the step container, set by ``controller.manifests``."""
+"""The downward API's ``limits.cpu`` (divisor 1) of the step container, set by ``controller.kubernetes.manifests``."""
 CGROUP_V2_CPU_MAX = pathlib.Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1_CPU_DIR = pathlib.Path("/sys/fs/cgroup/cpu")
 

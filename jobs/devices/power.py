@@ -38,7 +38,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from jobs import errors, npu_smi, params, records
+from jobs import errors, params
+from jobs.artifacts import records
+from jobs.devices import npu_smi
 
 log = logging.getLogger("ghostbench.power")
 
@@ -346,7 +348,7 @@ def npu_target(device: str, backend_info: Mapping[str, Any], environ: Mapping[st
                exe: str | None = None) -> tuple[int, str]:
     """``(NPU id, how)``: the ``-i`` of ``npu-smi info -t power`` for the chip this run uses. The acl backend's
     ``describe()`` has found its row already (``device_info.npu_id``); otherwise (``cann:N``) the chip is
-    looked up in ``npu-smi info`` by its ``ASCEND_VISIBLE_DEVICES`` id or ACL device id (``jobs.npu_smi``).
+    looked up in ``npu-smi info`` by its ``ASCEND_VISIBLE_DEVICES`` id or ACL device id (``jobs.devices.npu_smi``).
     ``PowerUnavailable`` when npu-smi cannot be run."""
     from jobs.backends.acl import config as acl_config  # pure: parses ASCEND_VISIBLE_DEVICES
 

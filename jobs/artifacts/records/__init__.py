@@ -29,7 +29,7 @@ ACCURACY = "accuracy.json"
 ENGINE_RECORD = "engine.json"
 REPORT_FILES = ("report.md", "report.json", "report.csv")
 PLOT_FILES = ("report-throughput.png", "report-throughput.svg", "report-latency.png", "report-latency.svg")
-"""The eval stage's plots (``jobs.plots``), beside the reports in its output; the controller publishes them with the
+"""The eval stage's plots (``jobs.results.plots``), beside the reports in its output; the controller publishes them with the
 reports to ``sweeps/<id>/``. report.md links them by these names (relative links)."""
 
 
@@ -157,7 +157,7 @@ class Windows:
 
 @dataclasses.dataclass(frozen=True)
 class PowerRecord:
-    """How the device's power was sampled during the timed passes, and the energy per image (``jobs.power``).
+    """How the device's power was sampled during the timed passes, and the energy per image (``jobs.devices.power``).
 
     ``summary.json``'s ``power``: absent when power was off (the CPU, the null backend, ``--power off``); with
     ``measured`` false and the ``reason`` when ``--power auto`` chose a method that could not run here."""
@@ -252,7 +252,7 @@ class InferSummary:
     precision: str = "fp32"
     """What the target asked the backend to compute in (``jobs.params.PRECISIONS``)."""
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """Date, host CPU, library versions, ghostbench revision (``jobs.provenance``)."""
+    """Date, host CPU, library versions, ghostbench revision (``jobs.devices.provenance``)."""
     target: str = ""
     engine: str | None = None
     engine_record: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -261,7 +261,7 @@ class InferSummary:
     backend_info: dict[str, Any] = dataclasses.field(default_factory=dict)
     host: dict[str, Any] = dataclasses.field(default_factory=dict)
     power: PowerRecord | None = None
-    """Device power during the timed passes (``jobs.power``); None: not sampled (the key is then absent)."""
+    """Device power during the timed passes (``jobs.devices.power``); None: not sampled (the key is then absent)."""
 
     UNITS = {"latency": "ms", "throughput": "images/s"}
 

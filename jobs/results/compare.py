@@ -16,9 +16,9 @@ A run without windows (an older report) counts as its throughput alone. A pair r
 shown but judges nothing. Runs of one side with no partner are listed (``only_in_a``, ``only_in_b``);
 they never regress. ``Comparison.exit_code`` is ``errors.EXIT_REGRESSION`` (5) when a pair regressed.
 
-``compare_published`` takes the seed guide's figures (``jobs.published``, fp16, per card) as A: for
+``compare_published`` takes the seed guide's figures (``jobs.results.published``, fp16, per card) as A: for
 each target of B whose accelerator (``Report.accelerators``) has published figures, B's figures are
-scaled to per card (x the catalogue's ``chips_per_card``) as ``jobs.reports.published_comparison``
+scaled to per card (x the catalogue's ``chips_per_card``) as ``jobs.results.tables.published_comparison``
 does, and paired with the published figure of that accelerator and batch size for model
 ``ghostnet_1.0x``, precision fp16 and input mode float32 (the seed's).
 
@@ -34,7 +34,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobs import devices, errors, published, records, reports
+from jobs import devices, errors
+from jobs.artifacts import records
+from jobs.results import published, tables
 
 PUBLISHED = "published"
 """The name that stands for the published figures in place of sweep A."""
@@ -310,13 +312,13 @@ def published_runs(b: records.Report) -> tuple[dict[Key, Side], dict[str, float]
     chips: dict[str, float] = {}
     for target in dict.fromkeys(r.target for r in b.runs):
         accelerator = b.accelerators.get(target)
-        if accelerator not in reports.PUBLISHED_ACCELERATORS:
+        if accelerator not in tables.PUBLISHED_ACCELERATORS:
             continue
         chips[target] = float(devices.get(accelerator).chips_per_card)
-        figures = published.THROUGHPUT[reports.PUBLISHED_ACCELERATORS[accelerator][1]]
+        figures = published.THROUGHPUT[tables.PUBLISHED_ACCELERATORS[accelerator][1]]
         for bs, value in sorted(figures.items()):
             key = Key(PUBLISHED_MODEL, target, bs, PUBLISHED_PRECISION, PUBLISHED_INPUT_MODE)
-            runs[key] = Side(value, value, value, None, top1, True, reports.PUBLISHED_ACCELERATORS[accelerator][0])
+            runs[key] = Side(value, value, value, None, top1, True, tables.PUBLISHED_ACCELERATORS[accelerator][0])
     return runs, chips
 
 
@@ -325,11 +327,11 @@ def compare_published(b: records.Report, threshold: float = DEFAULT_THRESHOLD, b
     a_runs, chips = published_runs(b)
     notes = [f"published: {PUBLISHED_MODEL}, {PUBLISHED_PRECISION}, {PUBLISHED_INPUT_MODE} input, images/s per "
              "card; B's per-device figures x the chips on one card ("
-             + ", ".join(f"{a} {devices.get(a).chips_per_card}" for a in reports.PUBLISHED_ACCELERATORS) + ")"]
+             + ", ".join(f"{a} {devices.get(a).chips_per_card}" for a in tables.PUBLISHED_ACCELERATORS) + ")"]
     if not chips:
         named = ", ".join(f"{t}: {a}" for t, a in b.accelerators.items()) or "none"
         notes.append(f"no target of B runs on an accelerator with published figures "
-                     f"({', '.join(reports.PUBLISHED_ACCELERATORS)}); B's accelerators: {named}")
+                     f"({', '.join(tables.PUBLISHED_ACCELERATORS)}); B's accelerators: {named}")
     if b.reference.kind != "imagenet":
         notes.append(f"top-1 not compared: B's accuracy is {b.reference.kind}, the published figure ImageNet")
     b_runs = _runs(b.model, [r for r in b.runs], chips)

@@ -21,8 +21,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from jobs import commit, errors
+from jobs import errors
 from jobs import store as store_mod
+from jobs.artifacts import commit
 
 FORMAT_VERSION = 1
 INDEX = "index.json"

@@ -1,4 +1,4 @@
-"""Top-k and accuracy arithmetic (latency statistics are ``jobs.records.LatencyStats``)."""
+"""Top-k and accuracy arithmetic (latency statistics are ``jobs.artifacts.records.LatencyStats``)."""
 
 from __future__ import annotations
 

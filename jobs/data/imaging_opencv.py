@@ -1,6 +1,6 @@
 """The opt-in fast path (``--pipeline opencv``): the seed's recipe with OpenCV's JPEG decoder and resize.
 
-Same sizes, crop offsets, channel order and normalization as ``jobs.imaging``; what differs is the
+Same sizes, crop offsets, channel order and normalization as ``jobs.data.imaging``; what differs is the
 resize: OpenCV's INTER_LINEAR interpolates between the two nearest pixels, where PIL's BILINEAR
 averages over the whole footprint of an output pixel when shrinking. Outputs are therefore close
 to the seed's, not equal (docs/performance.md gives the measured differences and the top-1
@@ -18,7 +18,8 @@ from types import ModuleType
 
 import numpy as np
 
-from jobs import errors, imaging
+from jobs import errors
+from jobs.data import imaging
 
 _JPEG_START = b"\xff\xd8"
 _JPEG_END = b"\xff\xd9"

@@ -4,7 +4,7 @@
   from the slowest to the fastest timing window), with the published 310 / 310P / T4 figures (per card, fp16)
   as dashed lines on the same axes, and a caption stating their basis;
 - ``report-latency``: compute mean and p99 (ms) per batch size per target, and the latency limit if one was given;
-- ``compare_bars``: the compare view (``jobs.compare.ratio_bars`` rows) as ratio bars with their spread.
+- ``compare_bars``: the compare view (``jobs.results.compare.ratio_bars`` rows) as ratio bars with their spread.
 
 What is drawn comes from ``throughput_series``, ``published_series``, ``latency_series`` and ``compare_series``:
 the exact points, so that tests hold them against report.json. One colour per target, by target order
@@ -23,7 +23,9 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from jobs import devices, errors, published, records, reports
+from jobs import devices, errors
+from jobs.artifacts import records
+from jobs.results import published, tables
 
 PALETTE = ("#0072B2", "#C34A00", "#007A55", "#9E3D8F", "#B8001F", "#6A5000", "#00707A", "#5B3FA0")
 """Target colours in target order: dark enough for a white page (contrast at least 4.5:1), told apart by hue."""
@@ -96,17 +98,17 @@ def latency_series(report: records.Report) -> dict[str, list[LatencyPoint]]:
 
 def published_series() -> dict[str, list[tuple[int, float]]]:
     """accelerator -> (batch size, images/s per card) of the published figures, as the throughput plot draws them."""
-    return {acc: sorted(published.THROUGHPUT[key].items()) for acc, (_, key) in reports.PUBLISHED_ACCELERATORS.items()}
+    return {acc: sorted(published.THROUGHPUT[key].items()) for acc, (_, key) in tables.PUBLISHED_ACCELERATORS.items()}
 
 
 def published_label(accelerator: str) -> str:
-    label = reports.PUBLISHED_ACCELERATORS[accelerator][0]
+    label = tables.PUBLISHED_ACCELERATORS[accelerator][0]
     chips = devices.get(accelerator).chips_per_card
     return f"published {label} (per card{f', {chips} chips' if chips > 1 else ''}, fp16)"
 
 
 def compare_series(rows: Sequence[Mapping[str, Any]]) -> list[RatioBar]:
-    """The bars ``compare_bars`` draws, in the rows' order (``jobs.compare.ratio_bars``: target, batch_size, ratio,
+    """The bars ``compare_bars`` draws, in the rows' order (``jobs.results.compare.ratio_bars``: target, batch_size, ratio,
     ratio_low, ratio_high, verdict; precision and input_mode join the label where given)."""
     bars = []
     for row in rows:
@@ -318,7 +320,7 @@ def write_plots(report: records.Report, folder: str | pathlib.Path) -> list[str]
 
 
 def compare_bars(rows: Sequence[Mapping[str, Any]], path: str | pathlib.Path) -> pathlib.Path:
-    """The compare view as ratio bars at ``path`` (.png or .svg): rows as ``jobs.compare.ratio_bars`` gives them."""
+    """The compare view as ratio bars at ``path`` (.png or .svg): rows as ``jobs.results.compare.ratio_bars`` gives them."""
     path = pathlib.Path(path)
     _save(compare_figure(rows), path)
     return path

@@ -1,4 +1,4 @@
-"""The sweep report as tables: CSV and Markdown, from ``jobs.records.Report``."""
+"""The sweep report as tables: CSV and Markdown, from ``jobs.artifacts.records.Report``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 
-from jobs import devices, errors, published, records
+from jobs import devices, errors
+from jobs.artifacts import records
+from jobs.results import published
 
-# The published columns (jobs.published, per card) by the accelerator they were measured on:
+# The published columns (jobs.results.published, per card) by the accelerator they were measured on:
 # (short label, key in published.THROUGHPUT).
 PUBLISHED_ACCELERATORS = {
     "Ascend310": ("Ascend 310", "Ascend 310 (card, 4 chips)"),

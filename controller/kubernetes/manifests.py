@@ -1,4 +1,4 @@
-"""Kubernetes Job manifests for plan steps: pure functions, no API calls (``controller.k8s_api`` makes those).
+"""Kubernetes Job manifests for plan steps: pure functions, no API calls (``controller.kubernetes.api`` makes those).
 
 One ``batch/v1`` Job per step runs the step's command, ``python -m jobs.<stage> ...``, in the image
 for its stage. The preprocessing shards of one output root are one Indexed Job (completions = shards):
@@ -26,7 +26,8 @@ import yaml
 
 import jobs
 from controller import plan as plan_mod
-from jobs import cpu, devices, errors, params
+from jobs import devices, errors, params
+from jobs.devices import cpu
 
 # Label and annotation keys set on every Job and pod.
 LABEL_PREFIX = "ghostbench.io/"
@@ -435,7 +436,7 @@ def _env(step: plan_mod.Step, settings: KubernetesSettings) -> list[dict[str, An
         {"name": "TMPDIR", "value": "/tmp"},
     ]
     if "cpu" in _resources(step, settings).get("limits", {}):
-        # The container's CPU limit in whole CPUs (rounded up) through the downward API: jobs.cpu sizes the
+        # The container's CPU limit in whole CPUs (rounded up) through the downward API: jobs.devices.cpu sizes the
         # thread pools to it, since neither ONNX Runtime nor torch sees a CPU limit (only the node's cores).
         env.append({"name": cpu.CPU_LIMIT_ENV, "valueFrom": {"resourceFieldRef": {
             "containerName": CONTAINER, "resource": "limits.cpu", "divisor": "1"}}})

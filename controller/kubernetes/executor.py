@@ -1,4 +1,4 @@
-"""Runs each step as a Kubernetes Job (``controller.manifests``), through ``controller.k8s_api``.
+"""Runs each step as a Kubernetes Job (``controller.kubernetes.manifests``), through ``controller.kubernetes.api``.
 
 - ``start`` creates the step's Job, or adopts the Job already there under the same name (a restarted
   controller never submits work twice). A finished Job whose output the store lacks (it failed, or
@@ -27,9 +27,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from controller import k8s_api, manifests
 from controller import plan as plan_mod
 from controller.executors import base
+from controller.kubernetes import api as k8s_api
+from controller.kubernetes import manifests
 from jobs import store as store_mod
 
 COMPLETE, FAILED = "Complete", "Failed"
