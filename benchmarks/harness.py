@@ -6,7 +6,7 @@ Part 1, ONNX Runtime on this CPU, the same engine and images, alternating within
               predictions): summary.json's end_to_end.images_per_second (the first pass)
   in-pass   : the same run's backend time / its end-to-end time (end_to_end.efficiency): bare and
               stage measured batch by batch in one pass, so machine drift cancels out
-  overlap   : the stage with reading ahead and ranking behind forced on (jobs.stages.infer.OVERLAP); by
+  overlap   : the stage with reading ahead and ranking behind forced on (the timing protocol's ``overlap``, jobs.harness.passes); by
               default a backend computing on the host's cores runs serially, and this shows why
   null      : the stage with the null backend: the harness alone, its ceiling
 Part 2, a device of the seed's Ascend 310P speed: the null backend waiting batch / (published
@@ -50,11 +50,8 @@ def stage_pass(work, tag: str, args: list[str], overlap: bool | None = None,
     from jobs.stages import infer
 
     out = work / f"infer-{tag}-{time.monotonic_ns()}"
-    infer.OVERLAP, infer.STAGING = overlap, staging
-    try:
-        assert infer.main([*args, "--min-batches", "1", "--min-seconds", "0", "--out", str(out), "--quiet"]) == 0
-    finally:
-        infer.OVERLAP, infer.STAGING = None, None
+    assert infer.main([*args, "--min-batches", "1", "--min-seconds", "0", "--out", str(out), "--quiet"],
+                      overlap=overlap, staging=staging) == 0
     return json.loads((out / "summary.json").read_text())["end_to_end"]
 
 

@@ -7,7 +7,7 @@ in alternating order:
   download store: S3Store.get_file (what commit.local_copy does) boto3: client.download_file
   stream   store: S3Store.open_read read 4 MB at a time (what the shard reader does)
            boto3: get_object()["Body"].read 4 MB at a time
-boto3 runs with its default transfer settings; the store with its own (jobs.store.s3.TRANSFER).
+boto3 runs with its default transfer settings; the store with its own (jobs.store.s3_connection.TRANSFER).
 """
 
 from __future__ import annotations

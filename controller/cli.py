@@ -162,9 +162,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_labels(spec)
     options: dict[str, Any] = {}
     if args.executor == "kubernetes":
-        from controller.kubernetes import manifests
+        from controller.kubernetes import settings as k8s_settings
 
-        options = {"sweep": plan.sweep, "settings": manifests.load_settings(args.settings, args.namespace)}
+        options = {"sweep": plan.sweep, "settings": k8s_settings.load_settings(args.settings, args.namespace)}
     elif args.namespace or args.settings:
         raise errors.BadInput("--namespace and --settings: only with --executor kubernetes")
     return launch.execute(spec, plan, store, args.executor, args.jobs, verify=args.verify,
@@ -316,9 +316,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_manifests(args: argparse.Namespace) -> int:
     from controller.kubernetes import manifests
+    from controller.kubernetes import settings as k8s_settings
 
     spec = spec_mod.load(args.spec)
-    settings = manifests.load_settings(args.settings, args.namespace)
+    settings = k8s_settings.load_settings(args.settings, args.namespace)
     store = _open_store(args.store, spec)  # no I/O: only --pending reads it
     plan = plan_mod.make_plan(spec, store.uri)
     steps = list(plan.steps)
@@ -333,10 +334,11 @@ def cmd_manifests(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from controller.kubernetes import api as k8s_api
-    from controller.kubernetes import executor, manifests
+    from controller.kubernetes import executor
+    from controller.kubernetes import settings as k8s_settings
 
     sweep = spec_mod.load(args.sweep).name if _is_sweep_file(args.sweep) else args.sweep
-    settings = manifests.load_settings(args.settings, args.namespace)
+    settings = k8s_settings.load_settings(args.settings, args.namespace)
     api = k8s_api.Api.connect(settings.namespace, settings.context)
     try:
         deleted = executor.cancel(api, sweep)

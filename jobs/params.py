@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from jobs import errors
+from jobs.devices import power as power_mod
 
 P = TypeVar("P", bound="StageParams")
 
@@ -36,7 +37,6 @@ PRECISIONS = ("fp32", "tf32", "fp16", "int8")
 """What a target computes in; each backend and engine target maps it onto its own switch (ONNX Runtime CUDA's
 ``use_tf32``, TensorRT's fp16 flag, CANN's and ATC's ``precision_mode``) and refuses what it cannot do.
 int8 is reserved for calibrated engines and refused by every backend for now."""
-POWER_MODES = ("auto", "nvml", "npu-smi", "off")
 """How the infer stage samples device power while it times (``jobs.devices.power``): auto (NVML on cuda/tensorrt, npu-smi
 on npu/cann, off elsewhere), one method by name (an error when it cannot run), or off."""
 REFERENCE_KINDS = ("imagenet", "agreement")
@@ -372,7 +372,7 @@ class InferParams(StageParams):
     min_batches: int = param(20, help="timed batches at least; extra passes over the data run until reached")
     min_seconds: float = param(2.0, help="timed compute seconds at least; extra passes run until reached")
     max_passes: int = param(100, help="upper bound on passes over the data")
-    power: str | None = param(None, choices=POWER_MODES,
+    power: str | None = param(None, choices=power_mod.MODES,
                               help="sample device power during the timed passes for joules per image: auto (the "
                                    "default: NVML on cuda/tensorrt, npu-smi on npu/cann, off on the CPU and null), "
                                    "nvml, npu-smi (an error when it cannot run) or off")
@@ -385,8 +385,8 @@ class InferParams(StageParams):
         _at_least(self.min_batches, 1, "--min-batches")
         _at_least(self.min_seconds, 0, "--min-seconds")
         _at_least(self.max_passes, 1, "--max-passes")
-        if self.power is not None and self.power not in POWER_MODES:
-            raise errors.BadInput(f"--power: expected one of {', '.join(POWER_MODES)}, got {self.power!r}")
+        if self.power is not None and self.power not in power_mod.MODES:
+            raise errors.BadInput(f"--power: expected one of {', '.join(power_mod.MODES)}, got {self.power!r}")
         _at_least(self.power_interval_ms, 1, "--power-interval-ms")
         from jobs import backends
 

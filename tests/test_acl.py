@@ -22,7 +22,7 @@ import pytest
 from jobs import store
 from jobs.artifacts import commit, shards
 from jobs.backends.acl import backend as acl_backend
-from jobs.backends.acl import config as acl_config
+from jobs.devices import npu_smi
 from jobs.stages import convert, infer, preprocess
 from jobs.tools import fake_imagenet
 from tests import fake_aclruntime, fake_atc, tiny_model
@@ -69,7 +69,7 @@ def runtime(request, work, monkeypatch):
     fake_aclruntime.reset()
     monkeypatch.setitem(sys.modules, "aclruntime", fake_aclruntime)
     monkeypatch.setenv("PATH", f"{work / 'fake-bin'}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.delenv(acl_config.VISIBLE_DEVICES_ENV, raising=False)
+    monkeypatch.delenv(npu_smi.VISIBLE_DEVICES_ENV, raising=False)
     return "fake"
 
 
@@ -79,7 +79,7 @@ def fake(work, monkeypatch):
     fake_aclruntime.reset()
     monkeypatch.setitem(sys.modules, "aclruntime", fake_aclruntime)
     monkeypatch.setenv("PATH", f"{work / 'fake-bin'}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.delenv(acl_config.VISIBLE_DEVICES_ENV, raising=False)
+    monkeypatch.delenv(npu_smi.VISIBLE_DEVICES_ENV, raising=False)
     return fake_aclruntime
 
 
@@ -220,12 +220,12 @@ def test_dynamic_batch_is_set_when_the_batch_size_changes(work, fake):
 
 
 def test_npu_alone_takes_the_device_ascend_docker_runtime_handed_over(work, fake, monkeypatch):
-    monkeypatch.setenv(acl_config.VISIBLE_DEVICES_ENV, "3")
+    monkeypatch.setenv(npu_smi.VISIBLE_DEVICES_ENV, "3")
     code, out = run(work, "infer-fake-visible", engine(work, "fake", "f32-bs4", 4), "float32", 4, device="npu")
     assert code == 0
     info = json.loads((out / "summary.json").read_text())["backend_info"]
     assert info["acl_device_id"] == 0 and info["physical_device_id"] == 3
-    assert info[acl_config.VISIBLE_DEVICES_ENV] == "3"
+    assert info[npu_smi.VISIBLE_DEVICES_ENV] == "3"
     assert ("open", (str(work / "engine-fake-f32-bs4" / "ghostnet_bs4.om"), 0)) in fake.calls
 
 
@@ -237,7 +237,7 @@ def test_npu_alone_takes_the_device_ascend_docker_runtime_handed_over(work, fake
 ])
 def test_bad_devices_are_one_line_exit_2(work, fake, monkeypatch, capsys, device, env, message):
     if env is not None:
-        monkeypatch.setenv(acl_config.VISIBLE_DEVICES_ENV, env)
+        monkeypatch.setenv(npu_smi.VISIBLE_DEVICES_ENV, env)
     code, _ = run(work, "infer-fake-bad-device", engine(work, "fake", "f32-bs4", 4), "float32", 4, device=device)
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and message in err
@@ -280,7 +280,7 @@ def test_aclruntime_is_imported_only_inside_the_acl_backend():
 @pytest.mark.parametrize("value, ids", [("3", [3]), ("0,1", [0, 1]), ("0-3", [0, 1, 2, 3]),
                                         ("Ascend310P-2,Ascend310P-5", [2, 5]), (" 4 , 6 ", [4, 6])])
 def test_visible_devices_forms(value, ids):
-    assert acl_config.parse_visible_devices(value) == ids
+    assert npu_smi.parse_visible_devices(value) == ids
 
 
 def test_exec_time_entries_in_either_form():

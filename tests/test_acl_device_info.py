@@ -15,7 +15,6 @@ import pathlib
 
 import pytest
 
-from jobs.backends.acl import config as acl_config
 from jobs.devices import npu_smi
 from tests.test_acl import engine, fake, run, work  # noqa: F401 - fixtures and helpers of the acl tests
 from tests.test_atc import NPU_SMI_INFO, write_tool
@@ -189,7 +188,7 @@ def test_the_summary_records_the_chip_the_pod_was_given(work, fake, monkeypatch,
     home.mkdir(parents=True)
     (home / "version.cfg").write_text(VERSION_CFG)
     monkeypatch.setattr(npu_smi, "CANN_HOMES", (home,))
-    monkeypatch.setenv(acl_config.VISIBLE_DEVICES_ENV, "1")  # what Ascend Docker Runtime sets in the pod
+    monkeypatch.setenv(npu_smi.VISIBLE_DEVICES_ENV, "1")  # what Ascend Docker Runtime sets in the pod
     code, out = run(work, "infer-fake-device-info", engine(work, "fake", "f32-bs4", 4), "float32", 4, device="npu")
     assert code == 0
     info = json.loads((out / "summary.json").read_text())["backend_info"]
@@ -203,7 +202,7 @@ def test_the_summary_records_the_chip_the_pod_was_given(work, fake, monkeypatch,
 
 def test_no_image_chart_or_job_sets_the_visible_devices():
     """ASCEND_VISIBLE_DEVICES comes from the device plugin / Ascend Docker Runtime at run time, never baked in."""
-    env = acl_config.VISIBLE_DEVICES_ENV
+    env = npu_smi.VISIBLE_DEVICES_ENV
     for path in [*ROOT.glob("images/*/Dockerfile"), *(p for p in (ROOT / "charts").rglob("*") if p.is_file())]:
         for line in path.read_text(errors="replace").splitlines():
             code = line.split("#", 1)[0]

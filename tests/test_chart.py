@@ -31,6 +31,7 @@ import yaml
 from controller import plan as plan_mod
 from controller import spec as spec_mod
 from controller.kubernetes import manifests
+from controller.kubernetes import settings as k8s_settings
 from jobs import devices, params
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -132,7 +133,7 @@ def _step_jobs(objects: list[dict]) -> list[dict]:
     """The Jobs the controller would submit, from the sweep and settings the chart gives it."""
     config = _config(objects)
     spec = spec_mod.parse(config["sweep"], "sweep.yaml (rendered)")
-    settings = manifests.parse_settings(config["settings"], "settings.yaml (rendered)")
+    settings = k8s_settings.parse_settings(config["settings"], "settings.yaml (rendered)")
     return manifests.jobs_for(plan_mod.make_plan(spec), settings)
 
 
@@ -407,7 +408,7 @@ def _chart_specific_settings() -> dict[str, typing.Any]:
         "instance": RELEASE,
         # the same image keys and repositories, tagged with the chart's appVersion (images.*.tag empty)
         "images": {key: f"{ref.rsplit(':', 1)[0]}:{chart['appVersion']}"
-                   for key, ref in manifests.KubernetesSettings().images.items()},
+                   for key, ref in k8s_settings.KubernetesSettings().images.items()},
         # the store ConfigMap the chart creates, named after the release
         "store_config_map": f"{RELEASE}-ghostbench-store",
     }
@@ -424,8 +425,8 @@ def _differences(got: typing.Any, expected: typing.Any, path: str) -> list[tuple
 def _settings_disagreements(objects: list[dict]) -> list[str]:
     """Where the settings the chart renders differ from ``KubernetesSettings()`` other than on purpose."""
     rendered = _config(objects)["settings"]
-    settings = manifests.parse_settings(rendered, "settings.yaml (rendered)")
-    defaults = manifests.KubernetesSettings()
+    settings = k8s_settings.parse_settings(rendered, "settings.yaml (rendered)")
+    defaults = k8s_settings.KubernetesSettings()
     specific = _chart_specific_settings()
     problems = []
     for name in sorted(rendered):
@@ -441,7 +442,7 @@ def test_chart_defaults_are_the_controller_defaults(rendered):
     fails here: with its default values, the chart gives the controller ``KubernetesSettings()`` except
     where it means something else (``_chart_specific_settings``)."""
     objects = rendered["default"]
-    fields = {f.name for f in dataclasses.fields(manifests.KubernetesSettings)}
+    fields = {f.name for f in dataclasses.fields(k8s_settings.KubernetesSettings)}
     chart_sets = set(_config(objects)["settings"])
     problems = _settings_disagreements(objects)
     problems += [f"{name}: a KubernetesSettings field neither set by the chart (values.yaml, templates/_helpers.tpl "
@@ -452,7 +453,7 @@ def test_chart_defaults_are_the_controller_defaults(rendered):
     assert not problems, ("values.yaml and KubernetesSettings (controller/kubernetes/manifests.py) disagree; change both:\n  "
                           + "\n  ".join(problems))
     # the controller pod itself: the same HOME and user as the step pods
-    defaults = manifests.KubernetesSettings()
+    defaults = k8s_settings.KubernetesSettings()
     pod = next(o for o in objects if o["kind"] == "Job")["spec"]["template"]["spec"]
     assert {v["name"]: v.get("value") for v in pod["containers"][0]["env"]}["HOME"] == defaults.home
     assert {"name": "home", "mountPath": defaults.home} in pod["containers"][0]["volumeMounts"]

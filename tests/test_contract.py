@@ -13,6 +13,7 @@ from controller import cli, runner
 from controller import plan as plan_mod
 from controller import spec as spec_mod
 from controller.kubernetes import manifests
+from controller.kubernetes import settings as k8s_settings
 from jobs import params
 from jobs import store as store_mod
 from jobs.artifacts import records
@@ -52,14 +53,14 @@ def test_renaming_a_flag_is_one_change_that_reaches_command_parser_and_job(monke
     monkeypatch.setattr(field, "metadata", {**field.metadata, "flag": "--images-per-batch"})
     assert "--images-per-batch" in step.command() and "--batch-size" not in step.command()
     assert params.InferParams.parse(step.command()[2:]) == step.params
-    job = manifests.job(plan.sweep, step, manifests.KubernetesSettings())
+    job = manifests.job(plan.sweep, step, k8s_settings.KubernetesSettings())
     assert "--images-per-batch" in job["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 def test_the_job_builder_reads_typed_fields_for_shards():
     (plan,) = [p for p in _plans() if p.sweep == "local-demo"]
     shard = next(s for s in plan.steps if s.stage == "preprocess" and s.params.shard == 1)
-    job = manifests.job(plan.sweep, shard, manifests.KubernetesSettings())
+    job = manifests.job(plan.sweep, shard, k8s_settings.KubernetesSettings())
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--shard") + 1] == "$(JOB_COMPLETION_INDEX)"
     assert job["spec"]["completions"] == shard.params.num_shards

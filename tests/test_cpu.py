@@ -9,6 +9,7 @@ import pathlib
 import pytest
 
 from controller.kubernetes import manifests
+from controller.kubernetes import settings as k8s_settings
 from jobs import errors
 from jobs.devices import cpu
 from tests.test_manifests import SETTINGS, _steps
@@ -150,7 +151,7 @@ CPU_LIMIT_VAR = {"name": cpu.CPU_LIMIT_ENV, "valueFrom": {"resourceFieldRef": {
 
 
 def _container(step_name: str, settings: dict) -> dict:
-    job = manifests.job("sweep", _steps()[step_name], manifests.parse_settings(settings))
+    job = manifests.job("sweep", _steps()[step_name], k8s_settings.parse_settings(settings))
     (container,) = job["spec"]["template"]["spec"]["containers"]
     return container
 

@@ -110,15 +110,13 @@ def test_staged_copies_run_beside_the_compute_and_are_still_counted_per_batch(wo
 
 
 def test_onnxruntime_staged_batches_give_the_same_predictions(work, monkeypatch):
-    from jobs.stages import infer
 
     engine = make_engine(work, "float32", 4)
     common = ["--engine", engine, "--data", str(work / "data-float32"), "--batch-size", "4", "--min-batches", "3",
               "--min-seconds", "0", "--option", "io_binding=true"]
     code, plain = run_infer(work, "ort-unstaged", *common)
     assert code == 0 and not summary_of(plain).end_to_end.staged
-    monkeypatch.setattr(infer, "OVERLAP", True)  # as on a device: read and copy ahead, rank behind
-    code, staged = run_infer(work, "ort-staged", *common)
+    code, staged = run_infer(work, "ort-staged", *common, overlap=True)  # as on a device: read and copy ahead
     assert code == 0
     s = summary_of(staged)
     assert s.end_to_end.staged and s.h2d.count == s.compute.count >= 3

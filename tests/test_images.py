@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from controller.kubernetes import manifests
+from controller.kubernetes import settings as k8s_settings
 from jobs import devices
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def hadolint() -> str:
 
 
 def test_an_image_for_every_image_key():
-    keys = set(manifests.KubernetesSettings().images) | {a.image for a in devices.CATALOGUE.values()}
+    keys = set(k8s_settings.KubernetesSettings().images) | {a.image for a in devices.CATALOGUE.values()}
     assert {_id(p) for p in DOCKERFILES} == keys == set(EXTRAS)
 
 
@@ -61,7 +61,7 @@ def test_dockerfile_conventions(dockerfile):
         assert ":" in args[name.group(1)] and not args[name.group(1)].endswith(":latest")
     users = re.findall(r"(?m)^USER (\S+)", _final_stage(text))
     assert users and users[-1] == "1000:1000"  # runs as the non-root user the pods ask for
-    assert manifests.KubernetesSettings().run_as_user == 1000
+    assert k8s_settings.KubernetesSettings().run_as_user == 1000
     assert not re.search(r"(?im)^(ENV|ARG|LABEL)\b.*(SECRET|PASSWORD|TOKEN|ACCESS_KEY)", text)
     extras = args["EXTRAS"].split(",")
     assert set(extras) == EXTRAS[_id(dockerfile)]

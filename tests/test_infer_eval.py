@@ -42,9 +42,9 @@ def make_engine(work: pathlib.Path, mode: str, bs: int) -> str:
     return str(out)
 
 
-def run_infer(work, out_name, *extra):
+def run_infer(work, out_name, *extra, overlap=None):
     out = work / out_name
-    code = infer.main(["--out", str(out), "--quiet", *extra])
+    code = infer.main(["--out", str(out), "--quiet", *extra], overlap=overlap)
     return code, out
 
 
@@ -100,10 +100,9 @@ def test_overlapped_and_serial_passes_write_the_same_predictions(work, monkeypat
     engine = make_engine(work, "float32", 2)
     outputs = {}
     for overlapped in (True, False):
-        monkeypatch.setattr(infer, "OVERLAP", overlapped)
         code, out = run_infer(work, f"infer-overlap-{overlapped}", "--engine", engine, "--data",
                               str(work / "data-float32"), "--batch-size", "2", "--min-batches", "1",
-                              "--min-seconds", "0")
+                              "--min-seconds", "0", overlap=overlapped)
         assert code == 0
         outputs[overlapped] = (out / "predictions.csv").read_text()
         e2e = json.loads((out / "summary.json").read_text())["end_to_end"]

@@ -27,6 +27,7 @@ from controller import cli
 from controller.kubernetes import api as k8s_api
 from controller.kubernetes import executor as k8s_executor
 from controller.kubernetes import manifests
+from controller.kubernetes import settings as k8s_settings
 from jobs import errors
 from jobs import store as store_mod
 from tests.k8s_fake import FakeCluster
@@ -227,7 +228,7 @@ def test_watch_thread_ends_the_sweep_at_once_when_credentials_are_rejected(tmp_p
     api = k8s_api.Api.connect(NAMESPACE)
     executor = k8s_executor.KubernetesExecutor(
         store_mod.open_store(tmp_path / "store"), sweep=plan.sweep,
-        settings=manifests.load_settings(write_settings(tmp_path)), api=api, sleep=slept.append,
+        settings=k8s_settings.load_settings(write_settings(tmp_path)), api=api, sleep=slept.append,
         clock=lambda: 0.0, notify=lambda text: None)
     try:
         executor.start(step)

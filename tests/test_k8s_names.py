@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from controller import plan as plan_mod
 from controller import spec as spec_mod
 from controller.kubernetes import manifests
+from controller.kubernetes import settings as k8s_settings
 from jobs import errors
 
 # -- the API server's rules (apimachinery validation) ------------------------------------------------
@@ -124,8 +125,8 @@ file_stems = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blackl
                      min_size=1, max_size=80)
 batch_sizes = st.lists(st.one_of(st.integers(1, 64), st.integers(1, 10 ** 80)), min_size=1, max_size=3, unique=True)
 
-SETTINGS = [manifests.KubernetesSettings(),
-            manifests.parse_settings({"namespace": "bench", "instance": "ghostnet", "scheduler_name": "volcano",
+SETTINGS = [k8s_settings.KubernetesSettings(),
+            k8s_settings.parse_settings({"namespace": "bench", "instance": "ghostnet", "scheduler_name": "volcano",
                                       "scheduler_annotations": {"scheduling.volcano.sh/queue-name": "npu"}})]
 
 
@@ -221,8 +222,8 @@ def _any_params():
     ({"node_selector": {"kubernetes.io/arch": "amd 64"}}, "node_selector.kubernetes.io/arch: expected a label value"),
 ])
 def test_settings_refuse_labels_and_annotations_the_api_server_would(data, message):
-    with pytest.raises(manifests.SettingsError, match=re.escape(message)):
-        manifests.parse_settings(data, "settings.yaml")
+    with pytest.raises(k8s_settings.SettingsError, match=re.escape(message)):
+        k8s_settings.parse_settings(data, "settings.yaml")
 
 
 @pytest.mark.parametrize("data", [
@@ -231,4 +232,4 @@ def test_settings_refuse_labels_and_annotations_the_api_server_would(data, messa
     {"node_selector": {"kubernetes.io/arch": "amd64", "host-arch": "huawei-arm", "empty": ""}},
 ])
 def test_settings_keep_what_the_api_server_takes(data):
-    manifests.parse_settings(data, "settings.yaml")
+    k8s_settings.parse_settings(data, "settings.yaml")

@@ -25,6 +25,7 @@ from controller import spec as spec_mod
 from controller.kubernetes import api as k8s_api
 from controller.kubernetes import executor as k8s_executor
 from controller.kubernetes import manifests
+from controller.kubernetes import settings as k8s_settings
 from jobs import params
 from jobs import store as store_mod
 from jobs.tools import fake_imagenet
@@ -179,7 +180,7 @@ def test_dropped_watch_and_gone_are_recovered(tmp_path, cluster):
     slept: list[float] = []
     api = k8s_api.Api.for_host(cluster.url, NAMESPACE)
     executor = k8s_executor.KubernetesExecutor(
-        store, sweep=plan.sweep, settings=manifests.load_settings(write_settings(tmp_path)), api=api,
+        store, sweep=plan.sweep, settings=k8s_settings.load_settings(write_settings(tmp_path)), api=api,
         sleep=slept.append, notify=lambda text: None)
     try:
         result = runner.run(plan, store, executor)
@@ -228,7 +229,7 @@ def test_api_deadline_fails_the_waiting_steps_in_fake_time(tmp_path):
     step = next(s for s in plan.steps if s.stage == "eval")
     executor = k8s_executor.KubernetesExecutor(
         store_mod.open_store(tmp_path / "store"), sweep=plan.sweep,
-        settings=manifests.parse_settings({"api_deadline_seconds": 60}), api=_Unreachable(), sleep=sleep,
+        settings=k8s_settings.parse_settings({"api_deadline_seconds": 60}), api=_Unreachable(), sleep=sleep,
         clock=lambda: now[0], notify=lambda text: None)
     executor.start(step)
     ended = executor.wait(timeout=60)  # returns as soon as the watch thread gives up (no real waiting)
@@ -243,7 +244,7 @@ def test_jobs_at_once_are_bounded_per_device_class(tmp_path):
     plan = load_plan(make_sweep(tmp_path))
     executor = k8s_executor.KubernetesExecutor(
         store_mod.open_store(tmp_path / "store"), sweep=plan.sweep,
-        settings=manifests.parse_settings({"max_running": {"cpu": 2, "Ascend310P3": 1}}), api=_Unreachable(),
+        settings=k8s_settings.parse_settings({"max_running": {"cpu": 2, "Ascend310P3": 1}}), api=_Unreachable(),
         notify=lambda text: None)
     shard0, shard1 = [s for s in plan.steps if s.stage == "preprocess"][:2]
     infers = [s for s in plan.steps if s.stage == "infer"]

@@ -25,6 +25,7 @@ from controller import cli
 from controller import plan as plan_mod
 from controller import spec as spec_mod
 from controller.kubernetes import manifests
+from controller.kubernetes import settings as k8s_settings
 from jobs import devices, params
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -97,10 +98,10 @@ def _steps() -> dict[str, plan_mod.Step]:
 def golden_documents() -> dict[str, str]:
     """Golden file name -> the YAML that manifests.py renders for it now."""
     steps = _steps()
-    settings = manifests.parse_settings(SETTINGS)
+    settings = k8s_settings.parse_settings(SETTINGS)
     out = {f"{name}.yaml": manifests.dump([manifests.job(SWEEP, step, settings)]) for name, step in steps.items()}
     out["infer-ascend310p3-volcano-driver-mounts.yaml"] = manifests.dump([manifests.job(
-        SWEEP, steps["infer-ascend310p3"], manifests.parse_settings(SETTINGS_VOLCANO_DRIVER))])
+        SWEEP, steps["infer-ascend310p3"], k8s_settings.parse_settings(SETTINGS_VOLCANO_DRIVER))])
     return out
 
 
@@ -129,7 +130,7 @@ def test_golden_manifests_show_the_essentials():
     assert driver["spec"]["schedulerName"] == "volcano"
     assert driver["metadata"]["annotations"] == {"scheduling.volcano.sh/queue-name": "npu"}
     assert {v["hostPath"]["path"] for v in driver["spec"]["volumes"] if "hostPath" in v} == set(
-        manifests.ASCEND_DRIVER_PATHS)
+        k8s_settings.ASCEND_DRIVER_PATHS)
     assert all(m.get("readOnly") for m in driver["spec"]["containers"][0]["volumeMounts"] if "ascend" in m["name"])
     cpu = docs["infer-cpu.yaml"]["spec"]["template"]["spec"]
     assert "nodeSelector" not in cpu and "tolerations" not in cpu
@@ -159,7 +160,7 @@ def test_golden_manifests_show_the_essentials():
 def test_all_shards_of_a_root_are_one_indexed_job():
     spec = spec_mod.load(ROOT / "examples" / "seed-ascend310p.yaml")
     plan = plan_mod.make_plan(spec)
-    settings = manifests.KubernetesSettings()
+    settings = k8s_settings.KubernetesSettings()
     shards = [s for s in plan.steps if s.stage == "preprocess"]
     assert len(shards) == spec.dataset.shards > 1
     jobs = [manifests.job(plan.sweep, s, settings) for s in shards]
@@ -249,18 +250,18 @@ def test_job_names_are_deterministic_dns_labels_even_for_long_sweep_names():
     ({"image_pull_policy": "Sometimes"}, "image_pull_policy: expected one of Always, IfNotPresent, Never"),
 ])
 def test_settings_errors_name_the_field(data, message):
-    with pytest.raises(manifests.SettingsError, match=re.escape(message)):
-        manifests.parse_settings(data, "settings.yaml")
+    with pytest.raises(k8s_settings.SettingsError, match=re.escape(message)):
+        k8s_settings.parse_settings(data, "settings.yaml")
 
 
 def test_settings_file(tmp_path):
     path = tmp_path / "settings.yaml"
     path.write_text(yaml.safe_dump({"namespace": "bench", "resources": {"infer": {"requests": {"cpu": 8},
                                                                                    "limits": {"cpu": 8}}}}))
-    settings = manifests.load_settings(path, namespace="other")
+    settings = k8s_settings.load_settings(path, namespace="other")
     assert settings.namespace == "other" and settings.resources["infer"]["requests"]["cpu"] == "8"
-    with pytest.raises(manifests.SettingsError, match="no such settings file"):
-        manifests.load_settings(tmp_path / "missing.yaml")
+    with pytest.raises(k8s_settings.SettingsError, match="no such settings file"):
+        k8s_settings.load_settings(tmp_path / "missing.yaml")
 
 
 def main(argv: list[str] | None = None) -> int:

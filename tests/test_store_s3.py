@@ -30,6 +30,7 @@ from controller.executors import local as local_executor
 from jobs import errors, store
 from jobs.artifacts import commit
 from jobs.store import s3 as s3_store
+from jobs.store import s3_connection, s3_errors
 from jobs.tools import fake_imagenet
 from tests import s3proxy, s3server
 
@@ -260,7 +261,7 @@ print(json.dumps({"size": size, "sha": digest.hexdigest(), "back": back.hexdiges
         assert res["peak_rss_mb"] < 200, res  # never the whole object in memory (about 120 MB seen)
     # it went up in parts: a multipart object's ETag is "<md5 of part md5s>-<parts>"
     head = s3_env.client().head_object(Bucket=s3_bucket[5:], Key="big/part-00000.npy")
-    assert head["ETag"].strip('"').endswith(f"-{-(-200 * MiB // s3_store.TRANSFER.multipart_chunksize)}")
+    assert head["ETag"].strip('"').endswith(f"-{-(-200 * MiB // s3_connection.TRANSFER.multipart_chunksize)}")
 
 
 def test_listing_over_1000_keys_with_prefixes(s3_bucket):
@@ -322,7 +323,7 @@ def test_missing_bucket(s3_env, capsys):
     assert "bucket 'no-such-bucket-here' does not exist at http://127.0.0.1:" in line
 
 
-def _count_attempts(conn: s3_store._Connection) -> list[str]:
+def _count_attempts(conn: s3_connection.Connection) -> list[str]:
     """The HTTP attempts (botocore's own retries included) that ``conn``'s client makes from now on."""
     attempts: list[str] = []
     conn.client.meta.events.register("before-send.s3", lambda request, **_: attempts.append(request.url))
@@ -341,13 +342,13 @@ def test_wrong_endpoint_fails_at_once(s3_env, monkeypatch, capsys):
     assert "retry" not in err
 
     waits: list[float] = []
-    conn = s3_store._Connection("bucket", deadline_s=60.0, sleep=waits.append)
+    conn = s3_connection.Connection("bucket", deadline_s=60.0, sleep=waits.append)
     attempts = _count_attempts(conn)
     with pytest.raises(errors.BadInput, match="nothing answered") as e:
         s3_store.S3Store(conn).exists("x")
     assert len(attempts) == 1 and waits == []  # neither botocore (3 attempts by default) nor the store retried
     assert e.value.__cause__ is not None  # the cause is kept for a debug log
-    assert not s3_store.reached(endpoint)
+    assert not s3_connection.reached(endpoint)
 
     # an unknown host: the same (the name server's answer faked, so that no network is needed)
     real_getaddrinfo = socket.getaddrinfo
@@ -380,9 +381,9 @@ def test_endpoint_that_answered_before_is_waited_for_until_the_deadline(s3_env, 
     port = s3server.free_ports(1)[0]
     endpoint = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-    monkeypatch.setenv(s3_store.REACHED_ENV, f"http://elsewhere:1 {endpoint}")  # as a controller passes it on
+    monkeypatch.setenv(s3_connection.REACHED_ENV, f"http://elsewhere:1 {endpoint}")  # as a controller passes it on
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retries off: only the deadline loop
-    monkeypatch.setenv(s3_store.DEADLINE_ENV, "0")
+    monkeypatch.setenv(s3_connection.DEADLINE_ENV, "0")
     assert cli.main(["status", "s", "--store", "s3://bucket/p"]) == errors.EXIT_BAD_INPUT
     line = _one_error_line(capsys.readouterr().err)
     assert f"S3 endpoint {endpoint} unreachable" in line and "gave up after 0s" in line
@@ -395,7 +396,7 @@ def test_endpoint_that_answered_before_is_waited_for_until_the_deadline(s3_env, 
         waits.append(s)
         now[0] += s
 
-    conn = s3_store._Connection("bucket", deadline_s=10.0, sleep=sleep, clock=lambda: now[0])
+    conn = s3_connection.Connection("bucket", deadline_s=10.0, sleep=sleep, clock=lambda: now[0])
     attempts = _count_attempts(conn)
     with pytest.raises(errors.BadInput, match="unreachable .*gave up after 10s") as e:
         s3_store.S3Store(conn).exists("x")
@@ -404,18 +405,18 @@ def test_endpoint_that_answered_before_is_waited_for_until_the_deadline(s3_env, 
 
 
 def test_a_store_that_got_an_answer_says_so_to_its_subprocesses(s3_bucket, monkeypatch):
-    monkeypatch.delenv(s3_store.REACHED_ENV, raising=False)
+    monkeypatch.delenv(s3_connection.REACHED_ENV, raising=False)
     st = store.open_store(s3_bucket)
     assert not st.exists("x")
     endpoint = st._conn.endpoint
-    assert endpoint.startswith("http://127.0.0.1:") and os.environ[s3_store.REACHED_ENV].split() == [endpoint]
-    r = subprocess.run([sys.executable, "-c", "from jobs.store import s3; import sys; print(s3.reached(sys.argv[1]))",
+    assert endpoint.startswith("http://127.0.0.1:") and os.environ[s3_connection.REACHED_ENV].split() == [endpoint]
+    r = subprocess.run([sys.executable, "-c", "from jobs.store import s3_connection; import sys; print(s3_connection.reached(sys.argv[1]))",
                         endpoint], check=True, capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.stdout.strip() == "True"
 
 
 def test_bad_deadline_setting(s3_env, monkeypatch):
-    monkeypatch.setenv(s3_store.DEADLINE_ENV, "soon")
+    monkeypatch.setenv(s3_connection.DEADLINE_ENV, "soon")
     with pytest.raises(errors.BadInput, match="GHOSTBENCH_S3_DEADLINE_S='soon'"):
         store.open_store("s3://bucket")
 
@@ -431,7 +432,7 @@ def old_s3(s3_env, monkeypatch, tmp_path) -> Iterator[s3proxy.OldS3Proxy]:
     if not s3proxy.tls_available():
         pytest.skip("no `openssl` command to make the proxy's certificate (botocore sends checksum trailers "
                     "over TLS only)")
-    for name in (s3_store.REQUEST_CHECKSUM_ENV, s3_store.RESPONSE_CHECKSUM_ENV):
+    for name in (s3_errors.REQUEST_CHECKSUM_ENV, s3_errors.RESPONSE_CHECKSUM_ENV):
         monkeypatch.delenv(name, raising=False)
     with s3proxy.OldS3Proxy(s3_env.endpoint, tmp_path / "proxy") as proxy:
         for name, value in proxy.env().items():
@@ -490,7 +491,7 @@ def test_stage_command_through_an_older_server(old_s3, s3_bucket, image_set):
     assert store.open_store(out).list()  # committed through the proxy
 
     # the user asks for the new checksums anyway: one line, exit 2, naming the setting
-    env = {**os.environ, s3_store.REQUEST_CHECKSUM_ENV: "when_supported"}
+    env = {**os.environ, s3_errors.REQUEST_CHECKSUM_ENV: "when_supported"}
     r = subprocess.run([*args[:-1], f"{s3_bucket}/pre2"], check=False, capture_output=True, text=True, cwd=ROOT,
                        timeout=300, env=env)
     assert r.returncode == errors.EXIT_BAD_INPUT, r.stderr[-3000:]
@@ -501,7 +502,7 @@ def test_stage_command_through_an_older_server(old_s3, s3_bucket, image_set):
 
 
 def test_explicit_checksum_setting_is_kept_and_explained(old_s3, s3_bucket, monkeypatch):
-    monkeypatch.setenv(s3_store.REQUEST_CHECKSUM_ENV, "when_supported")
+    monkeypatch.setenv(s3_errors.REQUEST_CHECKSUM_ENV, "when_supported")
     st = store.open_store(s3_bucket)
     assert st._conn.client.meta.config.request_checksum_calculation == "when_supported"
     assert st._conn.client.meta.config.response_checksum_validation == "when_required"
@@ -515,7 +516,7 @@ def test_explicit_checksum_setting_is_kept_and_explained(old_s3, s3_bucket, monk
 def test_untrusted_certificate_fails_at_once(old_s3, s3_bucket, monkeypatch):
     monkeypatch.delenv("AWS_CA_BUNDLE")  # the proxy's self-signed certificate is not trusted
     waits: list[float] = []
-    conn = s3_store._Connection(s3_bucket[len("s3://"):], deadline_s=60.0, sleep=waits.append)
+    conn = s3_connection.Connection(s3_bucket[len("s3://"):], deadline_s=60.0, sleep=waits.append)
     attempts = _count_attempts(conn)
     with pytest.raises(errors.BadInput, match=rf"the TLS certificate of S3 endpoint {old_s3.endpoint} is not "
                                               r"trusted \(self.signed certificate\); set AWS_CA_BUNDLE"):
@@ -540,14 +541,14 @@ def test_checksum_settings(s3_env, monkeypatch, tmp_path, endpoint, env, profile
         monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
     else:
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-    for name in (s3_store.REQUEST_CHECKSUM_ENV, s3_store.RESPONSE_CHECKSUM_ENV):
+    for name in (s3_errors.REQUEST_CHECKSUM_ENV, s3_errors.RESPONSE_CHECKSUM_ENV):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     if profile:
         (tmp_path / "config").write_text("[default]\n" + profile)
         monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    config = s3_store._Connection("bucket").client.meta.config
+    config = s3_connection.Connection("bucket").client.meta.config
     assert (config.request_checksum_calculation, config.response_checksum_validation) == expected
 
 
@@ -581,18 +582,18 @@ def test_sdk_log_lines_stay_off_the_terminal(s3_bucket):
 def test_quieting_leaves_the_root_logger_and_set_levels_alone(monkeypatch):
     loggers = [logging.getLogger(n) for n in ("", "ghostbench", "botocore", "boto3", "s3transfer")]
     saved = [lg.level for lg in loggers]
-    monkeypatch.setattr(s3_store, "_quieted", set())
+    monkeypatch.setattr(s3_connection, "_quieted", set())
     root, _, botocore_logger, boto3_logger, _ = loggers
     try:
         root.setLevel(logging.INFO)
         loggers[1].setLevel(logging.NOTSET)
         botocore_logger.setLevel(logging.NOTSET)
         boto3_logger.setLevel(logging.ERROR)  # somebody chose this: kept
-        s3_store.quiet_sdk_logs()
+        s3_connection.quiet_sdk_logs()
         assert root.level == logging.INFO and boto3_logger.level == logging.ERROR
         assert botocore_logger.level == logging.WARNING
         root.setLevel(logging.DEBUG)  # asked for: let through
-        s3_store.quiet_sdk_logs()
+        s3_connection.quiet_sdk_logs()
         assert botocore_logger.level == logging.NOTSET and root.level == logging.DEBUG
     finally:
         for lg, level in zip(loggers, saved):
@@ -730,7 +731,7 @@ def test_past_the_deadline_fails_clearly_and_resumes(s3_env, s3_bucket, image_se
             server.kill()
 
     with monkeypatch.context() as mp:
-        mp.setenv(s3_store.DEADLINE_ENV, "1")
+        mp.setenv(s3_connection.DEADLINE_ENV, "1")
         mp.setenv("AWS_MAX_ATTEMPTS", "1")
         mp.setattr(_Hooked, "hook", staticmethod(stop_after_preprocessing))
         mp.setattr(display, "ProgressDisplay", _Hooked)
@@ -751,7 +752,7 @@ def test_past_the_deadline_fails_clearly_and_resumes(s3_env, s3_bucket, image_se
 _KILL_BEFORE_MANIFEST = r"""
 import os, signal, sys
 from controller import cli
-from jobs import commit
+from jobs.artifacts import commit
 from jobs.store import s3
 write_bytes = s3.S3Store.write_bytes
 def write_or_die(self, name, data):

@@ -31,6 +31,7 @@ from controller import plan as plan_mod
 from controller.executors import base
 from controller.kubernetes import api as k8s_api
 from controller.kubernetes import manifests
+from controller.kubernetes import settings as k8s_settings
 from jobs import store as store_mod
 
 COMPLETE, FAILED = "Complete", "Failed"
@@ -90,7 +91,7 @@ class _Ended:
 
 class KubernetesExecutor(base.Executor):
     def __init__(self, store: store_mod.Store, max_parallel: int | None = None, *, sweep: str,
-                 settings: manifests.KubernetesSettings | None = None, api: k8s_api.Api | None = None,
+                 settings: k8s_settings.KubernetesSettings | None = None, api: k8s_api.Api | None = None,
                  sleep: Callable[[float], None] | None = None, clock: Callable[[], float] = time.monotonic,
                  notify: Callable[[str], None] | None = None):
         """``max_parallel``: Jobs at once over all device classes (None: only the per-class limits).
@@ -98,7 +99,7 @@ class KubernetesExecutor(base.Executor):
         ``sleep``/``clock``: for the watch's backoff and the API deadline (tests pass fakes)."""
         self.store = store
         self.sweep = sweep
-        self.settings = settings or manifests.KubernetesSettings()
+        self.settings = settings or k8s_settings.KubernetesSettings()
         self.max_parallel = max_parallel
         self._own_api = api is None
         self.api = api or k8s_api.Api.connect(self.settings.namespace, self.settings.context)

@@ -8,7 +8,6 @@ that died halfway left files but no manifest, and a rerun starts over.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import hashlib
 import json
@@ -17,7 +16,7 @@ import pathlib
 import platform
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from jobs import errors
@@ -82,21 +81,6 @@ def fingerprint(uri: str, within: store_mod.Store | None = None) -> str:
     return digest.hexdigest()
 
 
-def upstream_uris(stage: str, params: dict[str, Any]) -> list[str]:
-    """The upstream outputs a stage's recorded parameters name (its ``upstream`` fields, ``jobs.params``)."""
-    from jobs import params as params_mod
-
-    cls = params_mod.STAGES.get(stage)
-    if cls is None:
-        return []
-    found: list[str] = []
-    for f in dataclasses.fields(cls):
-        if f.metadata.get("upstream"):
-            v = params.get(f.name)
-            found += [str(x) for x in v] if isinstance(v, (list, tuple)) else ([str(v)] if v else [])
-    return found
-
-
 def upstream_changed(manifest: dict[str, Any], uris: list[str], cache: dict[str, str] | None = None,
                      within: store_mod.Store | None = None) -> bool:
     """Whether the upstream outputs at ``uris`` are no longer those the committed output was built from
@@ -136,15 +120,16 @@ class Output:
     Leaving the block normally uploads every file, then the manifest. An exception leaves
     nothing committed (files already put stay behind but are not listed by any manifest).
 
-    The manifest's ``upstream`` maps each upstream output the parameters name (``upstream_uris``) to its
-    ``fingerprint`` when the block was entered, so that the controller can tell when one was rebuilt
+    The manifest's ``upstream`` maps each upstream output the step read (``upstream``: the params'
+    ``StageParams.upstream()``) to its ``fingerprint`` when the block was entered, so that the controller can tell when one was rebuilt
     since (``upstream_changed``) and rebuild this output too.
     """
 
-    def __init__(self, store: store_mod.Store, stage: str, params: dict[str, Any]):
+    def __init__(self, store: store_mod.Store, stage: str, params: dict[str, Any], upstream: Sequence[str] = ()):
         self.store = store
         self.stage = stage
         self.params = params
+        self._upstream_uris = tuple(upstream)
         self.record: dict[str, Any] = {}
         self._started = _now()
         self._t0 = time.perf_counter()
@@ -153,7 +138,7 @@ class Output:
         self.dir: pathlib.Path
 
     def __enter__(self) -> Output:
-        self.upstream = {uri: fingerprint(uri) for uri in upstream_uris(self.stage, self.params)}
+        self.upstream = {uri: fingerprint(uri) for uri in self._upstream_uris}
         self._staging = self.store.staging_dir()
         self.dir = self._staging.__enter__()
         return self

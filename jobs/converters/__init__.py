@@ -1,7 +1,8 @@
 """Engine builders per target, chosen by name from an explicit registry.
 
 A converter turns the exported ``model.onnx`` into an engine for one target and batch size and
-returns the record that the infer stage reads back (``engine.json``). Each target's options are
+returns its ``records.EngineRecord``, which the convert stage writes as ``engine.json`` and the infer stage
+reads back. Each target's options are
 checked by its pure config class (``check(options, batch_size)``) before anything is built, by the
 planner as well as by the stage.
 """
@@ -13,11 +14,12 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from jobs import registry
+from jobs.artifacts import records
 
 
 class Converter(Protocol):
     def __call__(self, model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int,
-                 options: dict[str, Any], precision: str) -> dict[str, Any]: ...
+                 options: dict[str, Any], precision: str) -> records.EngineRecord: ...
 
 
 REGISTRY: registry.Registry[Converter] = registry.Registry("engine target", {

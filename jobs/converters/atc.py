@@ -46,7 +46,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobs import devices, errors, models, registry
+from jobs import errors, models, registry
+from jobs.artifacts import records
 from jobs.devices import npu_smi
 
 log = logging.getLogger("ghostbench.convert.atc")
@@ -197,7 +198,7 @@ def soc_from_host(timeout_s: float = 60.0) -> str:
     except errors.BadInput as e:
         raise errors.BadInput(f"atc option soc_version auto: {e}; a pod needs /usr/local/bin/npu-smi mounted, or set "
                               "soc_version explicitly") from e
-    return devices.soc_from_npu_smi(text)
+    return npu_smi.soc_version(text)
 
 
 def atc_version(atc_path: str) -> str | None:
@@ -300,7 +301,7 @@ def _placeholders(args: list[str], model_path: pathlib.Path, out_dir: pathlib.Pa
 
 
 def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, options: dict,
-            precision: str = "fp32") -> dict:
+            precision: str = "fp32") -> records.EngineRecord:
     opts = AtcOptions.check(options, batch_size, precision)
     atc = shutil.which("atc")
     if atc is None:
@@ -357,14 +358,10 @@ def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, op
         om_input = {"name": model.name, "dtype": model.dtype, "format": "NCHW", "shape": [batch, ch, size, size]}
         normalization = ("in the graph (uint8 export)" if model.dtype == "uint8"
                          else "none: the data are normalized float32 tensors")
-    return {
-        "target": "atc",
-        "file": om.name,
-        "batch_size": batch,
+    return records.EngineRecord(target="atc", file=om.name, batch_size=batch, input=om_input, details={
         "dynamic_batch_sizes": dynamic,
         "soc_version": soc,
         "soc_version_from": soc_from,
-        "input": om_input,
         "data_layout": "NCHW",
         "output": {"name": model.output},
         "normalization": normalization,
@@ -375,4 +372,4 @@ def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, op
         "atc": {"args": recorded, "version": version, "exit_code": code, "seconds": round(seconds, 3),
                 "timeout_s": opts.timeout_s, "log": LOG_FILE},
         "built_with": {"atc": version, "machine": platform.machine()},
-    }
+    })

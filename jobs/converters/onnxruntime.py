@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from jobs import errors, registry
+from jobs.artifacts import records
 
 if TYPE_CHECKING:  # onnx and onnxruntime are imported when an engine is built, not when options are checked
     import onnx
@@ -70,7 +71,7 @@ def fix_batch(model: onnx.ModelProto, batch_size: int) -> onnx.ModelProto:
 
 
 def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, options: dict,
-            precision: str = "fp32") -> dict:
+            precision: str = "fp32") -> records.EngineRecord:
     """Build ``engine.onnx`` in ``out_dir``; the record for ``engine.json``. ``BadInput`` for a bad model."""
     import onnx
     import onnxruntime as ort
@@ -99,12 +100,10 @@ def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, op
     inp = session.get_inputs()[0]
     fixed_path.unlink()
     dtype = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}.get(inp.type, inp.type)
-    return {
-        "target": "onnxruntime",
-        "file": ENGINE_FILE,
-        "batch_size": None if dynamic else batch_size,
-        "input": {"name": inp.name, "dtype": dtype,
-                  "shape": [d if isinstance(d, int) else None for d in inp.shape]},
+    return records.EngineRecord(
+        target="onnxruntime", file=ENGINE_FILE, batch_size=None if dynamic else batch_size,
+        input={"name": inp.name, "dtype": dtype, "shape": [d if isinstance(d, int) else None for d in inp.shape]},
+        details={
         "output": {"name": session.get_outputs()[0].name},
         "offline_level": level,
         "built_for": opts.provider,
@@ -113,4 +112,4 @@ def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, op
         "built_with": {"onnxruntime": ort.__version__, "onnx": onnx.__version__,
                        "machine": platform.machine()},
         "portable": level != "all",
-    }
+    })

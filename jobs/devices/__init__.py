@@ -8,7 +8,6 @@ figures; nothing else hard-codes these strings.
 from __future__ import annotations
 
 import dataclasses
-import re
 
 from jobs import errors
 
@@ -50,13 +49,3 @@ def get(name: str) -> Accelerator:
         return CATALOGUE[name]
     except KeyError as e:
         raise errors.BadInput(f"accelerator {name!r} is not known; expected one of {', '.join(CATALOGUE)}") from e
-
-
-def soc_from_npu_smi(text: str) -> str:
-    """The ``soc_version`` for the chip named in ``npu-smi info`` output (e.g. ``310P3`` -> ``Ascend310P3``)."""
-    for acc in CATALOGUE.values():
-        for chip in sorted(acc.npu_smi_names, key=len, reverse=True):
-            if re.search(rf"(?<![0-9A-Za-z]){re.escape(chip)}(?![0-9A-Za-z])", text):
-                return acc.soc_version or acc.name
-    raise errors.BadInput("npu-smi info names no chip this version knows "
-                          f"({', '.join(n for a in CATALOGUE.values() for n in a.npu_smi_names)})")

@@ -32,6 +32,8 @@ from typing import Any
 from jobs import devices, errors
 
 NPU_SMI = "npu-smi"
+VISIBLE_DEVICES_ENV = "ASCEND_VISIBLE_DEVICES"
+"""The chips Ascend Docker Runtime gives a container (physical ids); ACL numbers them 0..n-1 inside it."""
 ASCEND_HOME = pathlib.Path("/usr/local/Ascend")
 CANN_HOMES: tuple[pathlib.Path, ...] = (ASCEND_HOME / "ascend-toolkit" / "latest", ASCEND_HOME / "nnrt" / "latest")
 """Where a CANN toolkit or runtime (nnrt) is installed (the images' layout)."""
@@ -193,7 +195,7 @@ def device_info(device_id: int, physical_id: int | None, exe: str | None = None,
                         health=chip.health)
         if info["chip_name"]:
             try:
-                info["soc_version"] = devices.soc_from_npu_smi(f" {info['chip_name']} ")
+                info["soc_version"] = soc_version(f" {info['chip_name']} ")
             except errors.BadInput:
                 pass  # a chip the catalogue does not know: its name is recorded all the same
     if info["driver_version"] is None:
@@ -206,3 +208,31 @@ def device_info(device_id: int, physical_id: int | None, exe: str | None = None,
             info["driver_version"], info["driver_version_from"] = m.group(1), str(path)
     info["cann_version"], info["cann_version_from"] = cann_version(CANN_HOMES if cann_homes is None else cann_homes)
     return info
+
+
+def parse_visible_devices(value: str) -> list[int]:
+    """Physical chip ids in ``ASCEND_VISIBLE_DEVICES``: ``3``, ``0,1``, ``0-3`` or ``Ascend310P-2``."""
+    ids: list[int] = []
+    for item in (v.strip() for v in value.split(",")):
+        if re.fullmatch(r"\d+", item):
+            ids.append(int(item))
+        elif m := re.fullmatch(r"(\d+)-(\d+)", item):
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if hi < lo:
+                raise errors.BadInput(f"{VISIBLE_DEVICES_ENV}={value!r}: range {item!r} runs backwards")
+            ids.extend(range(lo, hi + 1))
+        elif m := re.fullmatch(r"Ascend[0-9A-Za-z]*-(\d+)", item):
+            ids.append(int(m.group(1)))
+        else:
+            raise errors.BadInput(f"{VISIBLE_DEVICES_ENV}={value!r}: expected chip ids like 0, 0,1 or 0-3")
+    return ids
+
+
+def soc_version(text: str) -> str:
+    """The ``soc_version`` for the chip named in ``npu-smi info`` output (e.g. ``310P3`` -> ``Ascend310P3``)."""
+    for acc in devices.CATALOGUE.values():
+        for chip in sorted(acc.npu_smi_names, key=len, reverse=True):
+            if re.search(rf"(?<![0-9A-Za-z]){re.escape(chip)}(?![0-9A-Za-z])", text):
+                return acc.soc_version or acc.name
+    raise errors.BadInput("npu-smi info names no chip this version knows "
+                          f"({', '.join(n for a in devices.CATALOGUE.values() for n in a.npu_smi_names)})")

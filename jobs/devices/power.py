@@ -38,13 +38,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from jobs import errors, params
+from jobs import errors
 from jobs.artifacts import records
 from jobs.devices import npu_smi
 
 log = logging.getLogger("ghostbench.power")
 
-MODES = params.POWER_MODES
+MODES = ("auto", "nvml", "npu-smi", "off")
 DEFAULT_INTERVAL_MS = 50.0
 NVML_DEVICES = ("cuda", "tensorrt")
 """Device kinds (``kind[:N]``) whose power NVML reads."""
@@ -350,8 +350,6 @@ def npu_target(device: str, backend_info: Mapping[str, Any], environ: Mapping[st
     ``describe()`` has found its row already (``device_info.npu_id``); otherwise (``cann:N``) the chip is
     looked up in ``npu-smi info`` by its ``ASCEND_VISIBLE_DEVICES`` id or ACL device id (``jobs.devices.npu_smi``).
     ``PowerUnavailable`` when npu-smi cannot be run."""
-    from jobs.backends.acl import config as acl_config  # pure: parses ASCEND_VISIBLE_DEVICES
-
     info = backend_info.get("device_info") or {}
     if info.get("npu_id") is not None:
         return int(info["npu_id"]), f"npu-smi info row, {info.get('chip_found_by') or 'found by the backend'}"
@@ -359,9 +357,9 @@ def npu_target(device: str, backend_info: Mapping[str, Any], environ: Mapping[st
     device_id = device_index(device) if device_id is None else int(device_id)
     physical = backend_info.get("physical_device_id")
     if physical is None:
-        raw = environ.get(acl_config.VISIBLE_DEVICES_ENV, "").strip()
+        raw = environ.get(npu_smi.VISIBLE_DEVICES_ENV, "").strip()
         try:
-            visible = acl_config.parse_visible_devices(raw) if raw else []
+            visible = npu_smi.parse_visible_devices(raw) if raw else []
         except errors.BadInput:
             visible = []
         physical = visible[device_id] if device_id < len(visible) else None

@@ -1,1 +1,2 @@
-"""TODO"""
+"""The timing harness: the protocol of an infer run (``passes``) and the threads that overlap the
+harness's own work with the backend's compute (``overlap``)."""

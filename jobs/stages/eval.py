@@ -129,7 +129,7 @@ def run(args: params.EvalParams, out: store_mod.Store) -> None:
     dataset = shards.open_dataset(args.data)
     label_of = dict(zip(dataset.names, (int(v) for v in dataset.labels)))
     accelerators = dict(args.accelerators or {})
-    with commit.Output(out, "eval", args.to_dict()) as output:
+    with commit.Output(out, "eval", args.to_dict(), args.upstream()) as output:
         runs = []
         for uri in args.runs:
             r, accuracy = evaluate_run(uri, label_of, args, reference)

@@ -12,7 +12,6 @@ PyTorch on a fixed batch; an export whose logits differ by more than 1e-4 of the
 from __future__ import annotations
 
 import io
-import json
 import logging
 import pathlib
 import sys
@@ -31,7 +30,7 @@ from jobs.stages import cli
 log = logging.getLogger("ghostbench")
 
 STAGE = "export"
-MODEL_FILE = "model.onnx"
+MODEL_FILE = records.MODEL_FILE
 RECORD_FILE = records.EXPORT_RECORD
 INPUT_NAME = "image"
 OUTPUT_NAME = "class"
@@ -215,29 +214,26 @@ def run(args: params.ExportParams, out_store: store_mod.Store) -> None:
     by_op: dict[str, int] = {}
     for r in removed:
         by_op[r["op"]] = by_op.get(r["op"], 0) + 1
-    record = {
-        "model": info.name,
-        "opset": next(o.version for o in exported.opset_import if o.domain in ("", "ai.onnx")),
-        "input": _io_desc(exported.graph.input[0]),
-        "output": _io_desc(exported.graph.output[0]),
+    record = records.ExportRecord(
+        model=info.name, opset=next(o.version for o in exported.opset_import if o.domain in ("", "ai.onnx")),
+        input=_io_desc(exported.graph.input[0]), output=_io_desc(exported.graph.output[0]),
+        weights={"uri": weights_uri, "checksum": checksum}, parity=parity, details={
         "normalization_folded": args.input_dtype == "uint8",
         "mean": list(info.mean),
         "std": list(info.std),
-        "weights": {"uri": weights_uri, "checksum": checksum},
         "nodes_before": nodes_before,
         "nodes_after": len(exported.graph.node),
         "removed_count": len(removed),
         "constant_nodes_dropped": nodes_before - len(exported.graph.node) - len(removed),
         "removed_by_op": by_op,
         "removed": removed,
-        "parity": parity,
         "threads": budget.to_dict(),
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__},
-    }
-    with commit.Output(out_store, STAGE, recorded) as out:
+    })
+    with commit.Output(out_store, STAGE, recorded, args.upstream()) as out:
         (out.dir / MODEL_FILE).write_bytes(model_bytes)
-        (out.dir / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        out.record.update(record)
+        (out.dir / RECORD_FILE).write_text(record.to_json())
+        out.record.update(record.to_dict())
         log.info("export: wrote %s (%.1f MB) and %s", MODEL_FILE, len(model_bytes) / 1e6, RECORD_FILE)
 
 

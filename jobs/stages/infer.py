@@ -1,46 +1,35 @@
 """Stage infer: engine + preprocessed shards + backend + batch size -> predictions and summary.json.
 
-Like ais_infer: warm-up runs first; one pass over the data in dataset (natural-sort) order gives
-the predictions; when that pass is too short for a stable timing, further timed passes run (like
-``--loop``) until a minimum batch count and duration are reached. A short last batch is padded;
-its padding is neither counted as images nor written out. Shards are streamed, so memory stays
-flat however many images there are.
+The command around the timing protocol (``jobs.harness.passes``): it loads the committed engine (checked
+against its manifest), opens the backend on the device asked for, checks that engine and data fit, times
+the run, and commits ``predictions.csv`` and ``summary.json`` with where it ran. Flags and outputs:
+``docs/stages.md`` ("infer").
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import csv
 import dataclasses
+import functools
 import json
 import logging
 import platform
 import sys
-import time
 from collections.abc import Sequence
 
 import numpy as np
 
-from jobs import backends, errors, params, progress
+from jobs import backends, errors, params
 from jobs import store as store_mod
 from jobs.artifacts import commit, records, shards
 from jobs.backends import base
 from jobs.devices import power, provenance
-from jobs.harness import overlap
-from jobs.results import metrics
+from jobs.harness import passes
 from jobs.stages import cli
 
 log = logging.getLogger("ghostbench.infer")
 
-TOPK = 5
-# Reading ahead and ranking behind the backend call (jobs.harness.overlap): None = when the backend
-# computes off the host (a device), True/False = always/never (the harness benchmark's A/B).
-OVERLAP: bool | None = None
-# Copying batches to the device on a second thread where the backend stages them: None = whenever it
-# does and the pass overlaps, False = never (the feed benchmark's A/B).
-STAGING: bool | None = None
-PREFETCH = base.STAGING_SLOTS - 2  # batches read (and, where the backend stages, copied to it) ahead
 _PROCESS_RESOURCES = contextlib.ExitStack()
 atexit.register(_PROCESS_RESOURCES.close)
 
@@ -73,7 +62,11 @@ def check_compatible(spec: base.TensorSpec, dataset: shards.Dataset, batch_size:
         raise errors.BadInput(f"--batch-size {batch_size}: the engine was built for batch size {spec.batch}")
 
 
-def run(args: params.InferParams, out: store_mod.Store) -> None:
+def run(args: params.InferParams, out: store_mod.Store, overlap: bool | None = None,
+        staging: bool | None = None) -> None:
+    """The run: engine and data checked, the timing protocol (``jobs.harness.passes``), summary.json committed.
+
+    ``overlap``, ``staging``: the protocol's switches (None: its own choice), forced by the benchmarks' A/B."""
     backend_cls = backends.REGISTRY.load(args.backend)
     options = dict(args.options or {})
     dataset = shards.open_dataset(args.data)
@@ -92,10 +85,14 @@ def run(args: params.InferParams, out: store_mod.Store) -> None:
         sampler = power.sampler_for(args.power, args.device, args.power_interval_ms, backend.describe)
         if sampler is not None:
             resources.callback(sampler.close)
-        with commit.Output(out, "infer", args.to_dict()) as output:
-            summary = _run_passes(args, backend, dataset, output.dir / records.PREDICTIONS, sampler)
+        with commit.Output(out, "infer", args.to_dict(), args.upstream()) as output:
+            protocol = passes.Protocol(batch_size=args.batch_size, warmup=args.warmup, min_batches=args.min_batches,
+                                       min_seconds=args.min_seconds, max_passes=args.max_passes,
+                                       overlap=overlap, staging=staging)
+            summary = passes.run(protocol, backend, dataset, output.dir / records.PREDICTIONS, sampler)
             summary = dataclasses.replace(
-                summary, target=args.target_name or f"{args.backend}-{args.device}", engine=args.engine,
+                summary, backend=args.backend, device=args.device,
+                target=args.target_name or f"{args.backend}-{args.device}", engine=args.engine,
                 engine_record=engine.record, data=dataset.uri, input_mode=dataset.mode,
                 backend_info=backend.describe(), precision=args.precision, provenance=provenance.collect(),
                 host={"machine": platform.machine(), "processor": platform.processor(),
@@ -115,102 +112,9 @@ def run(args: params.InferParams, out: store_mod.Store) -> None:
         resources.close()
 
 
-def _run_passes(args: params.InferParams, backend: base.Backend, dataset: shards.Dataset,
-                predictions_path, sampler: power.PowerSampler | None = None) -> records.InferSummary:
-    bs = args.batch_size
-    # Warm-up: the first batches pay for lazy allocation and kernel selection.
-    warm = 0
-    for batch, _ in dataset.iter_batches(bs):
-        if warm >= args.warmup:
-            break
-        backend.infer(batch)
-        warm += 1
-    compute: list[float] = []
-    h2d: list[float] = []
-    d2h: list[float] = []
-
-    def timed(batch: np.ndarray | base.Staged) -> np.ndarray:
-        logits, t = backend.infer_staged(batch) if isinstance(batch, base.Staged) else backend.infer(batch)
-        compute.append(t.compute_ms)
-        if t.h2d_ms is not None:
-            h2d.append(t.h2d_ms)
-        if t.d2h_ms is not None:
-            d2h.append(t.d2h_ms)
-        return logits
-
-    # Pass 1: every image once, in order; top-k written as we go. The backend is called from this
-    # thread only; reading ahead and ranking behind run beside it (jobs.harness.overlap).
-    prog = progress.Progress("infer", dataset.num_images, log)
-    names = dataset.names
-    written = 0
-    bytes_before = dataset.bytes_read
-    if sampler is not None:  # power over the timed passes only: after warm-up, until the last timed batch
-        sampler.start()
-    t0 = time.perf_counter()
-    with open(predictions_path, "w", newline="") as f, overlap.InOrderWorker() as post:
-        writer = csv.writer(f)
-        writer.writerow(["index", "name"] + [f"top{i}" for i in range(1, TOPK + 1)]
-                        + [f"score{i}" for i in range(1, TOPK + 1)])
-
-        def rank_and_write(logits: np.ndarray, first: int) -> None:
-            idx, scores = metrics.topk(logits, TOPK)
-            for row in range(len(logits)):
-                writer.writerow([first + row, names[first + row], *idx[row].tolist(),
-                                 *(f"{s:.6g}" for s in scores[row].tolist())])
-            prog.advance(len(logits))
-
-        overlapped = not backend.computes_on_host if OVERLAP is None else OVERLAP
-        staging = overlapped and backend.stages_input and STAGING is not False
-        if overlapped:  # buffers: one in use, PREFETCH queued, one being read
-            source = dataset.iter_batches(bs, buffers=PREFETCH + 2)
-            if staging:  # a second thread copies to the device, beside the reading and the previous compute
-                source = ((backend.stage(batch), count) for batch, count in overlap.prefetch(source, 1))
-            batches = overlap.prefetch(source, PREFETCH)
-        else:
-            batches = dataset.iter_batches(bs)
-        for batch, count in batches:
-            logits = timed(batch)[:count]
-            if overlapped:  # ranked later: copied, since a backend may reuse its output buffer
-                post.submit(rank_and_write, np.array(logits), written)
-            else:
-                rank_and_write(logits, written)
-            written += count
-        post.finish()
-    e2e_seconds = time.perf_counter() - t0
-    pass_bytes = dataset.bytes_read - bytes_before
-    pass_compute_s = sum(compute) / 1e3  # the backend's own time within that same pass
-    prog.finish()
-    if written != dataset.num_images:
-        raise errors.GhostbenchError(f"read {written} images but the dataset index lists {dataset.num_images}")
-
-    # More passes, timing only, when one pass is too short for a stable figure.
-    passes = 1
-    while (len(compute) < args.min_batches or sum(compute) < args.min_seconds * 1e3) and passes < args.max_passes:
-        for batch, _ in dataset.iter_batches(bs):
-            timed(batch)
-        passes += 1
-    power_record = sampler.stop().for_images(dataset.num_images * passes) if sampler is not None else None
-    if passes > 1:
-        log.info("infer: %d passes over the data for %d timed batches", passes, len(compute))
-
-    stats = records.LatencyStats.of(compute)
-    num_batches = -(-dataset.num_images // bs)
-    return records.InferSummary(
-        compute=stats, h2d=records.LatencyStats.of(h2d), d2h=records.LatencyStats.of(d2h),
-        throughput=records.throughput(bs, stats.mean), batch_size=bs, backend=args.backend, device=args.device,
-        num_images=dataset.num_images, num_batches=num_batches, padded_images=num_batches * bs - dataset.num_images,
-        passes=passes, warmup_batches=warm, windows=records.Windows.of(compute, bs), power=power_record,
-        transfer_timing="measured by the backend" if h2d else "none: the backend reports no separate transfers",
-        end_to_end=records.EndToEnd(
-            images=dataset.num_images, seconds=e2e_seconds,
-            images_per_second=dataset.num_images / e2e_seconds if e2e_seconds > 0 else 0.0,
-            overlapped=overlapped, staged=staging, bytes_read=pass_bytes, bytes_read_per_image=pass_bytes / dataset.num_images,
-            compute_seconds=pass_compute_s,
-            efficiency=pass_compute_s / e2e_seconds if e2e_seconds > 0 else 0.0))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return cli.main(params.InferParams, run, argv)
+def main(argv: Sequence[str] | None = None, *, overlap: bool | None = None, staging: bool | None = None) -> int:
+    """The stage's command; ``overlap`` and ``staging`` force the timing protocol's switches (benchmarks, tests)."""
+    return cli.main(params.InferParams, functools.partial(run, overlap=overlap, staging=staging), argv)
 
 
 if __name__ == "__main__":

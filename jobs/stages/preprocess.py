@@ -105,7 +105,7 @@ def run(args: params.PreprocessParams, root: store_mod.Store) -> None:
     log.info("%s: shard %d of %d: %d images from %s, mode %s -> %s", STAGE, args.shard, args.num_shards,
              len(names), images.uri, args.mode, out_store.uri)
 
-    with commit.Output(out_store, STAGE, args.to_dict()) as out:
+    with commit.Output(out_store, STAGE, args.to_dict(), args.upstream()) as out:
         writer = shards.ShardWriter(out.dir, args.shard, args.num_shards, args.mode, shape, recipe_dict,
                                     args.images_per_part)
         try:

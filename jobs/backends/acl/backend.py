@@ -200,7 +200,7 @@ class AclBackend(base.Backend):
             "device": self._cfg.device,
             "acl_device_id": self._chip.device_id,
             "physical_device_id": self._chip.physical_id,
-            config_mod.VISIBLE_DEVICES_ENV: self._chip.visible_devices,
+            npu_smi.VISIBLE_DEVICES_ENV: self._chip.visible_devices,
             "om_input": self._desc,
             "dynamic_batch_sizes": self._sizes or None,
             "host_layout_conversion": ("NCHW -> NHWC transpose on the host before H2D (not timed)" if self._nhwc

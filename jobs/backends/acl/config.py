@@ -12,33 +12,14 @@ lists.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from jobs import errors, registry
+from jobs.devices import npu_smi
 
-VISIBLE_DEVICES_ENV = "ASCEND_VISIBLE_DEVICES"
 OPTIONS = ("log_level", "acl_json_path")
 PRECISIONS = ("fp32", "fp16")
-
-
-def parse_visible_devices(value: str) -> list[int]:
-    """Physical chip ids in ``ASCEND_VISIBLE_DEVICES``: ``3``, ``0,1``, ``0-3`` or ``Ascend310P-2``."""
-    ids: list[int] = []
-    for item in (v.strip() for v in value.split(",")):
-        if re.fullmatch(r"\d+", item):
-            ids.append(int(item))
-        elif m := re.fullmatch(r"(\d+)-(\d+)", item):
-            lo, hi = int(m.group(1)), int(m.group(2))
-            if hi < lo:
-                raise errors.BadInput(f"{VISIBLE_DEVICES_ENV}={value!r}: range {item!r} runs backwards")
-            ids.extend(range(lo, hi + 1))
-        elif m := re.fullmatch(r"Ascend[0-9A-Za-z]*-(\d+)", item):
-            ids.append(int(m.group(1)))
-        else:
-            raise errors.BadInput(f"{VISIBLE_DEVICES_ENV}={value!r}: expected chip ids like 0, 0,1 or 0-3")
-    return ids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,15 +57,15 @@ class AclConfig:
     def resolve(self, environ: Mapping[str, str]) -> AclDevice:
         """Which chip this process runs on, from ``ASCEND_VISIBLE_DEVICES`` (read when the backend opens,
         never baked into an image). ``BadInput`` when the device and the environment disagree."""
-        raw = environ.get(VISIBLE_DEVICES_ENV)
-        visible = parse_visible_devices(raw) if raw and raw.strip() else None
+        raw = environ.get(npu_smi.VISIBLE_DEVICES_ENV)
+        visible = npu_smi.parse_visible_devices(raw) if raw and raw.strip() else None
         if self.index is not None:
             device_id = self.index
             if visible is not None and device_id >= len(visible):
                 raise errors.BadInput(f"device {self.device!r}: this container sees {len(visible)} NPU(s) "
-                                      f"({VISIBLE_DEVICES_ENV}={raw}), ACL ids 0..{len(visible) - 1}")
+                                      f"({npu_smi.VISIBLE_DEVICES_ENV}={raw}), ACL ids 0..{len(visible) - 1}")
         elif visible is None:
-            raise errors.BadInput(f"device 'npu': {VISIBLE_DEVICES_ENV} is not set (Ascend Docker Runtime sets it "
+            raise errors.BadInput(f"device 'npu': {npu_smi.VISIBLE_DEVICES_ENV} is not set (Ascend Docker Runtime sets it "
                                   "in a pod); name the device instead, e.g. npu:0")
         else:
             device_id = 0

@@ -1,0 +1,99 @@
+"""How long things took, as ais_infer states it: latency statistics (ms), throughput, timing windows.
+
+Formats: ais_infer's summary keys (``min``, ``max``, ``mean``, ``median``, ``percentile(99%)``, ``count``);
+the window rule is perf_analyzer's stability rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from jobs.artifacts.records.fields import field as _field
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyStats:
+    """ais_infer's latency statistics of one quantity (a batch's compute, H2D or D2H copy), in milliseconds."""
+
+    min: float = 0.0
+    max: float = 0.0
+    mean: float = 0.0
+    median: float = 0.0
+    p99: float = 0.0
+    """The 99th percentile, ais_infer's ``percentile(99%)``."""
+    count: int = 0
+    """Samples (batches); 0 when nothing was measured (all figures are then 0)."""
+
+    UNIT = "ms"
+
+    @classmethod
+    def of(cls, values_ms: Sequence[float]) -> LatencyStats:
+        """The statistics of ``values_ms`` (milliseconds); all zero for no values."""
+        if len(values_ms) == 0:
+            return cls()
+        a = np.asarray(values_ms, dtype=np.float64)
+        return cls(min=float(a.min()), max=float(a.max()), mean=float(a.mean()), median=float(np.median(a)),
+                   p99=float(np.percentile(a, 99)), count=int(a.size))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min": self.min, "max": self.max, "mean": self.mean, "median": self.median,
+                "percentile(99%)": self.p99, "count": self.count}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "latency") -> LatencyStats:
+        return cls(min=float(_field(d, "min", source)), max=float(_field(d, "max", source)),
+                   mean=float(_field(d, "mean", source)), median=float(_field(d, "median", source)),
+                   p99=float(_field(d, "percentile(99%)", source)), count=int(d.get("count", 0)))
+
+
+def throughput(batch_size: int, mean_compute_ms: float) -> float:
+    """ais_infer's throughput: images per second from the mean compute time of one batch (ms)."""
+    return 1000.0 * batch_size / mean_compute_ms if mean_compute_ms > 0 else 0.0
+
+
+
+WINDOWS = 5
+"""Timing windows per run: the timed batches split into this many consecutive windows."""
+UNSTABLE_SPREAD = 0.10
+"""A run is unstable when its windows' throughputs differ by more than this share of their median
+(perf_analyzer's stability rule)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Windows:
+    """Throughput (images/s) of consecutive timing windows of one run, their median and range."""
+
+    throughput: tuple[float, ...]
+    median: float
+    min: float
+    max: float
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median: 0 for identical windows."""
+        return (self.max - self.min) / self.median if self.median > 0 else 0.0
+
+    @property
+    def stable(self) -> bool:
+        return self.spread <= UNSTABLE_SPREAD
+
+    @classmethod
+    def of(cls, compute_ms: Sequence[float], batch_size: int, windows: int = WINDOWS) -> Windows:
+        """Split per-batch compute times (ms) into ``windows`` consecutive windows (fewer with fewer batches)."""
+        if len(compute_ms) == 0:
+            return cls((), 0.0, 0.0, 0.0)
+        chunks = np.array_split(np.asarray(compute_ms, dtype=np.float64), min(windows, len(compute_ms)))
+        rates = tuple(float(1000.0 * batch_size * len(c) / c.sum()) if c.sum() > 0 else 0.0 for c in chunks)
+        return cls(rates, float(np.median(rates)), min(rates), max(rates))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"throughput": list(self.throughput), "median": self.median, "min": self.min, "max": self.max,
+                "spread": self.spread, "stable": self.stable, "rule": f"unstable above {UNSTABLE_SPREAD:.0%} spread"}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Windows:
+        return cls(tuple(d["throughput"]), d["median"], d["min"], d["max"])
