@@ -240,7 +240,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     gate = ""
     report_name = f"{runner.sweep_dir(sweep)}/report.json"
     if doc.state == "succeeded" and store.exists(report_name):
-        failing = [r for r in records.Report.from_json(store.read_text(report_name)).runs if not r.gate_pass]
+        failing = records.Report.from_json(store.read_text(report_name)).failing()
         if failing:  # every step done, but the sweep's result is a failed accuracy gate: exit 4, as run did
             gate, code = f", accuracy gate FAILED for {len(failing)} run(s)", errors.EXIT_GATE_FAILED
     if args.json:
@@ -264,7 +264,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     sys.stdout.write(store.read_text(name))
     if args.check_gate:
         report = records.Report.from_json(store.read_text(f"{runner.sweep_dir(sweep)}/report.json"))
-        failing = [r for r in report.runs if not r.gate_pass]
+        failing = report.failing()
         for r in failing:
             print(f"accuracy gate FAILED: {r.target} bs{r.batch_size}: top-1 {r.accuracy['1']:.2f}%", file=sys.stderr)
         if failing:

@@ -46,10 +46,11 @@ def _batch(images_dir: pathlib.Path, names: list[str], info: models.ModelInfo):
     """The images as the seed preprocesses them (float32 NCHW), as the reference model sees them."""
     import numpy as np
 
-    from jobs.data import imaging
+    from jobs.data import imaging, recipe
 
+    r = recipe.resolve(info)
     return np.stack([imaging.normalize(imaging.resize_crop(imaging.decode((images_dir / n).read_bytes(), n),
-                                                           info.resize_short, info.crop), info.mean, info.std)
+                                                           r.resize_short, r.crop), r.mean, r.std)
                      for n in names])
 
 
@@ -103,7 +104,6 @@ def _deterministic_weights(weights_path: pathlib.Path, images_dir: pathlib.Path,
     import numpy as np
     import torch
 
-    from jobs.models import weights
     from jobs.tools import fake_imagenet
 
     net = models.build(info)
@@ -125,7 +125,7 @@ def _deterministic_weights(weights_path: pathlib.Path, images_dir: pathlib.Path,
         redrawn = [fake_imagenet.make_image(images_dir, int(i), IMAGES_SEED, attempt) for i in close]
         logits[close] = _features_and_logits(net, images_dir, redrawn, info)[1]
     torch.save(net.state_dict(), weights_path)
-    return "sha256:" + weights.file_digest(weights_path, "sha256"), [int(i) for i in logits.argmax(axis=1)]
+    return "sha256:" + commit.file_digest(weights_path), [int(i) for i in logits.argmax(axis=1)]
 
 
 def prepare_inputs(store: store_mod.Store, count: int, offline: bool) -> dict[str, str]:

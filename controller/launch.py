@@ -74,7 +74,7 @@ def execute(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: store_mod.Stor
     report = records.Report.from_json(store.read_text(f"{runner.sweep_dir(plan.sweep)}/report.json"))
     if report.left_out is not None:
         print(f"sweep {plan.sweep}: {tables.left_out_line(report.left_out)}", file=sys.stderr)
-    failing = [r for r in report.runs if not r.gate_pass]
+    failing = report.failing()
     if failing:
         ref = report.reference
         print(f"sweep {plan.sweep}: ACCURACY GATE FAILED for {len(failing)} of {len(report.runs)} run(s) (more than "

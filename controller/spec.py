@@ -7,7 +7,6 @@ Every error names the field path, what is allowed and what was given, in one lin
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import pathlib
 import re
@@ -164,9 +163,8 @@ class _Loader:
         allowed = [f.name for f in dataclasses.fields(cls)]
         for key in data:
             if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise SpecError(f"{self.source}: {path + '.' if path else ''}{key}: unknown field{hint}; "
+                raise SpecError(f"{self.source}: {path + '.' if path else ''}{key}: unknown field"
+                                f"{registry.did_you_mean(str(key), allowed)}; "
                                 f"allowed: {', '.join(allowed)}")
         for key in required:
             if key not in data:

@@ -60,7 +60,8 @@ def param(default: Any = dataclasses.MISSING, *, help: str, flag: str = "", meta
     return dataclasses.field(default=default, metadata=meta)
 
 
-def _flag(f: dataclasses.Field) -> str:
+def flag_of(f: dataclasses.Field) -> str:
+    """The command-line flag of a params field (``--batch-size`` for ``batch_size``, or its own ``flag``)."""
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
@@ -140,7 +141,7 @@ class StageParams:
                 kwargs["required"] = True
             else:
                 kwargs["default"] = None if typing.get_origin(tp) in (tuple, dict) else f.default
-            p.add_argument(_flag(f), **kwargs)
+            p.add_argument(flag_of(f), **kwargs)
         p.add_argument("--force", action="store_true", help="rebuild even when a committed output already exists at --out")
         p.add_argument("--quiet", action="store_true", help="log warnings and errors only")
         return p
@@ -156,7 +157,7 @@ class StageParams:
             if typing.get_origin(tp) is tuple:
                 v = tuple(v or ())
             elif typing.get_origin(tp) is dict:
-                v = _parse_pairs(v or (), _flag(f), json_values=typing.get_args(tp)[1] is Any)
+                v = _parse_pairs(v or (), flag_of(f), json_values=typing.get_args(tp)[1] is Any)
             values[f.name] = v
         params = cls(**values)
         params.validate()
@@ -178,7 +179,7 @@ class StageParams:
         for f in self._ordered_fields():
             v = getattr(self, f.name)
             tp, _ = _base_type(hints[f.name])
-            flag = _flag(f)
+            flag = flag_of(f)
             if overrides and f.name in overrides:
                 args += [flag, overrides[f.name]]
                 continue

@@ -175,13 +175,13 @@ def test_published_comparison_per_card():
     pairs = by_label(c)
     assert set(pairs) == {"a310p bs1 fp16 float32", "a310 bs4 fp16 float32"}
     p310p = pairs["a310p bs1 fp16 float32"]
-    pub = published.THROUGHPUT["Ascend 310P (card)"][1]
+    pub = published.SEED["Ascend310P3"].throughput[1]
     assert p310p.a.throughput == pub and p310p.ratio == pytest.approx(1600.0 / pub)
     assert p310p.ratio_low == pytest.approx(1585.0 / pub) and p310p.verdict == "faster"
     assert p310p.p99_ratio is None and p310p.top1_delta == pytest.approx(73.7 - 73.98)
     p310 = pairs["a310 bs4 fp16 float32"]  # 560 per chip x 4 chips per card
     assert p310.b.throughput == pytest.approx(2240.0) and p310.b.throughput_min == pytest.approx(2200.0)
-    assert p310.ratio == pytest.approx(2240.0 / published.THROUGHPUT["Ascend 310 (card, 4 chips)"][4])
+    assert p310.ratio == pytest.approx(2240.0 / published.SEED["Ascend310"].throughput[4])
     assert p310.verdict == "same"
     # published rows of these accelerators that B lacks; B's runs without a published partner
     assert len(c.only_in_a) == 8 and {u.key.target for u in c.only_in_a} == {"a310p", "a310"}

@@ -71,7 +71,7 @@ SKIP: dict[tuple[str, str], str] = {
     ("docs/kubernetes.md", "kubectl -n ghostbench get jobs -l ghostbench.io/sweep=seed-ascend310p"): CLUSTER,
     ("docs/kubernetes.md", "export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... AWS_DEFAULT_REGION=cn-north-4"):
         S3,
-    ("docs/kubernetes.md", "docker build -f images/cpu/Dockerfile -t registry.example.com/ghostbench/cpu:0.1.0 ."):
+    ("docs/kubernetes.md", "docker build -f images/wheel/Dockerfile -t ghostbench/wheel:0.1.0 ."):
         "needs a Docker daemon and the base images (a download); tests/test_images.py runs hadolint",
     ("docs/performance.md", ".venv/bin/python -m benchmarks"):
         "the benchmarks take minutes (8 on 2 cores); tests/test_benchmarks.py runs them with --quick",

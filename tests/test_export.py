@@ -222,7 +222,7 @@ def test_missing_weights_file(tmp_path, capsys):
 def test_bad_weights_file(write, tmp_path, capsys):
     path = tmp_path / "w.pth"
     write(path)
-    checksum = "sha256:" + commit.sha256_file(path)
+    checksum = "sha256:" + commit.file_digest(path)
     err = _bad(tmp_path, capsys, ["--model", "ghostnet_1.0x", "--weights", str(path), "--checksum", checksum])
     assert str(path) in err
 

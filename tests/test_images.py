@@ -16,6 +16,9 @@ from jobs import devices
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCKERFILES = sorted((ROOT / "images").glob("*/Dockerfile"))
+WHEEL = ROOT / "images" / "wheel" / "Dockerfile"
+"""The wheel every image copies its ghostbench from (built once, first)."""
+IMAGES = [p for p in DOCKERFILES if p != WHEEL]
 EXTRAS = {  # what each image installs: only the stages it runs
     "cpu": {"export", "convert", "preprocess", "opencv", "infer", "eval", "plots", "s3", "kubernetes"},
     "atc": {"convert", "s3"},
@@ -37,7 +40,7 @@ def hadolint() -> str:
 
 def test_an_image_for_every_image_key():
     keys = set(k8s_settings.KubernetesSettings().images) | {a.image for a in devices.CATALOGUE.values()}
-    assert {_id(p) for p in DOCKERFILES} == keys == set(EXTRAS)
+    assert {_id(p) for p in IMAGES} == keys == set(EXTRAS)
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_id)
@@ -51,7 +54,7 @@ def _final_stage(text: str) -> str:
     return re.split(r"(?m)^FROM ", text)[-1]
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_id)
+@pytest.mark.parametrize("dockerfile", IMAGES, ids=_id)
 def test_dockerfile_conventions(dockerfile):
     text = dockerfile.read_text()
     args = dict(re.findall(r"(?m)^ARG (\w+)=(\S+)", text))
@@ -79,7 +82,16 @@ def test_dockerignore_sends_only_the_package():
     assert lines[0] == "*"
     assert {line[1:].rstrip("/") for line in lines if line.startswith("!")} == {
         "pyproject.toml", "README.md", "jobs", "controller"}
-    for dockerfile in DOCKERFILES:
+    for dockerfile in DOCKERFILES:  # the package reaches the images through the wheel image only
         copied = re.findall(r"(?m)^COPY (?!--from)(.+) \S+$", dockerfile.read_text())
         assert {p.rstrip("/") for line in copied for p in line.split()} <= {
             "pyproject.toml", "README.md", "jobs", "controller"}
+
+
+@pytest.mark.parametrize("dockerfile", IMAGES, ids=_id)
+def test_every_image_installs_the_one_wheel_build(dockerfile):
+    text = dockerfile.read_text()
+    assert "--wheel-dir /wheels ." not in text and not re.search(r"(?m)^COPY (?!--from)", text)  # no own build
+    assert re.search(r"(?m)^ARG WHEEL_IMAGE=ghostbench/wheel:\S+$", text)
+    assert "FROM ${WHEEL_IMAGE} AS wheel" in text and "COPY --from=wheel /wheels/ /wheels/" in text
+    assert "pip wheel" in WHEEL.read_text()

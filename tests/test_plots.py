@@ -67,7 +67,7 @@ def test_series_are_report_json_rows():
     assert list(series) == ["npu", "cpu"]  # target order, batch sizes ascending
     assert [p.batch_size for p in series["cpu"]] == [1, 8, 32]
     assert series["npu"][1] == (8, 3500.0, 3400.0, 3600.0)
-    assert plots.published_series()["Ascend310P3"] == sorted(published.THROUGHPUT["Ascend 310P (card)"].items())
+    assert plots.published_series()["Ascend310P3"] == sorted(published.SEED["Ascend310P3"].throughput.items())
 
 
 def test_the_figures_draw_exactly_the_series():
@@ -85,7 +85,7 @@ def test_the_figures_draw_exactly_the_series():
     assert [(s[0][1], s[1][1]) for s in cpu.lines[2][0].get_segments()][1] == (300.0, 300.0)
     # the published figures, dashed, per card, with their basis in the legend and the caption
     lines = {ln.get_label(): ln for ln in ax.get_lines() if ln.get_label().startswith("published")}
-    assert set(lines) == {plots.published_label(a) for a in tables.PUBLISHED_ACCELERATORS}
+    assert set(lines) == {plots.published_label(a) for a in published.SEED}
     assert "published Ascend 310 (per card, 4 chips, fp16)" in lines
     for acc, points in plots.published_series().items():
         line = lines[plots.published_label(acc)]

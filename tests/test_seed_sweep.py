@@ -188,8 +188,8 @@ def test_published_table_states_the_basis_and_reproduces_the_seeds_ratios():
     for row in rows:
         assert tuple(row[-2:]) == SEED_RATIOS[int(row[0])]
     assert rows[0][1:3] == ["1,348.02", "337.01"]
-    for acc, (_, key) in tables.PUBLISHED_ACCELERATORS.items():
-        assert acc in devices.CATALOGUE and key in published.THROUGHPUT
+    for acc in published.SEED:
+        assert acc in devices.CATALOGUE
 
 
 def test_throughput_table_with_asked_ratios():
@@ -201,12 +201,12 @@ def test_throughput_table_with_asked_ratios():
 
 def test_published_comparison_scales_one_310_chip_to_a_card():
     # measured values chosen as the published ones per chip: every measured/published is 1
-    pub = published.THROUGHPUT
+    pub = {acc: p.throughput for acc, p in published.SEED.items()}
     runs = []
     for bs in BATCH_SIZES:
-        runs += [report_row("a310", bs, pub["Ascend 310 (card, 4 chips)"][bs] / 4),
-                 report_row("a310p", bs, pub["Ascend 310P (card)"][bs]),
-                 report_row("t4", bs, pub["NVIDIA T4 (card)"][bs])]
+        runs += [report_row("a310", bs, pub["Ascend310"][bs] / 4),
+                 report_row("a310p", bs, pub["Ascend310P3"][bs]),
+                 report_row("t4", bs, pub["nvidia-t4"][bs])]
     accs = {"a310": "Ascend310", "a310p": "Ascend310P3", "t4": "nvidia-t4"}
     header, rows = tables.published_comparison(runs, accs, [("a310p", "a310"), ("a310p", "t4")])
     assert header[1:4] == ["a310 per card", "published Ascend 310", "a310/published"]

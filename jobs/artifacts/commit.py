@@ -27,8 +27,9 @@ FORMAT_VERSION = 1
 _CHUNK = 1 << 20
 
 
-def sha256_file(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: pathlib.Path, algo: str = "sha256") -> str:
+    """The hex digest of a file's bytes (``algo``: a ``hashlib`` name), read in 1 MiB chunks."""
+    digest = hashlib.new(algo)
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
@@ -160,7 +161,7 @@ class Output:
             name = path.relative_to(self.dir).as_posix()
             if name == MANIFEST:
                 raise errors.GhostbenchError(f"stage wrote a file named {MANIFEST}, which is reserved")
-            files.append({"name": name, "size": path.stat().st_size, "sha256": sha256_file(path)})
+            files.append({"name": name, "size": path.stat().st_size, "sha256": file_digest(path)})
             self.store.put_file(name, path)
         manifest = {
             "format": FORMAT_VERSION,
@@ -252,13 +253,13 @@ def local_copy(store: store_mod.Store, manifest: dict[str, Any], name: str) -> I
     if path is not None:
         if not path.is_file():
             raise errors.StoreError(f"{store.uri}/{name}: no such object")
-        if sha256_file(path) != entry["sha256"]:
+        if file_digest(path) != entry["sha256"]:
             raise _mismatch(store, name, "sha256")
         yield path
         return
     with store.staging_dir() as tmp:
         target = tmp / pathlib.PurePosixPath(name).name
         store.get_file(name, target)
-        if sha256_file(target) != entry["sha256"]:
+        if file_digest(target) != entry["sha256"]:
             raise _mismatch(store, name, "sha256")
         yield target

@@ -7,40 +7,16 @@ centre crop 224 with rounded offsets, then ``/255``, minus mean, over std in flo
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import re
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-# GhostNet 1.0x recipe defaults (the seed's model_config['ghostnet']); the model registry may override.
-RESIZE_SHORT = 256
-CROP = 224
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+from jobs.data import recipe as recipe_mod
 
 
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """How an image becomes a model input."""
-
-    resize_short: int = RESIZE_SHORT  # the shorter side is resized to this (BILINEAR)
-    crop: int = CROP  # centre crop to crop x crop
-    mean: tuple[float, float, float] = MEAN  # per-channel RGB mean, on the 0..1 scale
-    std: tuple[float, float, float] = STD  # per-channel RGB std, on the 0..1 scale
-    pipeline: str = "seed"  # one of jobs.params.PIPELINES; the preprocess stage picks the decoder by it
-
-    def to_dict(self) -> dict:
-        d = {"resize_short": self.resize_short, "crop": self.crop, "interpolation": "bilinear",
-             "mean": list(self.mean), "std": list(self.std), "layout": "CHW", "color": "RGB"}
-        if self.pipeline != "seed":  # records of the default pipeline stay as they were
-            d["pipeline"] = self.pipeline
-        return d
-
-
-
-def pixels(data: bytes, name: str = "<bytes>", recipe: Recipe = Recipe()) -> np.ndarray:
+def pixels(data: bytes, name: str = "<bytes>", recipe: recipe_mod.Recipe = recipe_mod.SEED) -> np.ndarray:
     """Image bytes -> the uint8 HWC RGB crop the seed's recipe feeds to ``normalize``/``to_chw_uint8``."""
     return resize_crop(decode(data, name), recipe.resize_short, recipe.crop)
 
@@ -68,7 +44,7 @@ def decode(data: bytes, name: str = "<bytes>") -> Image.Image:
         raise UndecodableImage(name, f"cannot decode ({e})") from e
 
 
-def resized_size(w: int, h: int, resize_short: int = RESIZE_SHORT) -> tuple[int, int]:
+def resized_size(w: int, h: int, resize_short: int = recipe_mod.SEED.resize_short) -> tuple[int, int]:
     """(width, height) after the recipe's resize: shorter side ``resize_short``, long side truncated.
 
     An image whose shorter side already is ``resize_short`` keeps its size (the seed skips it).
@@ -80,12 +56,12 @@ def resized_size(w: int, h: int, resize_short: int = RESIZE_SHORT) -> tuple[int,
     return int(resize_short * w / h), resize_short
 
 
-def crop_offsets(w: int, h: int, crop: int = CROP) -> tuple[int, int]:
+def crop_offsets(w: int, h: int, crop: int = recipe_mod.SEED.crop) -> tuple[int, int]:
     """(top, left) of the centre crop, rounded as the seed's ``int(round(...))``."""
     return round((h - crop) / 2.0), round((w - crop) / 2.0)
 
 
-def resize_crop(img: Image.Image, resize_short: int = RESIZE_SHORT, crop: int = CROP) -> np.ndarray:
+def resize_crop(img: Image.Image, resize_short: int = recipe_mod.SEED.resize_short, crop: int = recipe_mod.SEED.crop) -> np.ndarray:
     """Shorter side to ``resize_short`` (BILINEAR), centre crop ``crop``: a uint8 HWC RGB array."""
     size = resized_size(*img.size, resize_short)
     if size != img.size:
@@ -111,7 +87,7 @@ def _lut(mean, std) -> np.ndarray:
     return lut
 
 
-def normalize(hwc: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
+def normalize(hwc: np.ndarray, mean=recipe_mod.SEED.mean, std=recipe_mod.SEED.std) -> np.ndarray:
     """uint8 HWC -> contiguous float32 CHW: ``/255``, minus mean, over std, all in float32.
 
     Each output value depends only on its channel and input byte, so the seed's float32 arithmetic
@@ -127,7 +103,7 @@ def normalize(hwc: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
     return out
 
 
-def normalize_reference(hwc: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
+def normalize_reference(hwc: np.ndarray, mean=recipe_mod.SEED.mean, std=recipe_mod.SEED.std) -> np.ndarray:
     """The seed's own arithmetic, step by step (kept for tests of ``normalize``)."""
     img = np.array(hwc, dtype=np.float32).transpose(2, 0, 1)
     img = img / 255.0

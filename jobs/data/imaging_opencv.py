@@ -20,6 +20,7 @@ import numpy as np
 
 from jobs import errors
 from jobs.data import imaging
+from jobs.data import recipe as recipe_mod
 
 _JPEG_START = b"\xff\xd8"
 _JPEG_END = b"\xff\xd9"
@@ -51,7 +52,8 @@ def decode_bgr(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return bgr
 
 
-def resize_crop(bgr: np.ndarray, resize_short: int = imaging.RESIZE_SHORT, crop: int = imaging.CROP) -> np.ndarray:
+def resize_crop(bgr: np.ndarray, resize_short: int = recipe_mod.SEED.resize_short,
+               crop: int = recipe_mod.SEED.crop) -> np.ndarray:
     """uint8 HWC BGR -> the recipe's resize and centre crop as uint8 HWC RGB (INTER_LINEAR)."""
     cv2 = require()
     h, w = bgr.shape[:2]
@@ -62,6 +64,6 @@ def resize_crop(bgr: np.ndarray, resize_short: int = imaging.RESIZE_SHORT, crop:
     return np.ascontiguousarray(bgr[top:top + crop, left:left + crop, ::-1])
 
 
-def pixels(data: bytes, name: str = "<bytes>", recipe: imaging.Recipe = imaging.Recipe()) -> np.ndarray:
+def pixels(data: bytes, name: str = "<bytes>", recipe: recipe_mod.Recipe = recipe_mod.SEED) -> np.ndarray:
     """Image bytes -> the recipe's uint8 HWC RGB crop, the fast way."""
     return resize_crop(decode_bgr(data, name), recipe.resize_short, recipe.crop)

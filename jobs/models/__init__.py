@@ -11,6 +11,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from jobs import errors, registry
+from jobs.data import recipe
 
 if TYPE_CHECKING:  # torch is imported only by stages that build a network
     import torch
@@ -77,10 +78,10 @@ REGISTRY: dict[str, ModelInfo] = {
         input_size=224,
         published_top1=73.98,
         published_top5=91.46,
-        resize_short=256,
-        crop=224,
-        mean=(0.485, 0.456, 0.406),
-        std=(0.229, 0.224, 0.225),
+        resize_short=recipe.SEED.resize_short,
+        crop=recipe.SEED.crop,
+        mean=recipe.SEED.mean,
+        std=recipe.SEED.std,
         interpolation="bilinear",
         label_offset=0,
         demo_weights="jobs.models.ghostnet:deterministic_state_dict",

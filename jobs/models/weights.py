@@ -7,7 +7,6 @@ pickle, and nothing should unpickle a file nobody vouched for.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pathlib
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs import errors, progress
 from jobs import store as store_mod
+from jobs.artifacts import commit
 
 if TYPE_CHECKING:
     import torch
@@ -55,18 +55,10 @@ def parse_checksum(checksum: str, field: str = "checksum") -> tuple[str, str]:
     return algo, digest
 
 
-def file_digest(path: pathlib.Path, algo: str) -> str:
-    digest = hashlib.new(algo)
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify(path: pathlib.Path, checksum: str, uri: str) -> None:
     """Bad input unless the file at ``path`` has ``checksum``; ``uri`` names it in the message."""
     algo, expected = parse_checksum(checksum)
-    actual = file_digest(path, algo)
+    actual = commit.file_digest(path, algo)
     if actual != expected:
         raise errors.BadInput(f"weights {public_uri(uri)}: {algo} is {actual}, expected {expected}")
     log.info("weights %s: %s verified", public_uri(uri), algo)
@@ -123,7 +115,7 @@ def _download(url: str, checksum: str, dest_dir: pathlib.Path, timeout_s: float)
     shown = public_uri(url)
     if target.is_file():
         algo, expected = parse_checksum(checksum)
-        if file_digest(target, algo) == expected:
+        if commit.file_digest(target, algo) == expected:
             log.info("weights %s: using the verified copy at %s", shown, target)
             return target
     log.info("weights %s: downloading to %s", shown, target)
@@ -224,4 +216,4 @@ def save_deterministic_weights(path: pathlib.Path, model_name: str, seed: int) -
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state_dict, tmp)
     shutil.move(tmp, path)
-    return "sha256:" + file_digest(path, "sha256")
+    return "sha256:" + commit.file_digest(path, "sha256")

@@ -36,7 +36,7 @@ from typing import Any
 
 from jobs import devices, errors
 from jobs.artifacts import records
-from jobs.results import published, tables
+from jobs.results import published
 
 PUBLISHED = "published"
 """The name that stands for the published figures in place of sweep A."""
@@ -312,13 +312,13 @@ def published_runs(b: records.Report) -> tuple[dict[Key, Side], dict[str, float]
     chips: dict[str, float] = {}
     for target in dict.fromkeys(r.target for r in b.runs):
         accelerator = b.accelerators.get(target)
-        if accelerator not in tables.PUBLISHED_ACCELERATORS:
+        pub = published.SEED.get(accelerator) if accelerator else None
+        if pub is None:
             continue
-        chips[target] = float(devices.get(accelerator).chips_per_card)
-        figures = published.THROUGHPUT[tables.PUBLISHED_ACCELERATORS[accelerator][1]]
-        for bs, value in sorted(figures.items()):
+        chips[target] = float(devices.get(pub.accelerator).chips_per_card)
+        for bs, value in sorted(pub.throughput.items()):
             key = Key(PUBLISHED_MODEL, target, bs, PUBLISHED_PRECISION, PUBLISHED_INPUT_MODE)
-            runs[key] = Side(value, value, value, None, top1, True, tables.PUBLISHED_ACCELERATORS[accelerator][0])
+            runs[key] = Side(value, value, value, None, top1, True, pub.label)
     return runs, chips
 
 
@@ -327,11 +327,11 @@ def compare_published(b: records.Report, threshold: float = DEFAULT_THRESHOLD, b
     a_runs, chips = published_runs(b)
     notes = [f"published: {PUBLISHED_MODEL}, {PUBLISHED_PRECISION}, {PUBLISHED_INPUT_MODE} input, images/s per "
              "card; B's per-device figures x the chips on one card ("
-             + ", ".join(f"{a} {devices.get(a).chips_per_card}" for a in tables.PUBLISHED_ACCELERATORS) + ")"]
+             + ", ".join(f"{a} {devices.get(a).chips_per_card}" for a in published.SEED) + ")"]
     if not chips:
         named = ", ".join(f"{t}: {a}" for t, a in b.accelerators.items()) or "none"
         notes.append(f"no target of B runs on an accelerator with published figures "
-                     f"({', '.join(tables.PUBLISHED_ACCELERATORS)}); B's accelerators: {named}")
+                     f"({', '.join(published.SEED)}); B's accelerators: {named}")
     if b.reference.kind != "imagenet":
         notes.append(f"top-1 not compared: B's accuracy is {b.reference.kind}, the published figure ImageNet")
     b_runs = _runs(b.model, [r for r in b.runs], chips)

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from jobs import devices, errors
 from jobs.artifacts import records
-from jobs.results import published, tables
+from jobs.results import published
 
 PALETTE = ("#0072B2", "#C34A00", "#007A55", "#9E3D8F", "#B8001F", "#6A5000", "#00707A", "#5B3FA0")
 """Target colours in target order: dark enough for a white page (contrast at least 4.5:1), told apart by hue."""
@@ -98,11 +98,11 @@ def latency_series(report: records.Report) -> dict[str, list[LatencyPoint]]:
 
 def published_series() -> dict[str, list[tuple[int, float]]]:
     """accelerator -> (batch size, images/s per card) of the published figures, as the throughput plot draws them."""
-    return {acc: sorted(published.THROUGHPUT[key].items()) for acc, (_, key) in tables.PUBLISHED_ACCELERATORS.items()}
+    return {acc: sorted(pub.throughput.items()) for acc, pub in published.SEED.items()}
 
 
 def published_label(accelerator: str) -> str:
-    label = tables.PUBLISHED_ACCELERATORS[accelerator][0]
+    label = published.SEED[accelerator].label
     chips = devices.get(accelerator).chips_per_card
     return f"published {label} (per card{f', {chips} chips' if chips > 1 else ''}, fp16)"
 

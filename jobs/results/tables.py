@@ -10,17 +10,6 @@ from jobs import devices, errors
 from jobs.artifacts import records
 from jobs.results import published
 
-# The published columns (jobs.results.published, per card) by the accelerator they were measured on:
-# (short label, key in published.THROUGHPUT).
-PUBLISHED_ACCELERATORS = {
-    "Ascend310": ("Ascend 310", "Ascend 310 (card, 4 chips)"),
-    "Ascend310P3": ("Ascend 310P", "Ascend 310P (card)"),
-    "nvidia-t4": ("NVIDIA T4", "NVIDIA T4 (card)"),
-}
-# The ratio columns of the seed's table (section 7.1): 310P/310 and 310P/T4, per card.
-SEED_RATIOS = (("Ascend310P3", "Ascend310"), ("Ascend310P3", "nvidia-t4"))
-
-
 CSV_COLUMNS = ["target", "backend", "device", "input_mode", "batch_size", "num_images", "throughput",
                "compute_mean_ms", "compute_p99_ms", "end_to_end_images_per_second", "passes",
                "top1", "top2", "top3", "top4", "top5", "gate_pass"]
@@ -97,19 +86,19 @@ def published_table() -> tuple[list[str], list[list[str]]]:
     """The seed's published figures with their basis: per card, per chip where a card has several,
     and the seed's own ratio columns (per card)."""
     header, columns = ["Batch size"], []
-    for acc, (label, key) in PUBLISHED_ACCELERATORS.items():
+    seed = published.SEED
+    for acc, pub in seed.items():
         chips = devices.get(acc).chips_per_card
-        header.append(f"{label} per card ({chips} chip{'s' if chips > 1 else ''})")
-        columns.append((key, 1))
+        header.append(f"{pub.label} per card ({chips} chip{'s' if chips > 1 else ''})")
+        columns.append((acc, 1))
         if chips > 1:
-            header.append(f"{label} per chip (card / {chips})")
-            columns.append((key, chips))
-    header += [f"{PUBLISHED_ACCELERATORS[a][0]}/{PUBLISHED_ACCELERATORS[b][0]} (per card)" for a, b in SEED_RATIOS]
+            header.append(f"{pub.label} per chip (card / {chips})")
+            columns.append((acc, chips))
+    header += [f"{seed[a].label}/{seed[b].label} (per card)" for a, b in published.SEED_RATIOS]
     rows = []
-    for bs in sorted(published.THROUGHPUT[PUBLISHED_ACCELERATORS["Ascend310"][1]]):
-        row = [str(bs)] + [_fmt(published.THROUGHPUT[key][bs] / div, 2) for key, div in columns]
-        row += [_ratio(published.THROUGHPUT[PUBLISHED_ACCELERATORS[a][1]][bs],
-                       published.THROUGHPUT[PUBLISHED_ACCELERATORS[b][1]][bs]) for a, b in SEED_RATIOS]
+    for bs in sorted(seed["Ascend310"].throughput):
+        row = [str(bs)] + [_fmt(seed[acc].throughput[bs] / div, 2) for acc, div in columns]
+        row += [_ratio(seed[a].throughput[bs], seed[b].throughput[bs]) for a, b in published.SEED_RATIOS]
         rows.append(row)
     return header, rows
 
@@ -123,20 +112,20 @@ def published_comparison(runs: Sequence[records.ReportRun], accelerators: dict[s
     seed's 310P/310 and 310P/T4 where the sweep has those accelerators; each with the published ratio.
     None when no target has published figures.
     """
-    targets = [t for t in dict.fromkeys(r.target for r in runs) if accelerators.get(t) in PUBLISHED_ACCELERATORS]
+    targets = [t for t in dict.fromkeys(r.target for r in runs) if accelerators.get(t) in published.SEED]
     if not targets:
         return None
     value = {(r.target, r.batch_size): r.throughput * devices.get(accelerators[r.target]).chips_per_card
              for r in runs if r.target in targets}
-    pub = {t: published.THROUGHPUT[PUBLISHED_ACCELERATORS[accelerators[t]][1]] for t in targets}
+    pub = {t: published.SEED[accelerators[t]].throughput for t in targets}
     if ratios:
         pairs = [(a, b) for a, b in ratios if a in targets and b in targets]
     else:
         by_acc = {accelerators[t]: t for t in reversed(targets)}
-        pairs = [(by_acc[a], by_acc[b]) for a, b in SEED_RATIOS if a in by_acc and b in by_acc]
+        pairs = [(by_acc[a], by_acc[b]) for a, b in published.SEED_RATIOS if a in by_acc and b in by_acc]
     header = ["Batch size"]
     for t in targets:
-        header += [f"{t} per card", f"published {PUBLISHED_ACCELERATORS[accelerators[t]][0]}", f"{t}/published"]
+        header += [f"{t} per card", f"published {published.SEED[accelerators[t]].label}", f"{t}/published"]
     for a, b in pairs:
         header += [f"{a}/{b} per card", "published"]
     rows = []
@@ -306,7 +295,7 @@ def to_markdown(report: records.Report, plots: Sequence[str] | None = None, plot
             _md_table(*throughput_table(runs, ratios)), ""]
     comparison = published_comparison(runs, accelerators, ratios)
     if comparison is not None:
-        chips = ", ".join(f"{a} {devices.get(a).chips_per_card}" for a in PUBLISHED_ACCELERATORS)
+        chips = ", ".join(f"{a} {devices.get(a).chips_per_card}" for a in published.SEED)
         out += ["## Against the published figures (per card, as the seed's table)", "",
                 (f"Measured per card = measured per device x the chips on one card (`jobs.devices`: {chips}), "
                  "assuming the card's chips each run one such process; published: seed section 7.1."), "",

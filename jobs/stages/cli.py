@@ -28,10 +28,6 @@ def setup_logging(quiet: bool = False) -> None:
     )
 
 
-def _flag(f: dataclasses.Field) -> str:
-    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-
-
 def _location(value: Any) -> Any:
     """A location in one form, so that ``store/x``, ``./store/x/`` and ``file:///abs/store/x`` compare equal
     (a relative path is taken from the current directory)."""
@@ -86,7 +82,7 @@ def changed_params(p: params.StageParams, given: dict[str, Any], manifest: dict[
         if f.metadata.get("upstream") or f.metadata.get("metavar") == "URI":
             old, new = _location(old), _location(new)
         if old != new:
-            changed.append((_flag(f), old, new))
+            changed.append((params.flag_of(f), old, new))
     return changed
 
 

@@ -24,6 +24,7 @@ from jobs import store as store_mod
 from jobs.artifacts import commit, shards
 from jobs.data import imaging
 from jobs.data import labels as labels_mod
+from jobs.data import recipe as recipe_mod
 from jobs.stages import cli
 
 log = logging.getLogger("ghostbench.preprocess")
@@ -34,16 +35,6 @@ INFO_FILE = "ghostnet_prep_bin.info"
 NON_IMAGE_SUFFIXES = (".txt", ".json", ".info", ".md", ".csv", ".yaml", ".yml", ".npy", ".npz", ".bin",
                       ".tar", ".gz", ".zip", ".py", ".sh")
 MAX_NAMED = 3  # bad files named in the one-line error
-
-
-def recipe_for(model: str, pipeline: str = "seed") -> imaging.Recipe:
-    """The model's preprocessing recipe from the registry (``BadInput`` for an unknown model)."""
-    info = models.get(model)
-    if info.interpolation != "bilinear":
-        raise errors.BadInput(f"model {model!r}: interpolation {info.interpolation!r} is not supported "
-                              f"(only 'bilinear')")
-    return imaging.Recipe(resize_short=info.resize_short, crop=info.crop, mean=tuple(info.mean),
-                          std=tuple(info.std), pipeline=pipeline)
 
 
 def _is_image_name(name: str) -> bool:
@@ -82,7 +73,7 @@ def shard_location(args: params.PreprocessParams, root: store_mod.Store) -> stor
     return root.child(shards.shard_dir_name(args.shard, args.num_shards))
 
 
-def pixel_source(recipe: imaging.Recipe) -> Callable[[bytes, str], np.ndarray]:
+def pixel_source(recipe: recipe_mod.Recipe) -> Callable[[bytes, str], np.ndarray]:
     """Image bytes -> the recipe's uint8 HWC RGB crop, by the recipe's pipeline (a missing OpenCV: one line)."""
     if recipe.pipeline == "opencv":
         from jobs.data import imaging_opencv
@@ -94,7 +85,7 @@ def pixel_source(recipe: imaging.Recipe) -> Callable[[bytes, str], np.ndarray]:
 
 def run(args: params.PreprocessParams, root: store_mod.Store) -> None:
     out_store = shard_location(args, root)
-    recipe = recipe_for(args.model, args.pipeline)
+    recipe = recipe_mod.resolve(models.get(args.model), args.pipeline)
     pixels = pixel_source(recipe)  # before any work
     images = store_mod.open_store(args.images)
     info = models.get(args.model)

@@ -216,6 +216,10 @@ class Report:
     def all_pass(self) -> bool:
         return all(r.gate_pass for r in self.runs)
 
+    def failing(self) -> list[ReportRun]:
+        """The runs below the accuracy gate, in the report's order."""
+        return [r for r in self.runs if not r.gate_pass]
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"model": self.model, "reference": dataclasses.asdict(self.reference),
                              "runs": [r.to_dict() for r in self.runs], "all_pass": self.all_pass}
