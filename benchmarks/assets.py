@@ -56,11 +56,12 @@ def dataset(work: pathlib.Path, count: int, mode: str = "float32", distinct: int
 
 def weights(work: pathlib.Path) -> tuple[pathlib.Path, str]:
     """Deterministic GhostNet 1.0x weights and their checksum."""
+    from jobs.artifacts import commit
     from jobs.models import weights as weights_mod
 
     path = work / "weights.pth"
     if path.exists():
-        return path, "sha256:" + weights_mod.file_digest(path, "sha256")
+        return path, "sha256:" + commit.file_digest(path)
     return path, weights_mod.save_deterministic_weights(path, MODEL, WEIGHTS_SEED)
 
 

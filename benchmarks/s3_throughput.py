@@ -55,7 +55,7 @@ def _timed(fn) -> float:
 
 def run(work, repeats: int = 5) -> dict[str, Any]:
     from jobs import store as store_mod
-    from tests import s3server
+    from tests.support import s3server
 
     root = pathlib.Path(work) / "s3-throughput"
     shutil.rmtree(root, ignore_errors=True)

@@ -1,19 +1,11 @@
 """A sweep's lease: one controller at a time runs a sweep, on a directory store or a bucket alike.
 
-``sweeps/<id>/lease.json`` names the controller that runs the sweep: its owner id, host, pid (and the
-pid's start time, to tell a reused pid), when it started, when it last renewed the lease and when the
-lease expires. It is created only where there is none (``Store.create_exclusive``: a hard link on a
-directory, a conditional PUT on S3) and renewed every ``RENEW_S`` seconds by a thread while the sweep
-runs; the controller deletes it when it ends.
-
-A second controller finds the lease held: ``SweepBusy`` (exit 2), one line naming the holder. A lease
-whose holder is gone is taken over, with a message: its host is this host and its pid no longer runs,
-or it expired (``TTL_S`` without a renewal: a controller killed on another machine, or one cut off
-from the store). A takeover first creates ``lease-takeover-<hash of the stale lease>.json`` exclusively,
-so of two controllers taking over the same stale lease one wins; the winner checks that the lease is
-still the stale one, replaces it, and removes the marker. Every renewal first reads the lease back: a
-controller that finds another owner there (it was paused past the expiry and was taken over) stops
-(``LeaseLost``). Expiry compares clocks across hosts: keep them in sync (NTP) well within ``TTL_S``.
+``sweeps/<id>/lease.json`` (owner, host, pid and its start time, started, renewed, expires) is created only
+where there is none (``Store.create_exclusive``) and renewed every ``RENEW_S`` seconds by a thread; a
+second controller gets ``SweepBusy`` (exit 2) naming the holder; a holder that is gone (dead pid on this
+host, or no renewal for ``TTL_S``) is taken over behind an exclusive marker, and a controller that finds
+its lease taken stops (``LeaseLost``). The rules as users see them: ``docs/architecture.md`` ("One
+controller per sweep").
 """
 
 from __future__ import annotations

@@ -43,17 +43,33 @@ def _now() -> str:
 
 @dataclasses.dataclass
 class StepStatus:
+    """One step's entry in ``status.json`` (``SweepStatus.steps``), rewritten whenever the step changes state.
+
+    The store decides what is done (a committed, current output); this entry says what the controller saw."""
+
     state: str
+    """``done``, ``pending``, ``running``, ``failed`` or ``blocked`` (a dependency failed); ``ghostbench status``
+    shows a ``running`` step of a sweep whose controller is gone as ``interrupted``."""
     title: str
+    """Human label, e.g. ``infer ort-cpu bs8``."""
     stage: str
+    """export, convert, preprocess, infer or eval."""
     out: str
+    """The step's output, relative to the store root (``artifacts/<stage>/<key>``)."""
     log: str
+    """Where its log is kept in the store (``<out>.log``)."""
     started: str | None = None
+    """ISO 8601 UTC time the executor started it (None: not in this run)."""
     finished: str | None = None
+    """ISO 8601 UTC time it ended."""
     seconds: float | None = None
+    """Wall time from start to end (s)."""
     exit_code: int | None = None
+    """The stage process's exit code (``jobs.errors``: 2 bad input, 3 a missing dependency, 1 other)."""
     reason: str = ""
+    """Why it failed or is blocked, in one line (empty when done)."""
     log_tail: str = ""
+    """The last lines of its log when it failed."""
 
 
 @dataclasses.dataclass

@@ -1,4 +1,5 @@
-"""Shared fixtures: the GhostNet facts and deterministic demo weights saved with torch.save."""
+"""Shared fixtures: the GhostNet facts and deterministic demo weights saved with torch.save; the plugins that
+hold the fixtures more than one room uses (tests/support)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,18 @@ import pathlib
 
 import pytest
 
-FACTS = pathlib.Path(__file__).with_name("facts")
+# tests/support's helpers assert as the tests do: their failures get pytest's explanations too
+pytest.register_assert_rewrite("tests.support")
+
+from tests.support.paths import FACTS  # after the rewrite hook above
+
+# Fixtures shared across rooms. pytest honours pytest_plugins only in this, the root conftest.
+pytest_plugins = [
+    "tests.support.s3server",  # a real S3 server (SeaweedFS `weed mini`): s3_server, s3_env, s3_bucket
+    "tests.support.harness",  # infer and eval on a tiny ONNX model: harness_work
+    "tests.support.acl",  # the acl backend against the fake aclruntime: acl_work, acl_fake
+]
+
 DEMO_SEED = 1234
 
 
@@ -34,7 +46,3 @@ def demo_weights(tmp_path_factory) -> tuple[pathlib.Path, str]:
     path = tmp_path_factory.mktemp("weights") / "ghostnet_demo.pth"
     checksum = weights.save_deterministic_weights(path, "ghostnet_1.0x", DEMO_SEED)
     return path, checksum
-
-
-# A real S3 server (SeaweedFS `weed mini`) for the s3:// tests: see tests/s3server.py.
-from tests.s3server import s3_bucket, s3_env, s3_server  # noqa: F401

@@ -1,4 +1,4 @@
-"""Runs each step as a subprocess on this machine, ``python -m jobs.<stage> ...``, as a pod would.
+"""Runs each step as a subprocess on this machine, ``python -m jobs.stages.<stage> ...``, as a pod would.
 
 Independent steps run concurrently up to a limit (default: the number of cores); an inference
 step runs alone, so that nothing else on the machine disturbs its timings.

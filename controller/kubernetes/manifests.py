@@ -1,14 +1,13 @@
 """Kubernetes Job manifests for plan steps: pure functions, no API calls (``controller.kubernetes.api`` makes those).
 
-One ``batch/v1`` Job per step runs the step's command, ``python -m jobs.<stage> ...``, in the image
+One ``batch/v1`` Job per step runs the step's command, ``python -m jobs.stages.<stage> ...``, in the image
 for its stage. The preprocessing shards of one output root are one Indexed Job (completions = shards):
 pod I runs ``--shard $(JOB_COMPLETION_INDEX)``, which Kubernetes expands from the pod's completion
 index; the stage still takes ``--shard`` as a plain argument.
 
-Everything cluster-specific (namespace, images, the store's ConfigMap and Secret, scheduler,
-tolerations, resources, limits, deadlines) is a field of ``settings_mod.KubernetesSettings``, loaded from a YAML
-file (``ghostbench run --settings FILE``; the Helm chart renders one). Accelerator facts (the
-device-plugin resource, node labels, the default image) come from ``jobs.devices``.
+Everything cluster-specific comes from ``controller.kubernetes.settings.KubernetesSettings``;
+accelerator facts (the device-plugin resource, node labels, the default image) from ``jobs.devices``.
+The Jobs as users see them: ``docs/kubernetes.md``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Everything cluster-specific (namespace, images, the store's ConfigMap and Secret, scheduler, tolerations,
 resources, limits, deadlines) is a field here, read from a YAML file (``ghostbench run --settings FILE``;
-the Helm chart renders one from its values, and ``tests/kubernetes/test_chart.py`` checks that the chart's
+the Helm chart renders one from its values, and ``tests/packaging/test_chart.py`` checks that the chart's
 defaults are these). Every error names the field, what is allowed and what was given. What the API
 server accepts as names, labels and keys is checked here too (``is_label_value``, ``is_qualified_key``).
 """

@@ -1,32 +1,10 @@
 """Ascend ATC engine: ``model.onnx`` -> ``ghostnet_bsN.om`` for one ``soc_version`` (seed step 3.2).
 
-ATC's arguments are built as a list, never a shell string, exactly as the seed writes them::
-
-    atc --framework=5 --model=<export>/model.onnx --input_format=NCHW
-        --input_shape=image:N,3,224,224 --output=<engine>/ghostnet_bsN --log=error --soc_version=Ascend310P3
-
-Options (``--option KEY=VALUE`` on ``jobs.convert``):
-
-- ``soc_version``: ATC's chip name (``Ascend310``, ``Ascend310P3``, ...), or ``auto`` to read the chip
-  from ``npu-smi info`` on this machine. The controller's plan passes the target accelerator's
-  ``soc_version`` from ``jobs.devices`` unless the sweep sets one.
-- ``aipp``: ``true`` for uint8 input. A static AIPP config (``aipp.cfg``, RGB888_U8, the ImageNet mean
-  and reciprocal std as ``min_chn``/``var_reci_chn``) is generated and passed with ``--insert_op_conf``,
-  so the chip normalizes and host-to-device bytes drop 4x. AIPP needs the *float32* export (the uint8
-  export already normalizes inside the graph; normalizing twice would be wrong): a uint8-input model
-  with ``aipp=true`` is refused. The ``.om`` then takes uint8 **NHWC** ``[N, 224, 224, 3]``; ghostbench's
-  uint8 shards are CHW, and the ``acl`` backend transposes each batch on the host before the copy.
-- ``dynamic_batch_sizes``: e.g. ``[1, 4, 8, 16, 32]``: one ``.om`` for all of them
-  (``--input_shape=image:-1,3,224,224 --dynamic_batch_size=1,4,8,16,32``); ``--batch-size`` must be one
-  of them. Without it the batch size is fixed, one ``.om`` per batch size as the seed does.
-- ``timeout_s`` (default 1800): ATC is killed (its whole process group) past this.
-- ``log`` (default ``error``): ATC's ``--log`` level.
-- ``precision_mode``: passed as ``--precision_mode`` only when given. ATC's own default is
-  ``force_fp16``, which is what the seed's published figures were measured with.
-
-ATC's output goes to ``atc.log``, committed beside the ``.om``. The engine is committed only when ATC
-exited 0 *and* wrote the ``.om``; otherwise the log is kept under ``$TMPDIR/ghostbench-atc-logs/``, its
-last lines go to the stage's log, and the stage fails with one line naming the kept log.
+Runs ATC with the seed's arguments, built as a list (never a shell string); options (``soc_version``,
+``aipp``, ``dynamic_batch_sizes``, ``timeout_s``, ``log``, ``precision_mode``) are checked by ``AtcOptions``
+without the toolkit. The engine is committed only when ATC exited 0 and wrote the ``.om``; otherwise its
+log is kept and named. Options, guarantees and the AIPP layout: ``docs/ascend.md`` ("Convert: the atc
+target").
 """
 
 from __future__ import annotations

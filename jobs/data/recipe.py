@@ -3,8 +3,8 @@
 The model card (``jobs.models.ModelInfo``: resize, crop, mean, std, interpolation) is resolved once
 (``resolve``) into a ``Recipe``, which the preprocess stage, the demo and the benchmarks hand to
 ``jobs.data.imaging`` (or the opt-in ``imaging_opencv``). ``SEED`` is the seed guide's recipe for GhostNet
-(``imagenet_torch_preprocess.py``, ``model_config['ghostnet']``; ``shared/facts/FORMATS.md``,
-"Preprocessing"): the GhostNet card takes its values from here, so they are typed once.
+(``imagenet_torch_preprocess.py``, ``model_config['ghostnet']``; ``docs/stages.md``, "preprocess"): the
+GhostNet card takes its values from here, so they are typed once.
 """
 
 from __future__ import annotations

@@ -1,40 +1,11 @@
 """An S3-compatible bucket as a store (AWS S3, MinIO, SeaweedFS, Huawei OBS), through boto3.
 
-Where the settings come from, and nothing else:
-
-- **The URI**: ``s3://BUCKET[/PREFIX]``. Credentials in the URI are refused.
-- **Credentials**: boto3's standard chain: ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``
-  (/ ``AWS_SESSION_TOKEN``), ``AWS_PROFILE`` and the shared files ``~/.aws/credentials`` and
-  ``~/.aws/config``, web identity (EKS), container and instance roles.
-- **Endpoint** (for servers other than AWS): ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, or
-  ``endpoint_url`` in the profile; boto3 reads them itself. **Region**: ``AWS_REGION`` /
-  ``AWS_DEFAULT_REGION`` or the profile's ``region``.
-- **Addressing**: path style (``http://host/bucket/key``) whenever an endpoint URL is configured,
-  which is what MinIO, SeaweedFS and most S3-compatible servers need; boto3's default
-  (virtual-hosted) on AWS. The profile's ``s3 = addressing_style = ...`` overrides both.
-- **Checksums**: botocore 1.36+ sends integrity checksums by default (an ``aws-chunked`` body with
-  an ``x-amz-trailer``), which older MinIO and Ceph refuse (``XAmzContentSHA256Mismatch``). With a
-  configured endpoint the client uses ``request_checksum_calculation`` and
-  ``response_checksum_validation`` ``when_required``, unless ``AWS_REQUEST_CHECKSUM_CALCULATION`` /
-  ``AWS_RESPONSE_CHECKSUM_VALIDATION`` or the profile's settings of the same names say otherwise;
-  on AWS, botocore's default. A server refusing the checksums is one line naming the setting.
-- **Retries**: botocore's ``standard`` mode (throttling, 5xx and connection errors, with jittered
-  exponential backoff; ``AWS_RETRY_MODE`` / ``AWS_MAX_ATTEMPTS`` are honoured), and on top of it
-  this module retries connection errors, 5xx and throttling with backoff until
-  ``GHOSTBENCH_S3_DEADLINE_S`` seconds (default 60) have passed since the first failure of an
-  operation, so a server that is away for a while is waited for; past that, one line says so.
-  Except where retrying cannot help: a refused connection or an unknown host while nothing has
-  answered yet (no request to this endpoint has had a response in this process, nor in the
-  controller that started it: ``GHOSTBENCH_S3_REACHED``) is one line at once, without retries;
-  so is a TLS certificate that does not verify (``AWS_CA_BUNDLE`` names the CA to trust).
-- **Logs**: botocore's and boto3's own log lines (``Found credentials in environment variables.``)
-  are kept below WARNING unless the logging level is DEBUG.
-
-Large objects move with boto3's managed transfers (multipart upload, ranged parallel download)
-straight between a local file and the bucket; ``open_read`` streams, resuming after a broken
-connection at the byte it stopped. Errors are one line naming the object and the endpoint, never a
-credential: wrong credentials, access denied, a missing bucket and an unreachable endpoint are
-configuration errors (``errors.BadInput``, exit 2).
+``S3Store`` maps store names to keys below ``s3://bucket/prefix``: large objects move with boto3's managed
+transfers between a local file and the bucket, ``open_read`` streams and resumes a broken read at the byte
+it reached (``If-Match`` on the first ETag), and ``create_exclusive`` is a conditional PUT. The client,
+its settings and retries are ``jobs.store.s3_connection``; how failures become one line,
+``jobs.store.s3_errors``. The settings as users see them (URI, credentials, endpoint, checksums, retries,
+fail-fast, logs): ``docs/architecture.md`` ("S3 stores").
 """
 
 from __future__ import annotations

@@ -2,19 +2,22 @@
 
 One module per document, this package's face names them all:
 
-- ``timing``: ``LatencyStats`` (ais_infer's statistics of one timed quantity, ms), ``Windows``, ``throughput``.
+- ``timing``: ``LatencyStats`` (ais_infer's statistics of one timed quantity, ms), ``Windows``, ``throughput``,
+  ``Repetitions`` (a run's repetitions and the interval an identical rerun would fall in).
 - ``summary``: ``InferSummary``, ``summary.json`` of an infer run, ais_infer's keys and layout kept exactly
   (``NPU_compute_time``, ``H2D_latency``, ``D2H_latency``, ``throughput``) plus ghostbench's own
   (``EndToEnd``, ``PowerRecord``).
 - ``report``: ``SeedAccuracy`` (``accuracy.json`` exactly as the seed's ``imagenet_acc_eval.py`` writes it),
   ``ReportRun`` and ``Report`` (``report.json`` of a sweep; ``BestBatch``, ``Price``, ``LeftOut``).
 - ``engine``: ``EngineRecord`` (``engine.json``) and ``ExportRecord`` (``export_record.json``).
+- ``noise``: ``Noise`` (``HostNoise``, ``DeviceNoise``): what else ran while a run was timed.
 
 Stages, the reports and the benchmarks share these types; nothing else spells their keys. Formats:
-``docs/stages.md`` and, for the seed's, ``shared/facts/FORMATS.md`` in the project's shared facts.
+``docs/stages.md`` (ais_infer's summary keys, the seed's accuracy.json) and ``docs/architecture.md`` (layout).
 """
 
 from jobs.artifacts.records.engine import ENGINE_RECORD, EXPORT_RECORD, MODEL_FILE, EngineRecord, ExportRecord
+from jobs.artifacts.records.noise import BUSY_SHARE, DeviceNoise, HostNoise, Noise
 from jobs.artifacts.records.report import (
     ACCURACY,
     LEFT_OUT_EXAMPLES,
@@ -29,11 +32,20 @@ from jobs.artifacts.records.report import (
     SeedAccuracy,
 )
 from jobs.artifacts.records.summary import PREDICTIONS, SUMMARY, EndToEnd, InferSummary, PowerRecord
-from jobs.artifacts.records.timing import UNSTABLE_SPREAD, WINDOWS, LatencyStats, Windows, throughput
+from jobs.artifacts.records.timing import (
+    CONFIDENCE,
+    MIN_REPETITIONS,
+    UNSTABLE_SPREAD,
+    WINDOWS,
+    LatencyStats,
+    Repetitions,
+    Windows,
+    throughput,
+)
 
 __all__ = [
-    "ACCURACY", "ENGINE_RECORD", "EXPORT_RECORD", "LEFT_OUT_EXAMPLES", "MODEL_FILE", "PLOT_FILES", "PREDICTIONS", "REPORT_FILES",
-    "SUMMARY", "UNSTABLE_SPREAD", "WINDOWS", "BestBatch", "EndToEnd", "EngineRecord", "ExportRecord", "InferSummary",
-    "LatencyStats", "LeftOut", "PowerRecord", "Price", "Reference", "Report", "ReportRun", "SeedAccuracy", "Windows",
+    "ACCURACY", "BUSY_SHARE", "CONFIDENCE", "ENGINE_RECORD", "EXPORT_RECORD", "LEFT_OUT_EXAMPLES", "MIN_REPETITIONS", "MODEL_FILE", "PLOT_FILES", "PREDICTIONS", "REPORT_FILES",
+    "SUMMARY", "UNSTABLE_SPREAD", "WINDOWS", "BestBatch", "DeviceNoise", "EndToEnd", "EngineRecord", "ExportRecord", "HostNoise", "InferSummary",
+    "LatencyStats", "LeftOut", "Noise", "PowerRecord", "Price", "Reference", "Report", "Repetitions", "ReportRun", "SeedAccuracy", "Windows",
     "throughput",
 ]

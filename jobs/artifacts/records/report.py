@@ -1,7 +1,7 @@
 """The eval stage's documents: ``accuracy.json`` in the seed's format and ``report.json`` of a sweep.
 
-``SeedAccuracy`` is exactly what the seed's ``imagenet_acc_eval.py`` writes (``shared/facts/FORMATS.md``,
-"Accuracy report"); ``Report`` holds every run of a sweep (``ReportRun``), its reference and gate, the
+``SeedAccuracy`` is exactly what the seed's ``imagenet_acc_eval.py`` writes (seed step 6; ``docs/stages.md``,
+"eval"); ``Report`` holds every run of a sweep (``ReportRun``), its reference and gate, the
 images left out, and each target's best batch sizes (``BestBatch``, with a ``Price``).
 """
 

@@ -1,7 +1,7 @@
 """``summary.json``: one infer run, ais_infer's keys and layout kept exactly, plus ghostbench's own.
 
 ``NPU_compute_time``, ``H2D_latency``, ``D2H_latency`` (``timing.LatencyStats``, ms) and ``throughput``
-(images/s) as ais_infer writes them (``shared/facts/FORMATS.md``, "Inference summary"); ghostbench adds the
+(images/s) as ais_infer writes them (Ascend ais-bench_workload; ``docs/stages.md``, "infer"); ghostbench adds the
 end-to-end pass, the timing windows, where it ran and the device's power.
 """
 

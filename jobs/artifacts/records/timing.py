@@ -1,16 +1,22 @@
-"""How long things took, as ais_infer states it: latency statistics (ms), throughput, timing windows.
+"""How long things took, as ais_infer states it, and how sure that is: latency statistics (ms), throughput,
+timing windows, repetitions.
 
 Formats: ais_infer's summary keys (``min``, ``max``, ``mean``, ``median``, ``percentile(99%)``, ``count``);
-the window rule is perf_analyzer's stability rule.
+the window rule is perf_analyzer's stability rule. ``Repetitions``: a run's throughput from several
+repetitions, each on a fresh backend session, with a 95% prediction interval for an identical rerun:
+``mean ± t(0.975, n-1) · s · sqrt(1/n + 1/n)`` on the log images/s (Student's t; pyperf reports mean ± std of
+several worker processes in the same spirit). How two runs' repetitions are compared: ``jobs.results.stats``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 from jobs.artifacts.records.fields import field as _field
 
@@ -97,3 +103,57 @@ class Windows:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Windows:
         return cls(tuple(d["throughput"]), d["median"], d["min"], d["max"])
+
+
+CONFIDENCE = 0.95
+"""Of the intervals (and of ``jobs.results.stats``' tests: two-sided α = 0.05)."""
+MIN_REPETITIONS = 3
+"""Fewer repetitions than this give no interval (a run of 1 or 2 cannot estimate its spread)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Repetitions:
+    """A run's repetitions (images/s each) and what an identical rerun would give."""
+
+    throughput: tuple[float, ...]
+    """Each repetition's images/s, in the order they ran."""
+    median: float
+    geomean: float
+    spread: float
+    """Standard deviation of the log images/s: about the coefficient of variation (0.03: 3%)."""
+    low: float
+    """95% prediction interval for the geometric mean of an identical rerun (images/s); equal to ``high`` and
+    ``geomean`` below ``MIN_REPETITIONS``."""
+    high: float
+
+    METHOD = ("95% prediction interval for an identical rerun's geometric mean of as many repetitions "
+              "(Student's t on log images/s)")
+
+    @property
+    def n(self) -> int:
+        return len(self.throughput)
+
+    @classmethod
+    def of(cls, throughput: Sequence[float]) -> Repetitions:
+        values = tuple(float(v) for v in throughput)
+        logs = np.log(np.asarray([v for v in values if v > 0], dtype=np.float64))
+        if len(logs) == 0:
+            return cls(values, 0.0, 0.0, 0.0, 0.0, 0.0)
+        mean = float(logs.mean())
+        s = float(logs.std(ddof=1)) if len(logs) > 1 else 0.0
+        geomean = math.exp(mean)
+        if len(logs) < MIN_REPETITIONS:
+            low = high = geomean
+        else:
+            half = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, len(logs) - 1)) * s * math.sqrt(2.0 / len(logs))
+            low, high = math.exp(mean - half), math.exp(mean + half)
+        return cls(values, float(np.median(values)), geomean, s, low, high)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"throughput": list(self.throughput), "n": self.n, "median": self.median, "geomean": self.geomean,
+                "spread": self.spread, "low": self.low, "high": self.high, "method": self.METHOD}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Repetitions:
+        return cls(tuple(float(v) for v in d["throughput"]), float(d["median"]), float(d["geomean"]),
+                   float(d["spread"]), float(d["low"]), float(d["high"]))

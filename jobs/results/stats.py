@@ -1,0 +1,142 @@
+"""How sure a figure is: a run's repetitions summarized, two runs compared, percentiles with enough samples.
+
+A run's throughput comes from ``n`` repetitions, each timed on a fresh backend session (``jobs.harness.passes``),
+so that what changes between runs (thread placement, memory layout, what else the host does) changes between
+repetitions too. The statistics are taken on the logarithm of the repetitions' images/s: a slowdown multiplies
+throughput, and the log makes a 20% loss and a 25% gain the same size.
+
+- ``jobs.artifacts.records.Repetitions`` (the record in ``summary.json``): median, geometric mean, the log
+  standard deviation and a 95% prediction interval for an identical rerun.
+- ``compare``: Welch's t-test on the two runs' log repetitions (Google Benchmark's ``compare.py`` tests
+  repetitions with a U test; with 5 repetitions a side a U test cannot reach the significance a sweep of many
+  rows needs, the t-test on logs can): the ratio of geometric means with its 95% confidence interval, the
+  p-value, and the **minimum detectable effect** at 80% power, ``(t(1-α/2, df) + t(0.8, df)) · SE``. The verdict:
+  ``faster``/``slower`` when the ratio is beyond the threshold and significant; otherwise ``inconclusive`` when
+  the runs are too noisy to detect a change of the threshold's size (MDE > threshold), else ``same``.
+- ``percentile_samples``: the distribution-free rule behind MLPerf LoadGen's early stopping: the largest of ``n``
+  samples bounds the ``q``-quantile from above with confidence ``1 - q^n``, so a p99 with 95% confidence needs
+  ``n >= log(0.05) / log(0.99)``, 299 samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from jobs.artifacts import records
+
+CONFIDENCE = records.CONFIDENCE
+"""Of the intervals and of the tests (two-sided α = 0.05)."""
+POWER = 0.80
+"""With which the minimum detectable effect would be detected."""
+MIN_REPETITIONS = records.MIN_REPETITIONS
+"""Fewer repetitions than this give no test (a run of 1 or 2 cannot estimate its spread)."""
+
+FASTER, SLOWER, SAME, INCONCLUSIVE = "faster", "slower", "same", "inconclusive"
+
+
+def _logs(values: Sequence[float]) -> np.ndarray:
+    a = np.asarray([v for v in values if v > 0], dtype=np.float64)
+    return np.log(a)
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """Why a pair of runs got its verdict: B over A, with the test's numbers."""
+
+    ratio: float
+    """B's geometric mean over A's (images/s; above 1: B is faster)."""
+    low: float
+    """95% confidence interval of the ratio."""
+    high: float
+    p_value: float | None
+    """Welch's t-test, two-sided; None when a side has fewer than ``MIN_REPETITIONS`` repetitions."""
+    detectable: float | None
+    """The smallest change (a share, 0.05 = 5%) these repetitions would detect at 80% power; None: untestable."""
+    n_a: int
+    n_b: int
+    verdict: str
+    """``faster``, ``slower``, ``same`` or ``inconclusive``."""
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Evidence:
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+
+
+def _verdict(ratio: float, significant: bool, detectable: float | None, threshold: float) -> tuple[str, str]:
+    if significant and ratio > 1 + threshold:
+        return FASTER, f"beyond +{threshold:.1%} and significant"
+    if significant and ratio < 1 - threshold:
+        return SLOWER, f"beyond -{threshold:.1%} and significant"
+    if detectable is None:
+        return INCONCLUSIVE, f"fewer than {MIN_REPETITIONS} repetitions on a side: no spread to test with"
+    if detectable > threshold:
+        return INCONCLUSIVE, (f"too noisy to detect a {threshold:.1%} change: the smallest detectable is "
+                              f"{detectable:.1%}")
+    if significant:
+        return SAME, f"a significant change within ±{threshold:.1%}"
+    return SAME, f"no significant change; a {detectable:.1%} change would have shown"
+
+
+def compare(a: Sequence[float], b: Sequence[float], threshold: float) -> Evidence:
+    """B's repetitions against A's (images/s each): the ratio of geometric means, its confidence interval, Welch's
+    test and the verdict (see the module's docstring). ``threshold``: a share (0.05 = 5%)."""
+    la, lb = _logs(a), _logs(b)
+    if len(la) == 0 or len(lb) == 0:
+        return Evidence(0.0, 0.0, 0.0, None, None, len(la), len(lb), INCONCLUSIVE, "no throughput on a side")
+    d = float(lb.mean() - la.mean())
+    if len(la) < MIN_REPETITIONS or len(lb) < MIN_REPETITIONS:
+        verdict, why = _verdict(math.exp(d), False, None, threshold)
+        return Evidence(math.exp(d), math.exp(d), math.exp(d), None, None, len(la), len(lb), verdict, why)
+    va, vb = float(la.var(ddof=1)) / len(la), float(lb.var(ddof=1)) / len(lb)
+    se = math.sqrt(va + vb)
+    if se == 0.0:  # identical repetitions on both sides (a stand-in device): any difference is exact
+        significant, df, p = d != 0.0, float(len(la) + len(lb) - 2), (0.0 if d != 0.0 else 1.0)
+    else:  # Welch-Satterthwaite degrees of freedom
+        df = (va + vb) ** 2 / (va ** 2 / (len(la) - 1) + vb ** 2 / (len(lb) - 1))
+        p = float(2 * scipy_stats.t.sf(abs(d) / se, df))
+        significant = p < 1 - CONFIDENCE
+    t_ci = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df))
+    detectable = math.expm1((t_ci + float(scipy_stats.t.ppf(POWER, df))) * se)
+    verdict, why = _verdict(math.exp(d), significant, detectable, threshold)
+    return Evidence(math.exp(d), math.exp(d - t_ci * se), math.exp(d + t_ci * se), p, detectable, len(la), len(lb),
+                    verdict, why)
+
+
+def compare_to_value(value: float, b: Sequence[float], threshold: float) -> Evidence:
+    """B's repetitions against a fixed figure (a published one, which has no repetitions): a one-sample t-test on
+    the logs, otherwise as ``compare``."""
+    lb = _logs(b)
+    if value <= 0 or len(lb) == 0:
+        return Evidence(0.0, 0.0, 0.0, None, None, 1, len(lb), INCONCLUSIVE, "no throughput on a side")
+    d = float(lb.mean()) - math.log(value)
+    if len(lb) < MIN_REPETITIONS:
+        verdict, why = _verdict(math.exp(d), False, None, threshold)
+        return Evidence(math.exp(d), math.exp(d), math.exp(d), None, None, 1, len(lb), verdict, why)
+    se = float(lb.std(ddof=1)) / math.sqrt(len(lb))
+    df = float(len(lb) - 1)
+    if se == 0.0:
+        significant, p = d != 0.0, (0.0 if d != 0.0 else 1.0)
+    else:
+        p = float(2 * scipy_stats.t.sf(abs(d) / se, df))
+        significant = p < 1 - CONFIDENCE
+    t_ci = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df))
+    detectable = math.expm1((t_ci + float(scipy_stats.t.ppf(POWER, df))) * se)
+    verdict, why = _verdict(math.exp(d), significant, detectable, threshold)
+    return Evidence(math.exp(d), math.exp(d - t_ci * se), math.exp(d + t_ci * se), p, detectable, 1, len(lb),
+                    verdict, why)
+
+
+def percentile_samples(q: float, confidence: float = CONFIDENCE) -> int:
+    """Samples needed before the largest of them bounds the ``q``-quantile (0.99 for p99) with ``confidence``:
+    ``ceil(log(1 - confidence) / log(q))`` (299 for p99 at 95%)."""
+    return math.ceil(math.log(1 - confidence) / math.log(q))

@@ -1,0 +1,1 @@
+"""Tests of controller/: sweep files, plans, the local runner, leases, gates and reruns."""

@@ -1,0 +1,1 @@
+"""Tests of jobs/converters: the atc target against a stand-in atc."""

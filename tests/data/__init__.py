@@ -1,0 +1,1 @@
+"""Tests of jobs/data: the preprocessing recipe (PIL and the opt-in OpenCV pipeline)."""

@@ -1,0 +1,1 @@
+"""Tests of jobs/harness: reading ahead, ranking behind, and device timing."""

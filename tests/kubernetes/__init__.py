@@ -1,0 +1,1 @@
+"""Tests of controller/kubernetes: Job manifests, names, the executor and cluster credentials."""

@@ -1,0 +1,1 @@
+"""Tests of the Helm chart (charts/) and the container images (images/)."""

@@ -1,0 +1,1 @@
+"""Tests of jobs/results: metrics, tables, comparisons, plots and what the report states."""

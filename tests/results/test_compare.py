@@ -1,0 +1,308 @@
+"""`ghostbench compare A B`: two sweeps' reports run by run, or a sweep with the published figures.
+
+Hand-made reports written as ``sweeps/<id>/report.json`` into local stores and an S3 bucket (SeaweedFS,
+tests/support/s3server.py); verdicts, unmatched rows, exit codes (0, 5 on a regression, 2 on bad input) and the
+three output formats, the JSON reading back into the typed comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+import yaml
+
+from controller import cli
+from jobs import errors, store
+from jobs.artifacts import records
+from jobs.results import compare, published
+
+GATE = 1.0
+
+
+def run(target: str, bs: int, tp: float, lo: float, hi: float, top1: float = 75.0, p99: float = 10.0,
+        precision: str = "fp32", input_mode: str | None = "float32") -> records.ReportRun:
+    return records.ReportRun(
+        run=f"store/artifacts/infer/{target}-{bs}", target=target, backend="null", device="cpu", input_mode=input_mode,
+        batch_size=bs, num_images=48, throughput=tp, compute_mean_ms=1000.0 * bs / tp, compute_p99_ms=p99,
+        end_to_end_images_per_second=tp / 2, passes=1, accuracy={"1": top1, "5": 90.0}, gate_pass=True,
+        throughput_min=lo, throughput_max=hi, stable=(hi - lo) / tp <= records.UNSTABLE_SPREAD, precision=precision,
+        provider="CPUExecutionProvider")
+
+
+def report(*runs: records.ReportRun, kind: str = "agreement", top1: float = 75.0,
+           accelerators: dict[str, str] | None = None, model: str = "ghostnet_1.0x") -> records.Report:
+    return records.Report(model=model, reference=records.Reference(top1, 90.0, GATE, kind), runs=tuple(runs),
+                          accelerators=accelerators or {})
+
+
+# A: the baseline; B: one row faster beyond threshold and spread, one within the threshold, one beyond the
+# threshold but within the spread, one only in each, and one whose precision differs (unmatched both ways).
+A = report(run("t1", 1, 100.0, 98.0, 102.0, p99=10.0),
+           run("t1", 4, 200.0, 195.0, 205.0),
+           run("t1", 8, 300.0, 290.0, 310.0),
+           run("t2", 1, 100.0, 97.0, 103.0),
+           run("t3", 1, 50.0, 49.0, 51.0, precision="fp32"))
+B = report(run("t1", 1, 120.0, 118.0, 122.0, p99=8.0),   # 1.2x, even 118/102 = 1.157 > 1.05: faster
+           run("t1", 4, 205.0, 190.0, 215.0),            # 1.025x: within the threshold
+           run("t1", 16, 400.0, 390.0, 410.0),           # only in B
+           run("t2", 1, 115.0, 95.0, 130.0),             # 1.15x but 95/103 < 1: within the spread
+           run("t3", 1, 90.0, 89.0, 91.0, precision="fp16"))  # another precision: no partner
+# B slower beyond the spread on one row.
+B_SLOWER = report(run("t1", 1, 80.0, 79.0, 81.0), run("t1", 4, 200.0, 195.0, 205.0))
+# B as fast, but its top-1 dropped by more than the gate (1 point).
+B_LESS_ACCURATE = report(run("t1", 1, 100.0, 98.0, 102.0), run("t1", 4, 200.0, 195.0, 205.0, top1=73.5))
+
+
+def put(store_uri: str, sweep: str, rep: records.Report) -> None:
+    store.open_store(store_uri).write_text(f"sweeps/{sweep}/report.json", rep.to_json())
+
+
+def uri(store_uri: str, sweep: str) -> str:
+    """Where compare says it read a sweep's report: the store's URI (file:///... for a directory)."""
+    return f"{store.open_store(store_uri).uri}/sweeps/{sweep}/report.json"
+
+
+def by_label(c: compare.Comparison) -> dict[str, compare.Pair]:
+    return {p.key.label(): p for p in c.pairs}
+
+
+# --- the comparison itself ------------------------------------------------------------------------------
+
+
+def test_verdicts_beyond_threshold_and_spread_and_unmatched_rows_are_listed():
+    c = compare.compare(A, B, 0.05, "a", "b")
+    pairs = by_label(c)
+    assert set(pairs) == {"t1 bs1 fp32 float32", "t1 bs4 fp32 float32", "t2 bs1 fp32 float32"}
+    faster, same, noisy = pairs["t1 bs1 fp32 float32"], pairs["t1 bs4 fp32 float32"], pairs["t2 bs1 fp32 float32"]
+    assert faster.verdict == "faster" and faster.ratio == pytest.approx(1.2)
+    assert faster.ratio_low == pytest.approx(118 / 102) and faster.ratio_high == pytest.approx(122 / 98)
+    assert faster.p99_ratio == pytest.approx(0.8) and faster.top1_delta == 0.0
+    assert same.verdict == "same" and same.ratio == pytest.approx(1.025)
+    assert noisy.verdict == "same" and noisy.ratio == pytest.approx(1.15)  # beyond 5%, not beyond the spread
+    assert noisy.ratio_low < 1 < noisy.ratio_high
+    assert [u.key.label() for u in c.only_in_a] == ["t1 bs8 fp32 float32", "t3 bs1 fp32 float32"]
+    assert [u.key.label() for u in c.only_in_b] == ["t1 bs16 fp32 float32", "t3 bs1 fp16 float32"]
+    assert not c.regressed and c.exit_code == errors.EXIT_OK == 0
+    assert c.counts() == {"faster": 1, "same": 2, "slower": 0, "accuracy_drop": 0, "only_in_a": 2, "only_in_b": 2,
+                          "regressed": 0}
+
+
+def test_a_larger_threshold_makes_a_change_the_same():
+    assert by_label(compare.compare(A, B, 0.25))["t1 bs1 fp32 float32"].verdict == "same"
+
+
+def test_slower_beyond_threshold_and_spread_regresses():
+    c = compare.compare(A, B_SLOWER)
+    slower = by_label(c)["t1 bs1 fp32 float32"]
+    assert slower.verdict == "slower" and slower.ratio_high == pytest.approx(81 / 98) and slower.regressed
+    assert c.exit_code == errors.EXIT_REGRESSION == 5
+    # slower than A but within A's and B's window ranges: the same
+    overlapping = report(run("t1", 1, 92.0, 80.0, 99.0))
+    assert by_label(compare.compare(A, overlapping))["t1 bs1 fp32 float32"].verdict == "same"
+
+
+def test_a_top1_drop_beyond_the_gate_regresses_and_one_within_it_does_not():
+    c = compare.compare(A, B_LESS_ACCURATE)
+    p = by_label(c)["t1 bs4 fp32 float32"]
+    assert p.verdict == "same" and p.top1_delta == pytest.approx(-1.5) and p.accuracy_drop and p.regressed
+    assert c.exit_code == 5
+    within = report(run("t1", 4, 200.0, 195.0, 205.0, top1=74.2))
+    assert compare.compare(A, within).exit_code == 0
+
+
+def test_different_references_do_not_compare_accuracy():
+    imagenet = report(run("t1", 4, 200.0, 195.0, 205.0, top1=10.0), kind="imagenet")
+    c = compare.compare(A, imagenet)
+    assert c.pairs[0].top1_delta is None and not c.pairs[0].accuracy_drop and c.exit_code == 0
+    assert any("top-1 not compared" in n for n in c.notes)
+
+
+def test_runs_without_windows_count_as_their_throughput():
+    old_a = report(run("t1", 1, 100.0, 0.0, 0.0))
+    old_b = report(run("t1", 1, 110.0, 0.0, 0.0))
+    p = compare.compare(old_a, old_b).pairs[0]
+    assert p.verdict == "faster" and p.ratio_low == p.ratio_high == pytest.approx(1.1)
+
+
+def test_the_json_reads_back_into_the_same_comparison():
+    c = compare.compare(A, B, 0.05, "a", "b")
+    doc = json.loads(c.to_json())
+    assert doc["exit_code"] == 0 and doc["counts"]["faster"] == 1 and "ratio_low" in doc["rule"]
+    assert compare.Comparison.from_json(c.to_json()) == c
+    p = compare.compare_published(published_sweep())
+    assert compare.Comparison.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+
+
+def test_ratio_bars_give_the_plot_its_rows():
+    bars = compare.ratio_bars(compare.compare(A, B))
+    row = next(b for b in bars if b["target"] == "t1" and b["batch_size"] == 1)
+    assert {"target", "batch_size", "ratio", "ratio_low", "ratio_high", "verdict"} <= set(row)
+    assert row["verdict"] == "faster" and row["ratio_low"] < row["ratio"] < row["ratio_high"]
+    assert row["threshold"] == 0.05
+
+
+@pytest.mark.parametrize("text,value", [("5%", 0.05), ("0.05", 0.05), ("12.5%", 0.125), ("0", 0.0), (" 3% ", 0.03)])
+def test_thresholds_as_percent_or_fraction(text, value):
+    assert compare.parse_threshold(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text,says", [("5", "did you mean 5%"), ("abc", "expected a percentage"),
+                                       ("100%", "below 100%"), ("-1%", "from 0%"), ("nan", "from 0%")])
+def test_bad_thresholds_are_refused(text, says):
+    with pytest.raises(errors.BadInput, match=says):
+        compare.parse_threshold(text)
+
+
+# --- the published figures ----------------------------------------------------------------------------------
+
+
+def published_sweep(a310_top1: float = 73.5) -> records.Report:
+    """Ascend 310P (1 chip per card) at bs1 5-8% above the published figure; Ascend 310 (4 chips) at bs4 level
+    with it per card; an fp32 run and a CPU target that have no published partner."""
+    return report(run("a310p", 1, 1600.0, 1585.0, 1620.0, top1=73.7, precision="fp16"),
+                  run("a310", 4, 560.0, 550.0, 570.0, top1=a310_top1, precision="fp16"),
+                  run("a310", 8, 600.0, 590.0, 610.0, precision="fp32"),
+                  run("cpu", 1, 50.0, 49.0, 51.0),
+                  kind="imagenet", top1=73.98,
+                  accelerators={"a310p": "Ascend310P3", "a310": "Ascend310", "cpu": ""})
+
+
+def test_published_comparison_per_card():
+    c = compare.compare_published(published_sweep(), 0.05, "b")
+    assert c.a == compare.PUBLISHED_LABEL and c.basis == "per card"
+    pairs = by_label(c)
+    assert set(pairs) == {"a310p bs1 fp16 float32", "a310 bs4 fp16 float32"}
+    p310p = pairs["a310p bs1 fp16 float32"]
+    pub = published.SEED["Ascend310P3"].throughput[1]
+    assert p310p.a.throughput == pub and p310p.ratio == pytest.approx(1600.0 / pub)
+    assert p310p.ratio_low == pytest.approx(1585.0 / pub) and p310p.verdict == "faster"
+    assert p310p.p99_ratio is None and p310p.top1_delta == pytest.approx(73.7 - 73.98)
+    p310 = pairs["a310 bs4 fp16 float32"]  # 560 per chip x 4 chips per card
+    assert p310.b.throughput == pytest.approx(2240.0) and p310.b.throughput_min == pytest.approx(2200.0)
+    assert p310.ratio == pytest.approx(2240.0 / published.SEED["Ascend310"].throughput[4])
+    assert p310.verdict == "same"
+    # published rows of these accelerators that B lacks; B's runs without a published partner
+    assert len(c.only_in_a) == 8 and {u.key.target for u in c.only_in_a} == {"a310p", "a310"}
+    assert {u.key.label() for u in c.only_in_b} == {"a310 bs8 fp32 float32", "cpu bs1 fp32 float32"}
+    assert c.exit_code == 0
+    assert compare.compare_published(published_sweep(a310_top1=72.5)).exit_code == 5  # 1.48 points below
+
+
+def test_published_comparison_with_no_published_accelerator_says_so():
+    c = compare.compare_published(report(run("cpu", 1, 50.0, 49.0, 51.0), kind="imagenet"))
+    assert not c.pairs and not c.only_in_a and len(c.only_in_b) == 1 and c.exit_code == 0
+    assert any("no target of B runs on an accelerator with published figures" in n for n in c.notes)
+
+
+# --- the command --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def local_store(tmp_path) -> str:
+    uri = str(tmp_path / "store")
+    put(uri, "sweep-a", A)
+    put(uri, "sweep-b", B)
+    put(uri, "slower", B_SLOWER)
+    put(uri, "drop", B_LESS_ACCURATE)
+    put(uri, "on-ascend", published_sweep())
+    return uri
+
+
+def test_cli_table_on_the_terminal_exits_0(local_store, capsys):
+    assert cli.main(["compare", "sweep-a", "sweep-b", "--store", local_store]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0] == f"A: {uri(local_store, 'sweep-a')}"
+    row = next(x for x in lines if x.startswith("t1 ") and x.split()[1] == "1")
+    assert "faster" in row and "1.200 [1.157–1.245]" in row and "100.0 [98.0–102.0]" in row
+    assert next(x for x in lines if x.startswith("t2 ")).rstrip().endswith("same")
+    assert "Only in A" in out and "  t1 bs8 fp32 float32: 300.0 images/s" in out and "t1 bs16 fp32 float32" in out
+    assert "3 pair(s): 1 faster, 2 same, 0 slower" in out and "No regression" in out
+    assert err == ""
+
+
+def test_cli_regression_exits_5_naming_it_on_stderr(local_store, capsys):
+    assert cli.main(["compare", "sweep-a", "slower", "--store", local_store]) == errors.EXIT_REGRESSION
+    out, err = capsys.readouterr()
+    assert "SLOWER" in out and "REGRESSED: 1 (exit 5)" in out
+    assert err.strip() == "regression: t1 bs1 fp32 float32: 0.800x throughput"
+    assert cli.main(["compare", "sweep-a", "drop", "--store", local_store, "--format", "json"]) == 5
+    out, err = capsys.readouterr()
+    assert json.loads(out)["regressed"] is True and "top-1 -1.50 points" in err
+
+
+def test_cli_json_reads_back_and_md_is_a_table(local_store, capsys):
+    assert cli.main(["compare", "sweep-a", "sweep-b", "--store", local_store, "--format", "json"]) == 0
+    c = compare.Comparison.from_json(capsys.readouterr().out)
+    assert c == compare.compare(A, B, 0.05, uri(local_store, "sweep-a"), uri(local_store, "sweep-b"))
+    assert cli.main(["compare", "sweep-a", "sweep-b", "--store", local_store, "--format", "md",
+                     "--threshold", "0.25"]) == 0
+    md = capsys.readouterr().out
+    assert md.startswith("# ghostbench compare\n") and "Threshold 25.0%" in md
+    assert "| Target | Batch | Precision | Input |" in md and "|---|---|" in md
+    assert "| t1 | 1 | fp32 | float32 | 100.0 [98.0–102.0] | 120.0 [118.0–122.0] |" in md
+    assert "## Only in A" in md and "- t3 bs1 fp32 float32: 50.0 images/s" in md
+
+
+def test_cli_store_colon_id_report_file_and_sweep_file(local_store, tmp_path, capsys):
+    other = str(tmp_path / "other store")
+    put(other, "nightly", B)
+    assert cli.main(["compare", f"{local_store}:sweep-a", f"{other}:nightly", "--format", "json"]) == 0
+    c = compare.Comparison.from_json(capsys.readouterr().out)
+    assert c.b == uri(other, "nightly") and c.counts()["faster"] == 1
+    # a report.json file, and a sweep file whose store and name are used
+    from tests.support.sweeps import make_sweep
+
+    spec = make_sweep(tmp_path, name="sweep-a", store_dir="store")
+    report_file = pathlib.Path(other) / "sweeps" / "nightly" / "report.json"
+    assert cli.main(["compare", str(spec), str(report_file), "--format", "json"]) == 0
+    c = compare.Comparison.from_json(capsys.readouterr().out)
+    assert c.a == uri(local_store, "sweep-a") and c.b == str(report_file)
+    assert yaml.safe_load(spec.read_text())["name"] == "sweep-a"
+
+
+def test_cli_published(local_store, capsys):
+    assert cli.main(["compare", "published", "on-ascend", "--store", local_store]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"A: {compare.PUBLISHED_LABEL}\n") and "images/s per card" in out
+    assert "a310   4" in out or any(x.startswith("a310 ") and x.split()[1] == "4" for x in out.splitlines())
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["compare", "sweep-a", "nope"], "sweep 'nope': no report at {uri}/sweeps/nope/report.json (--store)"),
+    (["compare", "{store}:nope", "sweep-b"], "no report at {uri}/sweeps/nope/report.json (from {store}:nope)"),
+    (["compare", "s3://bucket/prefix", "sweep-b"], "expected a sweep id, STORE:ID"),
+    (["compare", "{store}:", "sweep-b"], "expected a sweep id, STORE:ID"),
+    (["compare", "sweep-a", "published"], "`published` is only for A"),
+    (["compare", "sweep-a", "sweep-b", "--threshold", "5"], "did you mean 5%"),
+])
+def test_cli_bad_input_exits_2_in_one_line(local_store, capsys, argv, says):
+    assert cli.main([a.format(store=local_store) for a in argv] + ["--store", local_store]) == errors.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("ghostbench compare: error: ")
+    assert says.format(store=local_store, uri=store.open_store(local_store).uri) in err
+
+
+def test_cli_says_when_a_sweep_has_no_report_yet(local_store, capsys):
+    store.open_store(local_store).write_text("sweeps/running/status.json", "{}")
+    assert cli.main(["compare", "sweep-a", "running", "--store", local_store]) == 2
+    assert "has it finished?" in capsys.readouterr().err
+
+
+# --- S3 ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cli_compares_sweeps_in_two_s3_prefixes_and_a_local_store(s3_bucket, local_store, capsys):
+    put(f"{s3_bucket}/lab", "baseline", A)
+    put(f"{s3_bucket}/cluster-upgrade", "after", B_SLOWER)
+    argv = ["compare", f"{s3_bucket}/lab:baseline", f"{s3_bucket}/cluster-upgrade:after", "--format", "json"]
+    assert cli.main(argv) == 5
+    c = compare.Comparison.from_json(capsys.readouterr().out)
+    assert c.a == f"{s3_bucket}/lab/sweeps/baseline/report.json" and c.regressed
+    assert cli.main(["compare", f"{s3_bucket}/lab:baseline", f"{local_store}:sweep-b"]) == 0
+    capsys.readouterr()
+    assert cli.main(["compare", f"{s3_bucket}/lab:nope", "sweep-b", "--store", local_store]) == 2
+    assert f"no report at {s3_bucket}/lab/sweeps/nope/report.json" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""Tests of jobs/stages: the stage commands, their shared skeleton and the typed contract between them."""

@@ -1,0 +1,56 @@
+"""The infer and eval stages on a tiny ONNX model and a few fake images: the ``harness_work`` fixture and the
+helpers that build engines, run infer and read predictions in it (tests/stages/test_infer_eval.py,
+tests/harness/test_device_timing.py). Registered as a plugin in tests/conftest.py."""
+
+from __future__ import annotations
+
+import csv
+import pathlib
+
+import pytest
+
+from jobs import store
+from jobs.artifacts import commit
+from jobs.stages import convert, infer, preprocess
+from jobs.tools import fake_imagenet
+from tests.support import tiny_model
+
+N_IMAGES = 10
+
+
+@pytest.fixture(scope="module")
+def harness_work(tmp_path_factory):
+    """A folder with N_IMAGES fake images preprocessed in two shards (``data-float32``, ``data-uint8``) and the
+    tiny model committed as an export for each input mode (``export-float32``, ``export-uint8``)."""
+    root = tmp_path_factory.mktemp("harness")
+    images = root / "images"
+    names = fake_imagenet.make_image_set(images, count=N_IMAGES, seed=3)
+    fake_imagenet.write_labels(images, names, [i % 7 for i in range(len(names))])
+    for mode in ("float32", "uint8"):
+        assert preprocess.main(["--images", str(images), "--labels", str(images / "val_label.txt"),
+                                "--mode", mode, "--num-shards", "2", "--shard", "0",
+                                "--out", str(root / f"data-{mode}"), "--quiet"]) == 0
+        assert preprocess.main(["--images", str(images), "--labels", str(images / "val_label.txt"),
+                                "--mode", mode, "--num-shards", "2", "--shard", "1",
+                                "--out", str(root / f"data-{mode}"), "--quiet"]) == 0
+        with commit.Output(store.open_store(root / f"export-{mode}"), "export", {}) as out:
+            tiny_model.write(out.dir / "model.onnx", mode)
+    return root
+
+
+def make_engine(work: pathlib.Path, mode: str, bs: int) -> str:
+    out = work / f"engine-{mode}-{bs}"
+    assert convert.main(["--model", str(work / f"export-{mode}"), "--batch-size", str(bs),
+                         "--out", str(out), "--quiet"]) == 0
+    return str(out)
+
+
+def run_infer(work, out_name, *extra, overlap=None):
+    out = work / out_name
+    code = infer.main(["--out", str(out), "--quiet", *extra], overlap=overlap)
+    return code, out
+
+
+def read_predictions(out):
+    with open(out / "predictions.csv") as f:
+        return list(csv.DictReader(f))
