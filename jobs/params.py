@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import typing
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,10 @@ from jobs import errors
 from jobs.devices import power as power_mod
 
 P = TypeVar("P", bound="StageParams")
+
+CONTROLLER_PID_ENV = "GHOSTBENCH_CONTROLLER_PID"
+"""Set by the local executor for the step processes it starts: its pid, whose death ends the stage
+(``jobs.stages.cli.die_with_controller``). Not a user setting."""
 
 INPUT_MODES = ("float32", "uint8")
 """float32: the seed's normalized tensors; uint8: pixels, normalized inside the model (or by AIPP)."""
@@ -65,7 +70,9 @@ def flag_of(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
+    # cached: with postponed annotations every call compiles each annotation again (1 ms a step's command)
     return typing.get_type_hints(cls)
 
 
