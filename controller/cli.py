@@ -12,7 +12,8 @@
 
 Progress and messages go to stderr; results (tables, JSON) to stdout.
 Exit codes: 0 success, 1 a step or sweep failed, 2 bad input or usage, 3 a dependency is missing,
-4 every step done but a run failed the accuracy gate, 5 `compare` found a regression.
+4 every step done but a run failed the accuracy gate, 5 `compare` found a regression, 6 `compare
+--inconclusive fail` could not judge a pair.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from controller import spec as spec_mod
 from jobs import errors, params
 from jobs import store as store_mod
 from jobs.artifacts import records
-from jobs.results import compare
+from jobs.results import compare, compare_view
 
 
 def _store_arg(p: argparse.ArgumentParser, what: str = "spec") -> None:
@@ -106,8 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", metavar="B", help=COMPARE_ARG_HELP)
     _store_arg(p, "sweep")
     p.add_argument("--threshold", default="5%", metavar="SHARE",
-                   help="change in throughput that counts, beyond the runs' spread too: 5%% or 0.05 (default: 5%%)")
-    p.add_argument("--format", choices=tuple(compare.FORMATS), default="table",
+                   help="change in throughput that counts, when it is also significant: 5%% or 0.05 (default: 5%%)")
+    p.add_argument("--inconclusive", choices=compare.INCONCLUSIVE_POLICIES, default="pass",
+                   help=f"a pair too noisy to judge: pass (exit 0, named on stderr; the default) or fail (exit "
+                        f"{errors.EXIT_INCONCLUSIVE} when no pair regressed)")
+    p.add_argument("--format", choices=tuple(compare_view.FORMATS), default="table",
                    help="table: aligned columns for the terminal (default); md: Markdown; json: the typed comparison")
 
     p = sub.add_parser("demo", help="run the whole pipeline offline on a generated image set")
@@ -298,16 +302,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
                               "published is STORE:published")
     if args.a == compare.PUBLISHED:
         b_label, b = _compare_report(args.b, args.store)
-        result = compare.compare_published(b, threshold, b_label)
+        result = compare.compare_published(b, threshold, b_label, args.inconclusive)
     else:
         a_label, a = _compare_report(args.a, args.store)
         b_label, b = _compare_report(args.b, args.store)
-        result = compare.compare(a, b, threshold, a_label, b_label)
-    sys.stdout.write(compare.FORMATS[args.format](result))
+        result = compare.compare(a, b, threshold, a_label, b_label, args.inconclusive)
+    sys.stdout.write(compare_view.FORMATS[args.format](result))
     for p in result.regressions:
         what = [f"{p.ratio:.3f}x throughput" if p.verdict == "slower" else "",
                 f"top-1 {p.top1_delta:+.2f} points" if p.accuracy_drop else ""]
         print(f"regression: {p.key.label()}: {', '.join(w for w in what if w)}", file=sys.stderr)
+    for p in result.undecided:
+        print(f"inconclusive: {p.key.label()}: {p.evidence.why}", file=sys.stderr)
     if not result.pairs:
         print("compare: no run of B pairs with one of A (model, target, batch size, precision and input mode)",
               file=sys.stderr)

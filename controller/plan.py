@@ -186,7 +186,7 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
                                    batch_size=bs, precision=t.precision, options=dict(t.backend_options),
                                    target_name=t.name,
                                    warmup=timing.warmup, min_batches=timing.min_batches,
-                                   min_seconds=timing.min_seconds, out="")
+                                   min_seconds=timing.min_seconds, repetitions=timing.repetitions, out="")
             ikey = content_key("infer", {**p.key_fields(), "accelerator": t.accelerator}, deps)
             iout = f"artifacts/infer/{ikey}"
             infers.append(add(Step(ikey, dataclasses.replace(p, out=_uri(store, iout)), f"infer {t.name} bs{bs}",

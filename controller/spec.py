@@ -115,9 +115,12 @@ class TimingSpec:
     warmup: int = 2
     """Untimed batches before timing."""
     min_batches: int = 20
-    """Timed batches at least (further passes over the data until reached)."""
+    """Timed batches at least, in each repetition (further passes over the data until reached)."""
     min_seconds: float = 2.0
-    """Timed compute seconds at least."""
+    """Timed compute seconds at least, in each repetition."""
+    repetitions: int = 5
+    """Timed repetitions per run, each after the first on a fresh backend session: the run's interval and what
+    ``ghostbench compare`` tests with (at least 3 for an interval)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -341,6 +344,7 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
         warmup=ld.int_(tm, "warmup", "timing.", 2),
         min_batches=ld.int_(tm, "min_batches", "timing.", 20, minimum=1),
         min_seconds=ld.float_(tm, "min_seconds", "timing.", 2.0),
+        repetitions=ld.int_(tm, "repetitions", "timing.", 5, minimum=1),
     )
     # An explicit store is relative to the sweep file; the default one to the working directory.
     store = _resolve(ld.uri(top, "store", "", DEFAULT_STORE, _STORE_SCHEMES), base_dir) if "store" in top \

@@ -3,7 +3,8 @@
 A stage exits 0 on success, 2 on bad input or arguments (one line: what and where), 3 when a
 needed tool or library is missing, and 1 on any other failure. A sweep (``ghostbench run``, ``demo``)
 exits 4 when every step finished but a run failed the accuracy gate.
-``ghostbench compare`` exits 5 when the second sweep regressed against the first.
+``ghostbench compare`` exits 5 when the second sweep regressed against the first, and 6 (with
+``--inconclusive fail``) when it could not tell for some run.
 """
 
 EXIT_OK = 0
@@ -13,8 +14,10 @@ EXIT_MISSING_DEPENDENCY = 3
 EXIT_GATE_FAILED = 4
 """Every step of a sweep finished, but some run's accuracy is below the gate (reference minus gate points)."""
 EXIT_REGRESSION = 5
-"""``ghostbench compare``: some run of the second sweep is slower than the first's beyond both the threshold and
-the runs' measured spread, or its top-1 dropped by more than the sweep's gate (``jobs.results.compare``)."""
+"""``ghostbench compare``: some run of the second sweep is slower than the first's beyond the threshold and
+significantly, or its top-1 dropped by more than the sweep's gate (``jobs.results.compare``)."""
+EXIT_INCONCLUSIVE = 6
+"""``ghostbench compare --inconclusive fail``: no regression shown, but some pair was too noisy to judge."""
 
 
 class GhostbenchError(Exception):

@@ -377,9 +377,13 @@ class InferParams(StageParams):
                                     help="backend option (repeatable), e.g. intra_op_threads=2; values parse as JSON")
     target_name: str = param("", label="target", help="label of this target in reports (default: backend-device)")
     warmup: int = param(2, help="untimed batches before timing")
-    min_batches: int = param(20, help="timed batches at least; extra passes over the data run until reached")
-    min_seconds: float = param(2.0, help="timed compute seconds at least; extra passes run until reached")
-    max_passes: int = param(100, help="upper bound on passes over the data")
+    min_batches: int = param(20, help="timed batches at least, in each repetition; extra passes over the data run "
+                                      "until reached")
+    min_seconds: float = param(2.0, help="timed compute seconds at least, in each repetition; extra passes run until "
+                                         "reached")
+    max_passes: int = param(100, help="upper bound on passes over the data, in each repetition")
+    repetitions: int = param(5, help="timed repetitions: the first on the session of the predictions pass, each "
+                                     "further one on a fresh backend session; their spread is the run's interval")
     power: str | None = param(None, choices=power_mod.MODES,
                               help="sample device power during the timed passes for joules per image: auto (the "
                                    "default: NVML on cuda/tensorrt, npu-smi on npu/cann, off on the CPU and null), "
@@ -393,6 +397,7 @@ class InferParams(StageParams):
         _at_least(self.min_batches, 1, "--min-batches")
         _at_least(self.min_seconds, 0, "--min-seconds")
         _at_least(self.max_passes, 1, "--max-passes")
+        _at_least(self.repetitions, 1, "--repetitions")
         if self.power is not None and self.power not in power_mod.MODES:
             raise errors.BadInput(f"--power: expected one of {', '.join(power_mod.MODES)}, got {self.power!r}")
         _at_least(self.power_interval_ms, 1, "--power-interval-ms")

@@ -20,10 +20,12 @@ import glob
 import os
 import pathlib
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
+from jobs import errors
 from jobs.artifacts import records
+from jobs.devices import npu_smi, power
 
 _BUSY_FIELDS = (0, 1, 2, 5, 6)  # user, nice, system, irq, softirq (/proc/stat, in USER_HZ ticks)
 _STEAL_FIELD = 7
@@ -149,7 +151,9 @@ class NvmlNoise:
             for p in self._nvml.nvmlDeviceGetComputeRunningProcesses(self._handle):
                 if p.pid != self._own:
                     self._pids.add(int(p.pid))
-            bits = int(self._nvml.nvmlDeviceGetCurrentClocksThrottleReasons(self._handle))
+            read = getattr(self._nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
+                self._nvml.nvmlDeviceGetCurrentClocksThrottleReasons  # the older name
+            bits = int(read(self._handle))
             self._reasons.update(throttle_names(bits))
         except Exception as e:  # noqa: BLE001 - pynvml.NVMLError and its subclasses: recorded, never fatal
             self._error = self._error or f"{type(e).__name__}: {e}"
@@ -167,3 +171,92 @@ class NvmlNoise:
                            self._error)
 
 
+
+
+class DeviceWatch(Protocol):
+    """Reads an accelerator before (``start``) and after (``stop``) the timed window."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> records.DeviceNoise: ...
+
+
+class Unreadable:
+    """A device that could not be watched: the record says why."""
+
+    def __init__(self, kind: str, source: str, reason: str):
+        self._noise = records.DeviceNoise(kind, source, error=reason)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> records.DeviceNoise:
+        return self._noise
+
+
+class NpuSmiNoise:
+    """One Ascend chip through ``npu-smi info``: its AI Core utilization before the run, and the other processes
+    on it before and after."""
+
+    def __init__(self, device_id: int, physical_id: int | None, exe: str | None = None,
+                 own_pid: int | None = None):
+        self._device_id, self._physical_id, self._exe = device_id, physical_id, exe
+        self._own = os.getpid() if own_pid is None else own_pid
+        self._pids: set[int] = set()
+        self._util: float | None = None
+        self._error: str | None = None
+        self._source = "npu-smi info"
+
+    def _read(self, first: bool) -> None:
+        try:
+            info = npu_smi.parse_info(npu_smi.run_info(self._exe))
+        except errors.BadInput as e:
+            self._error = self._error or str(e)
+            return
+        chip, how = npu_smi.find_chip(info.chips, self._device_id, self._physical_id)
+        if chip is None:
+            self._error = self._error or f"npu-smi info: {how}"
+            return
+        self._source = f"npu-smi info, NPU {chip.npu} chip {chip.chip} ({how})"
+        if first:
+            self._util = chip.aicore_percent
+        self._pids |= {pid for npu, c, pid in info.processes
+                       if npu == chip.npu and (c is None or c == chip.chip) and pid != self._own}
+
+    def start(self) -> None:
+        self._read(first=True)
+
+    def stop(self) -> records.DeviceNoise:
+        self._read(first=False)
+        return records.DeviceNoise("npu", self._source, tuple(sorted(self._pids)), self._util, None, self._error)
+
+
+def watch_device(device: str, backend_info: Mapping[str, Any], environ: Mapping[str, str] = os.environ,
+                 nvml: Any = None, npu_smi_exe: str | None = None) -> DeviceWatch | None:
+    """The watcher for the accelerator ``device`` runs on (None on the CPU, or for a stand-in device).
+    ``backend_info``: the backend's ``describe()`` (the ACL device and its physical id); ``nvml``: the ``pynvml``
+    module (default: imported; without it the record says so)."""
+    kind = device.partition(":")[0]
+    if kind in ("cuda", "tensorrt"):
+        index, uuid, how = power.nvml_target(device, environ)
+        source = f"NVML GPU {uuid or index} ({how})"
+        try:
+            nvml = nvml if nvml is not None else power.import_nvml()
+            nvml.nvmlInit()
+            handle = nvml.nvmlDeviceGetHandleByUUID(uuid) if uuid is not None else nvml.nvmlDeviceGetHandleByIndex(index)
+        except Exception as e:  # noqa: BLE001 - PowerUnavailable (no pynvml) or NVMLError: recorded, never fatal
+            return Unreadable("gpu", source, f"{type(e).__name__}: {e}")
+        return NvmlNoise(nvml, handle, source)
+    if kind in ("npu", "cann"):
+        device_id = backend_info.get("acl_device_id")
+        device_id = power.device_index(device) if device_id is None else int(device_id)
+        physical = backend_info.get("physical_device_id")
+        if physical is None:
+            raw = environ.get(npu_smi.VISIBLE_DEVICES_ENV, "").strip()
+            try:
+                visible = npu_smi.parse_visible_devices(raw) if raw else []
+            except errors.BadInput:
+                visible = []
+            physical = visible[device_id] if device_id < len(visible) else None
+        return NpuSmiNoise(device_id, physical, npu_smi_exe)
+    return None

@@ -43,6 +43,7 @@ TIMEOUT_S = 30.0
 
 _BUS_ID = re.compile(r"[0-9A-Fa-f]{4}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f]")
 _HEALTH = re.compile(r"[A-Za-z][A-Za-z_ -]*")
+_NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +60,8 @@ class Chip:
     device: int | None = None
     """The device id (``/dev/davinciN``), where npu-smi prints one."""
     bus_id: str | None = None
+    aicore_percent: float | None = None
+    """The AI Core utilization (%) npu-smi printed for the chip, where it printed one."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,19 +69,31 @@ class NpuSmiInfo:
     npu_smi_version: str | None
     driver_version: str | None
     chips: tuple[Chip, ...]
+    processes: tuple[tuple[int, int | None, int], ...] = ()
+    """(NPU id, chip, pid) of every process in the process table below the chips."""
 
 
 def parse_info(text: str) -> NpuSmiInfo:
-    """The versions and chips in ``npu-smi info`` output (the process table after the chips is ignored)."""
+    """The versions, the chips (with AI Core utilization) and the processes in ``npu-smi info`` output."""
     m = re.search(r"npu-smi\s+(\d\S*)", text)
     npu_smi_version = m.group(1) if m else None
     m = re.search(r"Version:\s*(\S+)", text)
     driver_version = m.group(1) if m else None
     chips: list[Chip] = []
+    processes: list[tuple[int, int | None, int]] = []
     card: Chip | None = None  # the last NPU row: the chip rows below it belong to it
+    in_processes = False
     for line in text.splitlines():
         if re.search(r"Process\s+(id|name)", line):
-            break  # the process table: its rows look like chip rows
+            in_processes = True  # the process table: its rows look like chip rows
+            continue
+        if in_processes:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            ids = cells[0].split() if cells else []
+            if len(cells) >= 2 and ids and ids[0].isdigit() and cells[1].isdigit():
+                processes.append((int(ids[0]), int(ids[1]) if len(ids) > 1 and ids[1].isdigit() else None,
+                                  int(cells[1])))
+            continue
         if not line.lstrip().startswith("|"):
             continue
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -90,8 +105,10 @@ def parse_info(text: str) -> NpuSmiInfo:
         if _BUS_ID.fullmatch(second):
             if card is None:
                 continue
+            usage = cells[2].split() if len(cells) > 2 else []
             chip = Chip(card.npu, card.name, card.health, chip=int(first[0]),
-                        device=int(first[1]) if len(first) > 1 and first[1].isdigit() else None, bus_id=second)
+                        device=int(first[1]) if len(first) > 1 and first[1].isdigit() else None, bus_id=second,
+                        aicore_percent=float(usage[0]) if usage and _NUMBER.fullmatch(usage[0]) else None)
             if chips and chips[-1] is card:
                 chips[-1] = chip  # the card's first chip completes its row
             else:
@@ -99,7 +116,7 @@ def parse_info(text: str) -> NpuSmiInfo:
         elif len(first) >= 2 and _HEALTH.fullmatch(second):
             card = Chip(int(first[0]), first[1], second)
             chips.append(card)
-    return NpuSmiInfo(npu_smi_version, driver_version, tuple(chips))
+    return NpuSmiInfo(npu_smi_version, driver_version, tuple(chips), tuple(processes))
 
 
 def parse_cann_version(text: str) -> str | None:

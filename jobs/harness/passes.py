@@ -1,11 +1,19 @@
 """The timing protocol of an infer run: what is timed, in which order, and for how long.
 
-Like ais_infer: warm-up batches first (untimed: lazy allocation, kernel selection); then one pass over the
-data in dataset (natural-sort) order gives the predictions, each batch's compute timed by the backend
-(``NPU_compute_time``, with the copies apart where the backend has them); when that pass is too short
-for a stable figure, further timing-only passes run (like ``--loop``) until ``min_batches`` and
-``min_seconds`` of compute are reached or ``max_passes``. A short last batch is padded; the padding is
-neither counted as images nor written out. Shards are streamed, so memory stays flat.
+Like ais_infer: warm-up batches first (untimed: lazy allocation, kernel selection), through the same
+path as the timed pass, so that its buffers are allocated and touched before the clock starts; then one
+pass over the data in dataset (natural-sort) order gives the predictions, each batch's compute timed by
+the backend (``NPU_compute_time``, with the copies apart where the backend has them); when that pass is
+too short, timing-only passes run (like ``--loop``) until ``min_batches`` and ``min_seconds`` of compute
+are reached or ``max_passes``. That is the first **repetition**. Each further repetition opens a fresh
+backend session (its own thread pool, memory and device context, as another run would have), warms it up
+and times passes to the same minimums: the repetitions see the variation between runs, not only the
+jitter within one, and their throughputs give the run's interval (``records.Repetitions``). A short last
+batch is padded; the padding is neither counted as images nor written out, and the real-image rate beside
+ais_infer's throughput discounts it. Shards are streamed, so memory stays flat.
+
+What ran beside the timed window is read at its start and end (``jobs.devices.noise``), and the run's
+validity is judged against fixed minimums, after MLPerf LoadGen (``VALID_*``).
 
 The backend is called from the calling thread only (ACL binds its context to the thread that made it).
 Where the backend computes off the host (``overlap``), one thread reads ahead and another ranks and writes
@@ -20,13 +28,14 @@ import dataclasses
 import logging
 import pathlib
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from jobs import errors, progress
 from jobs.artifacts import records, shards
 from jobs.backends import base
-from jobs.devices import power
+from jobs.devices import noise, power
 from jobs.harness import overlap as overlap_mod
 from jobs.results import metrics
 
@@ -36,6 +45,11 @@ TOPK = 5
 """Predictions written per image (``predictions.csv``: top1..top5 and their scores)."""
 PREFETCH = base.STAGING_SLOTS - 2
 """Batches read (and, where the backend stages, copied to it) ahead of the backend call."""
+VALID_SECONDS = records.VALID_SECONDS
+VALID_BATCHES = records.VALID_BATCHES
+VALID_REPETITIONS = records.MIN_REPETITIONS
+"""... in at least this many repetitions, whose throughputs differ by at most ``records.UNSTABLE_SPREAD`` of
+their median (perf_analyzer's stability rule, across repetitions)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +65,8 @@ class Protocol:
     """Timed compute seconds at least."""
     max_passes: int = 100
     """Upper bound on passes over the data."""
+    repetitions: int = 5
+    """Timed repetitions: the first on the session of the predictions pass, each further one on a fresh session."""
     overlap: bool | None = None
     """Read ahead and rank behind the backend call: None = where the backend computes off the host (a device)."""
     staging: bool | None = None
@@ -59,41 +75,154 @@ class Protocol:
 
 
 def run(protocol: Protocol, backend: base.Backend, dataset: shards.Dataset, predictions_path: pathlib.Path,
-        sampler: power.PowerSampler | None = None) -> records.InferSummary:
-    """Warm-up, the first pass (predictions written to ``predictions_path``), then timing-only passes until the
-    protocol's minimum batches and seconds; the summary's figures (the run's identity is the caller's to add).
+        sampler: power.PowerSampler | None = None, reopen: Callable[[], base.Backend] | None = None,
+        device_noise: noise.DeviceWatch | None = None) -> records.InferSummary:
+    """Warm-up, the predictions pass (top-k written to ``predictions_path``) and the repetitions; the summary's
+    figures (the run's identity is the caller's to add).
 
-    ``sampler``: device power over the timed passes, from the first timed batch to the last."""
+    ``reopen``: opens a fresh session of the same engine for each repetition after the first (None: the
+    repetitions reuse ``backend``); ``sampler``: device power over the timed window, from the first timed
+    batch to the last; ``device_noise``: the accelerator read before and after the timed window."""
     args = protocol
     bs = args.batch_size
-    # Warm-up: the first batches pay for lazy allocation and kernel selection.
+    overlapped = not backend.computes_on_host if args.overlap is None else args.overlap
+    staging = overlapped and backend.stages_input and args.staging is not False
+    warm = _warm_up(backend, dataset, args, overlapped, staging)
+    host = noise.HostSampler()
+    if device_noise is not None:
+        device_noise.start()
+    host.start()
+    if sampler is not None:  # power over the timed passes only: after warm-up, until the last timed batch
+        sampler.start()
+    timing = _Timing()
+    first = _predictions_pass(backend, dataset, bs, predictions_path, timing, overlapped, staging)
+    passes = 1 + _timing_passes(backend, dataset, args, timing, max_passes=args.max_passes - 1)
+    rep_throughput = [timing.repetition_throughput(bs)]
+    for r in range(2, args.repetitions + 1):
+        session = reopen() if reopen is not None else backend
+        try:
+            _warm_up(session, dataset, args, overlapped=False, staging=False)
+            timing.next_repetition()
+            passes += _timing_passes(session, dataset, args, timing, max_passes=args.max_passes)
+            rep_throughput.append(timing.repetition_throughput(bs))
+        finally:
+            if session is not backend:
+                session.close()
+    host_noise = host.stop()
+    watched = device_noise.stop() if device_noise is not None else None
+    timed_images = timing.images(dataset.num_images, bs)
+    power_record = sampler.stop().for_images(timed_images) if sampler is not None else None
+    log.info("infer: %d repetition(s), %d passes over the data, %d timed batches", len(rep_throughput), passes,
+             len(timing.compute))
+
+    stats = records.LatencyStats.of(timing.compute)
+    num_batches = -(-dataset.num_images // bs)
+    padded = num_batches * bs - dataset.num_images
+    throughput = records.throughput(bs, stats.mean)
+    repetitions = records.Repetitions.of(rep_throughput)
+    return records.InferSummary(
+        compute=stats, h2d=records.LatencyStats.of(timing.h2d), d2h=records.LatencyStats.of(timing.d2h),
+        throughput=throughput, batch_size=bs, backend="", device="",
+        num_images=dataset.num_images, num_batches=num_batches, padded_images=padded,
+        passes=passes, warmup_batches=warm, windows=records.Windows.of(timing.compute, bs), power=power_record,
+        transfer_timing="measured by the backend" if timing.h2d else "none: the backend reports no separate transfers",
+        end_to_end=first, repetitions=repetitions,
+        padded_share=padded / (num_batches * bs),
+        real_images_per_second=throughput * dataset.num_images / (num_batches * bs),
+        validity=validity(timing.compute, repetitions, timing.stopped_short, bs),
+        noise=records.Noise(host=host_noise, device=watched))
+
+
+def validity(compute_ms: list[float], repetitions: records.Repetitions, stopped_short: bool,
+             batch_size: int) -> records.Validity:
+    """Whether the run meets the fixed minimums (``VALID_*``), with the reason for each one it misses."""
+    reasons = []
+    seconds = sum(compute_ms) / 1e3
+    if seconds < VALID_SECONDS:
+        reasons.append(f"short: {seconds:.2f}s of timed compute, a valid run has {VALID_SECONDS:g}s")
+    if len(compute_ms) < VALID_BATCHES:
+        reasons.append(f"few samples: {len(compute_ms)} timed batches, a valid run has {VALID_BATCHES}")
+    if repetitions.n < VALID_REPETITIONS:
+        reasons.append(f"{repetitions.n} repetition(s), a valid run has {VALID_REPETITIONS}")
+    elif repetitions.median > 0:
+        spread = (max(repetitions.throughput) - min(repetitions.throughput)) / repetitions.median
+        if spread > records.UNSTABLE_SPREAD:
+            reasons.append(f"unstable: the repetitions differ by {spread:.0%} of their median, a valid run by at "
+                           f"most {records.UNSTABLE_SPREAD:.0%}")
+    if stopped_short:
+        reasons.append("max passes reached before the minimum batches and seconds")
+    return records.Validity(valid=not reasons, reasons=tuple(reasons), min_seconds=VALID_SECONDS,
+                            min_batches=VALID_BATCHES, min_repetitions=VALID_REPETITIONS,
+                            seconds=seconds, batches=len(compute_ms))
+
+
+class _Timing:
+    """Every timed batch of the run (ms), and where each repetition starts."""
+
+    def __init__(self) -> None:
+        self.compute: list[float] = []
+        self.h2d: list[float] = []
+        self.d2h: list[float] = []
+        self.rows: list[int] = []
+        self._start = 0
+        self.stopped_short = False
+
+    def record(self, t: base.RunTiming, rows: int) -> None:
+        self.compute.append(t.compute_ms)
+        self.rows.append(rows)
+        if t.h2d_ms is not None:
+            self.h2d.append(t.h2d_ms)
+        if t.d2h_ms is not None:
+            self.d2h.append(t.d2h_ms)
+
+    def next_repetition(self) -> None:
+        self._start = len(self.compute)
+
+    def in_repetition(self) -> tuple[int, float]:
+        """(batches, compute ms) of the current repetition."""
+        part = self.compute[self._start:]
+        return len(part), sum(part)
+
+    def repetition_throughput(self, batch_size: int) -> float:
+        """The current repetition's images/s: 1000 x batch / its median batch compute. The median, not the mean:
+        what else runs on a host only ever slows batches down, in bursts, and a burst in one repetition must not
+        decide the run's interval (the run's ``throughput`` stays ais_infer's mean over every batch)."""
+        part = self.compute[self._start:]
+        return records.throughput(batch_size, float(np.median(part))) if part else 0.0
+
+    def images(self, num_images: int, batch_size: int) -> int:
+        """Real images inferred in the timed window (the padding of a short last batch not counted)."""
+        return int(sum(self.rows))
+
+
+def _warm_up(backend: base.Backend, dataset: shards.Dataset, args: Protocol, overlapped: bool,
+             staging: bool) -> int:
+    """``args.warmup`` untimed batches through the path the timed pass takes: the batches are read into the same
+    buffers and, where the backend stages, copied into its device slots (lazy allocation and page faults of
+    large batches would otherwise land in the first timed batches: half the pass at batch 256, measured)."""
     warm = 0
-    for batch, _ in dataset.iter_batches(bs):
+    if args.warmup <= 0:
+        return 0
+    for batch, _ in dataset.iter_batches(args.batch_size, buffers=PREFETCH + 2 if overlapped else 1):
         if warm >= args.warmup:
             break
-        backend.infer(batch)
+        if staging:
+            backend.infer_staged(backend.stage(batch))
+        else:
+            backend.infer(batch)
         warm += 1
-    compute: list[float] = []
-    h2d: list[float] = []
-    d2h: list[float] = []
+    return warm
 
-    def timed(batch: np.ndarray | base.Staged) -> np.ndarray:
-        logits, t = backend.infer_staged(batch) if isinstance(batch, base.Staged) else backend.infer(batch)
-        compute.append(t.compute_ms)
-        if t.h2d_ms is not None:
-            h2d.append(t.h2d_ms)
-        if t.d2h_ms is not None:
-            d2h.append(t.d2h_ms)
-        return logits
 
-    # Pass 1: every image once, in order; top-k written as we go. The backend is called from this
-    # thread only; reading ahead and ranking behind run beside it (jobs.harness.overlap).
+def _predictions_pass(backend: base.Backend, dataset: shards.Dataset, bs: int, predictions_path: pathlib.Path,
+                      timing: _Timing, overlapped: bool, staging: bool) -> records.EndToEnd:
+    """Every image once, in order, top-k written as we go. The backend is called from this thread only; reading
+    ahead and ranking behind run beside it (``jobs.harness.overlap``) where the pass overlaps."""
     prog = progress.Progress("infer", dataset.num_images, log)
     names = dataset.names
     written = 0
     bytes_before = dataset.bytes_read
-    if sampler is not None:  # power over the timed passes only: after warm-up, until the last timed batch
-        sampler.start()
+    compute_before = sum(timing.compute)
     t0 = time.perf_counter()
     with open(predictions_path, "w", newline="") as f, overlap_mod.InOrderWorker() as post:
         writer = csv.writer(f)
@@ -107,8 +236,6 @@ def run(protocol: Protocol, backend: base.Backend, dataset: shards.Dataset, pred
                                  *(f"{s:.6g}" for s in scores[row].tolist())])
             prog.advance(len(logits))
 
-        overlapped = not backend.computes_on_host if args.overlap is None else args.overlap
-        staging = overlapped and backend.stages_input and args.staging is not False
         if overlapped:  # buffers: one in use, PREFETCH queued, one being read
             source = dataset.iter_batches(bs, buffers=PREFETCH + 2)
             if staging:  # a second thread copies to the device, beside the reading and the previous compute
@@ -117,41 +244,42 @@ def run(protocol: Protocol, backend: base.Backend, dataset: shards.Dataset, pred
         else:
             batches = dataset.iter_batches(bs)
         for batch, count in batches:
-            logits = timed(batch)[:count]
+            logits, t = backend.infer_staged(batch) if isinstance(batch, base.Staged) else backend.infer(batch)
+            timing.record(t, count)
+            logits = logits[:count]
             if overlapped:  # ranked later: copied, since a backend may reuse its output buffer
                 post.submit(rank_and_write, np.array(logits), written)
             else:
                 rank_and_write(logits, written)
             written += count
         post.finish()
-    e2e_seconds = time.perf_counter() - t0
-    pass_bytes = dataset.bytes_read - bytes_before
-    pass_compute_s = sum(compute) / 1e3  # the backend's own time within that same pass
+    seconds = time.perf_counter() - t0
     prog.finish()
     if written != dataset.num_images:
         raise errors.GhostbenchError(f"read {written} images but the dataset index lists {dataset.num_images}")
+    pass_bytes = dataset.bytes_read - bytes_before
+    compute_s = (sum(timing.compute) - compute_before) / 1e3  # the backend's own time within that same pass
+    return records.EndToEnd(
+        images=dataset.num_images, seconds=seconds,
+        images_per_second=dataset.num_images / seconds if seconds > 0 else 0.0,
+        overlapped=overlapped, staged=staging, bytes_read=pass_bytes,
+        bytes_read_per_image=pass_bytes / dataset.num_images, compute_seconds=compute_s,
+        efficiency=compute_s / seconds if seconds > 0 else 0.0)
 
-    # More passes, timing only, when one pass is too short for a stable figure.
-    passes = 1
-    while (len(compute) < args.min_batches or sum(compute) < args.min_seconds * 1e3) and passes < args.max_passes:
-        for batch, _ in dataset.iter_batches(bs):
-            timed(batch)
+
+def _timing_passes(backend: base.Backend, dataset: shards.Dataset, args: Protocol, timing: _Timing,
+                   max_passes: int) -> int:
+    """Timing-only passes until the current repetition has ``min_batches`` and ``min_seconds`` of compute, or
+    ``max_passes`` (then ``timing.stopped_short``); the passes run."""
+    passes = 0
+    while True:
+        n, ms = timing.in_repetition()
+        if n >= args.min_batches and ms >= args.min_seconds * 1e3:
+            return passes
+        if passes >= max_passes:
+            timing.stopped_short = True
+            return passes
+        for batch, count in dataset.iter_batches(args.batch_size):
+            _, t = backend.infer(batch)
+            timing.record(t, count)
         passes += 1
-    power_record = sampler.stop().for_images(dataset.num_images * passes) if sampler is not None else None
-    if passes > 1:
-        log.info("infer: %d passes over the data for %d timed batches", passes, len(compute))
-
-    stats = records.LatencyStats.of(compute)
-    num_batches = -(-dataset.num_images // bs)
-    return records.InferSummary(
-        compute=stats, h2d=records.LatencyStats.of(h2d), d2h=records.LatencyStats.of(d2h),
-        throughput=records.throughput(bs, stats.mean), batch_size=bs, backend="", device="",
-        num_images=dataset.num_images, num_batches=num_batches, padded_images=num_batches * bs - dataset.num_images,
-        passes=passes, warmup_batches=warm, windows=records.Windows.of(compute, bs), power=power_record,
-        transfer_timing="measured by the backend" if h2d else "none: the backend reports no separate transfers",
-        end_to_end=records.EndToEnd(
-            images=dataset.num_images, seconds=e2e_seconds,
-            images_per_second=dataset.num_images / e2e_seconds if e2e_seconds > 0 else 0.0,
-            overlapped=overlapped, staged=staging, bytes_read=pass_bytes, bytes_read_per_image=pass_bytes / dataset.num_images,
-            compute_seconds=pass_compute_s,
-            efficiency=pass_compute_s / e2e_seconds if e2e_seconds > 0 else 0.0))

@@ -1,29 +1,33 @@
 """Two sweeps' reports compared run by run, or a sweep with the published figures (``ghostbench compare``).
 
-Runs are paired by model, target, batch size, precision and input mode. For each pair: B's throughput over
-A's (``ratio``) with the range the runs' timing windows allow (``ratio_low`` = B's slowest window over A's
-fastest, ``ratio_high`` = B's fastest over A's slowest), the compute p99 ratio, the top-1 delta (points),
-and a verdict. With threshold ``t`` (default 5%):
+Runs are paired by model, target, batch size, precision and input mode. Each pair is judged on evidence:
+B's repetitions against A's (``jobs.results.stats``: Welch's t-test on the log images/s of the repetitions,
+the ratio of geometric means with its 95% confidence interval, and the smallest change the pair could
+detect). What one run's repetitions cannot see, the variation between runs (the host a minute later), is
+estimated across the pairs of the comparison as a random effect (``stats.between_runs``: the spread of the
+pairs' log ratios around their median beyond what their repetitions explain) and added to every pair's
+uncertainty; a change common to every pair (a real regression, or the host) stays in the ratios. With
+threshold ``t`` (default 5%):
 
-- ``faster``: ``ratio > 1 + t`` and ``ratio_low > 1 + t`` (even B's slowest window beats A's fastest by
-  more than the threshold);
-- ``slower``: ``ratio < 1 - t`` and ``ratio_high < 1 - t`` (even B's fastest window is behind A's slowest
-  by more than the threshold);
-- ``same`` otherwise: within the threshold or within the measured spread.
+- ``faster`` / ``slower``: B/A beyond 1 ± t, and significant (p < 0.05);
+- ``inconclusive``: neither, and the pair could not have detected a change of ``t`` (its detectable change,
+  at 80% power, is larger): too noisy, or fewer than 3 repetitions on a side (an older report);
+- ``same``: neither, and a change of ``t`` would have shown.
 
-A run without windows (an older report) counts as its throughput alone. A pair regresses when it is
-``slower`` or when B's top-1 is below A's by more than B's accuracy gate (points); the p99 ratio is
-shown but judges nothing. Runs of one side with no partner are listed (``only_in_a``, ``only_in_b``);
-they never regress. ``Comparison.exit_code`` is ``errors.EXIT_REGRESSION`` (5) when a pair regressed.
+A pair regresses when it is ``slower`` or when B's top-1 is below A's by more than B's accuracy gate
+(points); the p99 ratio is shown but judges nothing. Inconclusive pairs never regress; they are counted and
+named, and ``Comparison.exit_code`` is ``errors.EXIT_REGRESSION`` (5) on a regression, else
+``errors.EXIT_INCONCLUSIVE`` (6) when ``inconclusive="fail"`` was asked for and a pair is inconclusive, else 0.
+Runs with no partner are listed (``only_in_a``, ``only_in_b``); they never regress. A run that was short,
+unstable or timed on a busy host is marked on its pair.
 
 ``compare_published`` takes the seed guide's figures (``jobs.results.published``, fp16, per card) as A: for
-each target of B whose accelerator (``Report.accelerators``) has published figures, B's figures are
-scaled to per card (x the catalogue's ``chips_per_card``) as ``jobs.results.tables.published_comparison``
-does, and paired with the published figure of that accelerator and batch size for model
-``ghostnet_1.0x``, precision fp16 and input mode float32 (the seed's).
+each target of B whose accelerator has published figures, B's repetitions are scaled to per card (x the
+catalogue's ``chips_per_card``) and tested against the published figure of that accelerator and batch size
+(a one-sample test: the published figure has no repetitions), for model ``ghostnet_1.0x``, precision fp16 and
+input mode float32 (the seed's).
 
-Pure: reports in, a typed ``Comparison`` out (``to_dict``/``from_dict``), with its terminal table,
-Markdown and the rows a plot of ratio bars needs (``ratio_bars``). Reading sweeps is the CLI's.
+Pure: reports in, a typed ``Comparison`` out (``to_dict``/``from_dict``); its tables: ``compare_view``.
 """
 
 from __future__ import annotations
@@ -36,18 +40,23 @@ from typing import Any
 
 from jobs import devices, errors
 from jobs.artifacts import records
-from jobs.results import published
+from jobs.results import published, stats
 
 PUBLISHED = "published"
 """The name that stands for the published figures in place of sweep A."""
 DEFAULT_THRESHOLD = 0.05
-VERDICTS = ("faster", "same", "slower")
+VERDICTS = (stats.FASTER, stats.SAME, stats.SLOWER, stats.INCONCLUSIVE)
+INCONCLUSIVE_POLICIES = ("pass", "fail")
 PUBLISHED_MODEL = "ghostnet_1.0x"
 PUBLISHED_PRECISION = "fp16"
 """The seed's Ascend rows: ATC's default force_fp16; the T4 rows: trtexec --fp16."""
 PUBLISHED_INPUT_MODE = "float32"
 """The seed's normalized float tensors."""
 PUBLISHED_LABEL = "published (seed guide, section 7.1)"
+RULE = ("faster/slower: B/A beyond 1 ± {t} and significant (Welch's t-test on the repetitions' log images/s, "
+        "p < 0.05, with the between-run variation estimated across the pairs); inconclusive: neither, and the "
+        "pair could not detect a {t} change (80% power); else same. Regressed: slower, or top-1 down by more "
+        "than the gate.")
 
 
 def parse_threshold(text: str | float) -> float:
@@ -94,39 +103,44 @@ class Key:
 
 @dataclasses.dataclass(frozen=True)
 class Side:
-    """One run's figures as compared: images/s with its windows' range, p99 (ms) and top-1 (%)."""
+    """One run's figures as compared: ais_infer's images/s, the repetitions, p99 (ms), top-1 (%) and its marks."""
 
     throughput: float
-    throughput_min: float
-    throughput_max: float
-    compute_p99_ms: float | None
+    repetitions: tuple[float, ...] = ()
+    """Each repetition's images/s (scaled like ``throughput``); empty: an older report, or a published figure."""
+    low: float = 0.0
+    """The run's 95% interval for an identical rerun (images/s); 0: none."""
+    high: float = 0.0
+    compute_p99_ms: float | None = None
     """None: not known (the published figures)."""
-    top1: float | None
-    stable: bool = True
+    top1: float | None = None
+    marks: tuple[str, ...] = ()
+    """Why this run's figure is weaker evidence: ``short``, ``few samples``, ``unstable``, ``busy host`` ...; a
+    published figure has none."""
     provider: str = ""
 
     @classmethod
     def of(cls, run: records.ReportRun, scale: float = 1.0) -> Side:
         """``scale`` multiplies the throughputs (per card = per device x chips per card)."""
         top1 = run.accuracy.get("1")
-        return cls(run.throughput * scale, run.throughput_min * scale, run.throughput_max * scale,
-                   run.compute_p99_ms or None, None if top1 is None else float(top1), run.stable, run.provider)
-
-    @property
-    def low(self) -> float:
-        """The slowest window's images/s; the throughput itself when the run has no windows."""
-        return self.throughput_min if self.throughput_max > 0 else self.throughput
-
-    @property
-    def high(self) -> float:
-        return self.throughput_max if self.throughput_max > 0 else self.throughput
+        marks = tuple(dict.fromkeys(r.split(":")[0] for r in run.validity_reasons)) if run.repetitions else ()
+        if run.busy:
+            marks += ("busy host",)
+        return cls(run.throughput * scale, tuple(v * scale for v in run.repetitions), run.repetitions_low * scale,
+                   run.repetitions_high * scale, run.compute_p99_ms or None,
+                   None if top1 is None else float(top1), marks, run.provider)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["repetitions"], d["marks"] = list(self.repetitions), list(self.marks)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Side:
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+        values = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
+        values["repetitions"] = tuple(values.get("repetitions", ()))
+        values["marks"] = tuple(values.get("marks", ()))
+        return cls(**values)
 
 
 def _div(a: float | None, b: float | None) -> float | None:
@@ -135,41 +149,42 @@ def _div(a: float | None, b: float | None) -> float | None:
 
 @dataclasses.dataclass(frozen=True)
 class Pair:
-    """Two runs with the same key, B against A."""
+    """Two runs with the same key, B against A, and the evidence the verdict rests on."""
 
     key: Key
     a: Side
     b: Side
-    ratio: float | None
-    """B's throughput / A's (None when A's is 0)."""
-    ratio_low: float | None
-    """B's slowest window / A's fastest."""
-    ratio_high: float | None
-    """B's fastest window / A's slowest."""
+    evidence: stats.Evidence
     p99_ratio: float | None
     """B's compute p99 / A's (None where either is unknown); shown, judges nothing."""
     top1_delta: float | None
     """B's top-1 minus A's, in points (None where not comparable)."""
-    verdict: str
-    """``faster``, ``slower`` or ``same`` (throughput; ``VERDICTS``)."""
     accuracy_drop: bool
     """B's top-1 is below A's by more than the gate."""
 
     @property
+    def verdict(self) -> str:
+        return self.evidence.verdict
+
+    @property
+    def ratio(self) -> float | None:
+        return self.evidence.ratio if self.evidence.ratio > 0 else None
+
+    @property
     def regressed(self) -> bool:
-        return self.verdict == "slower" or self.accuracy_drop
+        return self.verdict == stats.SLOWER or self.accuracy_drop
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key.to_dict(), "a": self.a.to_dict(), "b": self.b.to_dict(), "ratio": self.ratio,
-                "ratio_low": self.ratio_low, "ratio_high": self.ratio_high, "p99_ratio": self.p99_ratio,
-                "top1_delta": self.top1_delta, "verdict": self.verdict, "accuracy_drop": self.accuracy_drop,
-                "regressed": self.regressed}
+                "ratio_low": self.evidence.low, "ratio_high": self.evidence.high,
+                "evidence": self.evidence.to_dict(), "p99_ratio": self.p99_ratio, "top1_delta": self.top1_delta,
+                "verdict": self.verdict, "accuracy_drop": self.accuracy_drop, "regressed": self.regressed}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Pair:
         return cls(key=Key.from_dict(d["key"]), a=Side.from_dict(d["a"]), b=Side.from_dict(d["b"]),
-                   ratio=d["ratio"], ratio_low=d["ratio_low"], ratio_high=d["ratio_high"], p99_ratio=d["p99_ratio"],
-                   top1_delta=d["top1_delta"], verdict=d["verdict"], accuracy_drop=bool(d["accuracy_drop"]))
+                   evidence=stats.Evidence.from_dict(d["evidence"]), p99_ratio=d["p99_ratio"],
+                   top1_delta=d["top1_delta"], accuracy_drop=bool(d["accuracy_drop"]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +210,7 @@ class Comparison:
     """Where A came from (its report's URI, or ``PUBLISHED_LABEL``)."""
     b: str
     threshold: float
-    """The share a throughput must change by (and its spread clear) to be ``faster`` or ``slower``."""
+    """The share a throughput must change by (and significantly) to be ``faster`` or ``slower``."""
     gate: float
     """Top-1 points B may lose against A before it regresses (B's ``reference.gate``)."""
     basis: str
@@ -204,6 +219,10 @@ class Comparison:
     only_in_a: tuple[Unmatched, ...] = ()
     only_in_b: tuple[Unmatched, ...] = ()
     notes: tuple[str, ...] = ()
+    between_runs: float = 0.0
+    """The between-run spread (log images/s) estimated across the pairs and added to each pair's uncertainty."""
+    inconclusive: str = "pass"
+    """What an inconclusive pair does to the exit code: ``pass`` (0, named on stderr) or ``fail`` (6)."""
 
     @property
     def regressions(self) -> tuple[Pair, ...]:
@@ -214,8 +233,16 @@ class Comparison:
         return bool(self.regressions)
 
     @property
+    def undecided(self) -> tuple[Pair, ...]:
+        return tuple(p for p in self.pairs if p.verdict == stats.INCONCLUSIVE)
+
+    @property
     def exit_code(self) -> int:
-        return errors.EXIT_REGRESSION if self.regressed else errors.EXIT_OK
+        if self.regressed:
+            return errors.EXIT_REGRESSION
+        if self.undecided and self.inconclusive == "fail":
+            return errors.EXIT_INCONCLUSIVE
+        return errors.EXIT_OK
 
     def counts(self) -> dict[str, int]:
         c = {v: sum(p.verdict == v for p in self.pairs) for v in VERDICTS}
@@ -225,7 +252,8 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "threshold": self.threshold, "gate": self.gate, "basis": self.basis,
-                "rule": RULE.format(t=f"{self.threshold:.1%}"), "pairs": [p.to_dict() for p in self.pairs],
+                "rule": RULE.format(t=f"{self.threshold:.1%}"), "between_runs": self.between_runs,
+                "inconclusive": self.inconclusive, "pairs": [p.to_dict() for p in self.pairs],
                 "only_in_a": [u.to_dict() for u in self.only_in_a],
                 "only_in_b": [u.to_dict() for u in self.only_in_b],
                 "notes": list(self.notes), "counts": self.counts(), "regressed": self.regressed,
@@ -240,40 +268,26 @@ class Comparison:
                    pairs=tuple(Pair.from_dict(p) for p in d["pairs"]),
                    only_in_a=tuple(Unmatched.from_dict(u) for u in d.get("only_in_a") or ()),
                    only_in_b=tuple(Unmatched.from_dict(u) for u in d.get("only_in_b") or ()),
-                   notes=tuple(d.get("notes") or ()))
+                   notes=tuple(d.get("notes") or ()), between_runs=float(d.get("between_runs", 0.0)),
+                   inconclusive=d.get("inconclusive", "pass"))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Comparison:
         return cls.from_dict(json.loads(text))
 
 
-RULE = ("faster/slower: B/A beyond 1 ± {t} and B's whole window range beyond A's by {t} "
-        "(ratio_low > 1 + t, or ratio_high < 1 - t); else same. "
-        "Regressed: slower, or top-1 down by more than the gate.")
-
-
-def judge(a: Side, b: Side, threshold: float) -> tuple[float | None, float | None, float | None, str]:
-    """(ratio, ratio_low, ratio_high, verdict) of B against A under the rule of this module."""
-    ratio = _div(b.throughput, a.throughput)
-    low, high = _div(b.low, a.high), _div(b.high, a.low)
-    verdict = "same"
-    if ratio is not None:
-        if ratio > 1 + threshold and low is not None and low > 1 + threshold:
-            verdict = "faster"
-        elif ratio < 1 - threshold and high is not None and high < 1 - threshold:
-            verdict = "slower"
-    return ratio, low, high, verdict
-
-
 _EPS = 1e-9
 
 
-def pair(key: Key, a: Side, b: Side, threshold: float, gate: float, accuracy: bool = True) -> Pair:
-    """B against A; ``accuracy=False``: top-1 not comparable (different references)."""
-    ratio, low, high, verdict = judge(a, b, threshold)
+def _pair(key: Key, a: Side, b: Side, evidence: stats.Evidence, gate: float, accuracy: bool) -> Pair:
     delta = b.top1 - a.top1 if accuracy and a.top1 is not None and b.top1 is not None else None
-    return Pair(key, a, b, ratio, low, high, _div(b.compute_p99_ms, a.compute_p99_ms), delta, verdict,
+    return Pair(key, a, b, evidence, _div(b.compute_p99_ms, a.compute_p99_ms), delta,
                 delta is not None and delta < -gate - _EPS)
+
+
+def _samples(side: Side) -> tuple[float, ...]:
+    """What a side is tested with: its repetitions, or its one figure (an older report: no spread)."""
+    return side.repetitions or ((side.throughput,) if side.throughput > 0 else ())
 
 
 def _runs(model: str, runs: Sequence[records.ReportRun], scale: Mapping[str, float] | None = None
@@ -281,15 +295,14 @@ def _runs(model: str, runs: Sequence[records.ReportRun], scale: Mapping[str, flo
     return {Key.of(model, r): Side.of(r, (scale or {}).get(r.target, 1.0)) for r in runs}
 
 
-def _match(a: dict[Key, Side], b: dict[Key, Side], threshold: float, gate: float, accuracy: bool = True
-           ) -> tuple[tuple[Pair, ...], tuple[Unmatched, ...], tuple[Unmatched, ...]]:
-    pairs = tuple(pair(k, a[k], s, threshold, gate, accuracy) for k, s in b.items() if k in a)
-    return (pairs, tuple(Unmatched(k, s) for k, s in a.items() if k not in b),
-            tuple(Unmatched(k, s) for k, s in b.items() if k not in a))
+def judge(matched: Sequence[tuple[Side, Side]], threshold: float) -> tuple[list[stats.Evidence], float]:
+    """Each (A, B) pair's evidence, with the between-run spread estimated across all of them (and returned)."""
+    tau = stats.between_runs([(_samples(a), _samples(b)) for a, b in matched])
+    return [stats.compare(_samples(a), _samples(b), threshold, tau) for a, b in matched], tau
 
 
 def compare(a: records.Report, b: records.Report, threshold: float = DEFAULT_THRESHOLD, a_label: str = "A",
-            b_label: str = "B") -> Comparison:
+            b_label: str = "B", inconclusive: str = "pass") -> Comparison:
     """Sweep B against sweep A; pairs in B's order, A's unmatched runs in A's."""
     notes = []
     accuracy = a.reference.kind == b.reference.kind
@@ -297,10 +310,33 @@ def compare(a: records.Report, b: records.Report, threshold: float = DEFAULT_THR
         notes.append(f"top-1 not compared: A's accuracy is {a.reference.kind}, B's {b.reference.kind}")
     if a.model != b.model:
         notes.append(f"different models (A {a.model}, B {b.model}): no run pairs")
-    pairs, only_a, only_b = _match(_runs(a.model, a.runs), _runs(b.model, b.runs), threshold, b.reference.gate,
-                                   accuracy)
-    return Comparison(a_label, b_label, threshold, b.reference.gate, "per device", pairs, only_a, only_b,
-                      tuple(notes))
+    side_a, side_b = _runs(a.model, a.runs), _runs(b.model, b.runs)
+    keys = [k for k in side_b if k in side_a]
+    evidence, tau = judge([(side_a[k], side_b[k]) for k in keys], threshold)
+    pairs = tuple(_pair(k, side_a[k], side_b[k], e, b.reference.gate, accuracy) for k, e in zip(keys, evidence))
+    notes += _notes(pairs, tau)
+    return Comparison(a_label, b_label, threshold, b.reference.gate, "per device", pairs,
+                      tuple(Unmatched(k, s) for k, s in side_a.items() if k not in side_b),
+                      tuple(Unmatched(k, s) for k, s in side_b.items() if k not in side_a), tuple(notes), tau,
+                      inconclusive)
+
+
+def _notes(pairs: Sequence[Pair], tau: float) -> list[str]:
+    out = []
+    if tau > 0:
+        out.append(f"between-run variation estimated across the pairs: {math.expm1(tau):.1%} (added to each "
+                   "pair's uncertainty)")
+    if any(not p.a.repetitions or not p.b.repetitions for p in pairs):
+        out.append("a report without repetitions (an older ghostbench) gives no spread to test with: its pairs are "
+                   "inconclusive unless the change is beyond doubt")
+    if any("short" in p.a.marks or "short" in p.b.marks for p in pairs):
+        out.append(f"short runs (under {records.VALID_SECONDS:g}s of timed compute) carry more noise: "
+                   "their pairs are more often inconclusive; time longer (timing.min_seconds, timing.repetitions) "
+                   "for a sharper comparison")
+    if any("busy host" in p.a.marks or "busy host" in p.b.marks for p in pairs):
+        out.append("a run marked busy host was timed while other processes or the device's other users took "
+                   "a share of it: its figure is not the hardware's")
+    return out
 
 
 def published_runs(b: records.Report) -> tuple[dict[Key, Side], dict[str, float]]:
@@ -318,11 +354,12 @@ def published_runs(b: records.Report) -> tuple[dict[Key, Side], dict[str, float]
         chips[target] = float(devices.get(pub.accelerator).chips_per_card)
         for bs, value in sorted(pub.throughput.items()):
             key = Key(PUBLISHED_MODEL, target, bs, PUBLISHED_PRECISION, PUBLISHED_INPUT_MODE)
-            runs[key] = Side(value, value, value, None, top1, True, pub.label)
+            runs[key] = Side(value, top1=top1, provider=pub.label)
     return runs, chips
 
 
-def compare_published(b: records.Report, threshold: float = DEFAULT_THRESHOLD, b_label: str = "B") -> Comparison:
+def compare_published(b: records.Report, threshold: float = DEFAULT_THRESHOLD, b_label: str = "B",
+                      inconclusive: str = "pass") -> Comparison:
     """Sweep B against the published figures, per card (see the module's docstring)."""
     a_runs, chips = published_runs(b)
     notes = [f"published: {PUBLISHED_MODEL}, {PUBLISHED_PRECISION}, {PUBLISHED_INPUT_MODE} input, images/s per "
@@ -334,93 +371,23 @@ def compare_published(b: records.Report, threshold: float = DEFAULT_THRESHOLD, b
                      f"({', '.join(published.SEED)}); B's accelerators: {named}")
     if b.reference.kind != "imagenet":
         notes.append(f"top-1 not compared: B's accuracy is {b.reference.kind}, the published figure ImageNet")
-    b_runs = _runs(b.model, [r for r in b.runs], chips)
-    pairs, only_a, only_b = _match(a_runs, b_runs, threshold, b.reference.gate)
-    return Comparison(PUBLISHED_LABEL, b_label, threshold, b.reference.gate, "per card", pairs, only_a, only_b,
-                      tuple(notes))
+    b_runs = _runs(PUBLISHED_MODEL if b.model == PUBLISHED_MODEL else b.model, b.runs, chips)
+    keys = [k for k in b_runs if k in a_runs]
+    pairs = tuple(_pair(k, a_runs[k], b_runs[k],
+                        stats.compare_to_value(a_runs[k].throughput, _samples(b_runs[k]), threshold),
+                        b.reference.gate, True) for k in keys)
+    notes += _notes(pairs, 0.0)[1:] if any(not p.b.repetitions for p in pairs) else []
+    return Comparison(PUBLISHED_LABEL, b_label, threshold, b.reference.gate, "per card", pairs,
+                      tuple(Unmatched(k, s) for k, s in a_runs.items() if k not in b_runs),
+                      tuple(Unmatched(k, s) for k, s in b_runs.items() if k not in a_runs), tuple(notes), 0.0,
+                      inconclusive)
 
 
 def ratio_bars(c: Comparison) -> list[dict[str, Any]]:
-    """One row per pair for a plot of ratio bars with the spread drawn: target, batch_size, ratio, ratio_low,
-    ratio_high, verdict (``faster``/``same``/``slower``), plus precision, input_mode, regressed and the
-    threshold (draw 1 ± threshold as the band of ``same``). Ratios may be None (A's throughput 0)."""
-    return [{"target": p.key.target, "batch_size": p.key.batch_size, "ratio": p.ratio, "ratio_low": p.ratio_low,
-             "ratio_high": p.ratio_high, "verdict": p.verdict, "precision": p.key.precision,
-             "input_mode": p.key.input_mode, "regressed": p.regressed, "threshold": c.threshold} for p in c.pairs]
-
-
-# --- tables ------------------------------------------------------------------------------------------------
-
-
-def _num(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{x:,.{digits}f}"
-
-
-def _range(side: Side) -> str:
-    spread = f" [{_num(side.low)}–{_num(side.high)}]" if side.high != side.low else ""
-    return f"{_num(side.throughput)}{spread}{'' if side.stable else ' unstable'}"
-
-
-def _ratio(p: Pair) -> str:
-    if p.ratio is None:
-        return "-"
-    spread = f" [{_num(p.ratio_low, 3)}–{_num(p.ratio_high, 3)}]" if p.ratio_low != p.ratio_high else ""
-    return f"{p.ratio:.3f}{spread}"
-
-
-def _verdict(p: Pair, gate: float) -> str:
-    text = "SLOWER" if p.verdict == "slower" else p.verdict
-    return text + (f"; TOP-1 DROP > {gate:g}" if p.accuracy_drop else "")
-
-
-def table(c: Comparison) -> tuple[list[str], list[list[str]]]:
-    header = ["Target", "Batch", "Precision", "Input", f"A images/s {c.basis} [windows]",
-              f"B images/s {c.basis} [windows]", "B/A [low–high]", "p99 B/A", "Δ top-1", "Verdict"]
-    rows = [[p.key.target, str(p.key.batch_size), p.key.precision, p.key.input_mode or "-", _range(p.a), _range(p.b),
-             _ratio(p), _num(p.p99_ratio, 3), "-" if p.top1_delta is None else f"{p.top1_delta:+.2f}",
-             _verdict(p, c.gate)] for p in c.pairs]
-    return header, rows
-
-
-def _unmatched_lines(c: Comparison) -> list[tuple[str, list[str]]]:
-    return [(f"Only in A ({c.a})", [f"{u.key.label()}: {_num(u.run.throughput)} images/s" for u in c.only_in_a]),
-            (f"Only in B ({c.b})", [f"{u.key.label()}: {_num(u.run.throughput)} images/s" for u in c.only_in_b])]
-
-
-def summary_line(c: Comparison) -> str:
-    n = c.counts()
-    head = (f"{len(c.pairs)} pair(s): {n['faster']} faster, {n['same']} same, {n['slower']} slower, "
-            f"{n['accuracy_drop']} top-1 drop(s); {n['only_in_a']} only in A, {n['only_in_b']} only in B")
-    return head + (f". REGRESSED: {n['regressed']} (exit {errors.EXIT_REGRESSION})" if c.regressed
-                   else ". No regression.")
-
-
-def to_text(c: Comparison) -> str:
-    """The terminal table: aligned columns, then the unmatched runs and a summary line."""
-    header, rows = table(c)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    fmt = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()
-    out = [f"A: {c.a}", f"B: {c.b}", f"threshold {c.threshold:.1%}, top-1 gate {c.gate:g} point(s)", ""]
-    out += [fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
-    for title, lines in _unmatched_lines(c):
-        if lines:
-            out += ["", f"{title}:"] + [f"  {x}" for x in lines]
-    out += [""] + [f"note: {n}" for n in c.notes] + [summary_line(c)]
-    return "\n".join(out) + "\n"
-
-
-def to_markdown(c: Comparison) -> str:
-    header, rows = table(c)
-    out = ["# ghostbench compare", "", f"- A: `{c.a}`", f"- B: `{c.b}`",
-           f"- Threshold {c.threshold:.1%}; top-1 gate {c.gate:g} point(s); throughput {c.basis}.",
-           f"- Rule: {RULE.format(t=f'{c.threshold:.1%}')}"] + [f"- Note: {n}" for n in c.notes] + [""]
-    out += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    for title, lines in _unmatched_lines(c):
-        if lines:
-            out += ["", f"## {title}", ""] + [f"- {x}" for x in lines]
-    out += ["", summary_line(c)]
-    return "\n".join(out) + "\n"
-
-
-FORMATS = {"table": to_text, "md": to_markdown, "json": Comparison.to_json}
+    """One row per pair for a plot of ratio bars with their confidence interval: target, batch_size, ratio,
+    ratio_low, ratio_high, verdict, plus precision, input_mode, regressed and the threshold (draw 1 ± threshold
+    as the band of ``same``). Ratios may be None (A's throughput 0)."""
+    return [{"target": p.key.target, "batch_size": p.key.batch_size, "ratio": p.ratio,
+             "ratio_low": p.evidence.low or None, "ratio_high": p.evidence.high or None, "verdict": p.verdict,
+             "precision": p.key.precision, "input_mode": p.key.input_mode, "regressed": p.regressed,
+             "threshold": c.threshold} for p in c.pairs]

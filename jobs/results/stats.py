@@ -10,12 +10,12 @@ throughput, and the log makes a 20% loss and a 25% gain the same size.
 - ``compare``: Welch's t-test on the two runs' log repetitions (Google Benchmark's ``compare.py`` tests
   repetitions with a U test; with 5 repetitions a side a U test cannot reach the significance a sweep of many
   rows needs, the t-test on logs can): the ratio of geometric means with its 95% confidence interval, the
-  p-value, and the **minimum detectable effect** at 80% power, ``(t(1-α/2, df) + t(0.8, df)) · SE``. The verdict:
+  p-value, and the **minimum detectable effect** at 80% power, ``(t(1-α/2, df) + t(0.8, df)) · SE``. What
+  one run's repetitions cannot see (the host a minute later) is ``between_runs``, estimated robustly across
+  the pairs of a comparison and added to each pair's ``SE``. The verdict:
   ``faster``/``slower`` when the ratio is beyond the threshold and significant; otherwise ``inconclusive`` when
   the runs are too noisy to detect a change of the threshold's size (MDE > threshold), else ``same``.
-- ``percentile_samples``: the distribution-free rule behind MLPerf LoadGen's early stopping: the largest of ``n``
-  samples bounds the ``q``-quantile from above with confidence ``1 - q^n``, so a p99 with 95% confidence needs
-  ``n >= log(0.05) / log(0.99)``, 299 samples.
+- Percentiles: ``records.P99_SAMPLES``.
 """
 
 from __future__ import annotations
@@ -98,9 +98,10 @@ def _verdict(ratio: float, significant: bool, detectable: float | None, threshol
     return SAME, f"no significant change; a {detectable:.1%} change would have shown"
 
 
-def compare(a: Sequence[float], b: Sequence[float], threshold: float) -> Evidence:
+def compare(a: Sequence[float], b: Sequence[float], threshold: float, between: float = 0.0) -> Evidence:
     """B's repetitions against A's (images/s each): the ratio of geometric means, its confidence interval, Welch's
-    test and the verdict (see the module's docstring). ``threshold``: a share (0.05 = 5%)."""
+    test and the verdict (see the module's docstring). ``threshold``: a share (0.05 = 5%); ``between``: the
+    between-run spread (log images/s, ``between_runs``) added to the difference's uncertainty."""
     la, lb = _logs(a), _logs(b)
     if len(la) == 0 or len(lb) == 0:
         return Evidence(0.0, 0.0, 0.0, None, None, len(la), len(lb), INCONCLUSIVE, "no throughput on a side")
@@ -109,11 +110,11 @@ def compare(a: Sequence[float], b: Sequence[float], threshold: float) -> Evidenc
         verdict, why = _verdict(math.exp(d), False, None, threshold)
         return Evidence(math.exp(d), math.exp(d), math.exp(d), None, None, len(la), len(lb), verdict, why)
     va, vb = float(la.var(ddof=1)) / len(la), float(lb.var(ddof=1)) / len(lb)
-    se = math.sqrt(va + vb)
+    se = math.sqrt(va + vb + between ** 2)
     if se == 0.0:  # identical repetitions on both sides (a stand-in device): any difference is exact
         significant, df, p = d != 0.0, float(len(la) + len(lb) - 2), (0.0 if d != 0.0 else 1.0)
-    else:  # Welch-Satterthwaite degrees of freedom
-        df = (va + vb) ** 2 / (va ** 2 / (len(la) - 1) + vb ** 2 / (len(lb) - 1))
+    else:  # Welch-Satterthwaite degrees of freedom of the repetitions' part (the between-run part has more)
+        df = (va + vb) ** 2 / (va ** 2 / (len(la) - 1) + vb ** 2 / (len(lb) - 1)) if va + vb > 0 else 1e6
         p = _two_sided_p(d / se, df)
         significant = p < 1 - CONFIDENCE
     t_ci = _t_quantile(0.5 + CONFIDENCE / 2, df)
@@ -121,6 +122,34 @@ def compare(a: Sequence[float], b: Sequence[float], threshold: float) -> Evidenc
     verdict, why = _verdict(math.exp(d), significant, detectable, threshold)
     return Evidence(math.exp(d), math.exp(d - t_ci * se), math.exp(d + t_ci * se), p, detectable, len(la), len(lb),
                     verdict, why)
+
+
+MIN_PAIRS_FOR_BETWEEN = 4
+"""Fewer testable pairs than this give no between-run estimate (0): a median needs a few values to be robust."""
+
+
+def between_runs(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]) -> float:
+    """The spread between runs that the runs' own repetitions do not explain, estimated across the pairs of one
+    comparison (log images/s; 0 when they explain it all, or with fewer than ``MIN_PAIRS_FOR_BETWEEN`` testable
+    pairs).
+
+    A random-effects variance (as in DerSimonian & Laird, Controlled Clinical Trials 7, 1986), estimated robustly:
+    the spread of the pairs' log ratios ``d_i`` around their median (the median absolute deviation x 1.4826, a
+    normal standard deviation's estimate) minus what the repetitions explain (the median of the pairs' sampling
+    variances). Taken around the median, a change every pair shares (a regression) is not counted as noise, and
+    a real change in a few pairs does not inflate it for the others."""
+    d, v = [], []
+    for a, b in pairs:
+        la, lb = _logs(a), _logs(b)
+        if len(la) < MIN_REPETITIONS or len(lb) < MIN_REPETITIONS:
+            continue
+        d.append(float(lb.mean() - la.mean()))
+        v.append(float(la.var(ddof=1)) / len(la) + float(lb.var(ddof=1)) / len(lb))
+    if len(d) < MIN_PAIRS_FOR_BETWEEN:
+        return 0.0
+    dd = np.asarray(d)
+    spread = 1.4826 * float(np.median(np.abs(dd - np.median(dd))))
+    return math.sqrt(max(0.0, spread ** 2 - float(np.median(v))))
 
 
 def compare_to_value(value: float, b: Sequence[float], threshold: float) -> Evidence:
@@ -145,9 +174,3 @@ def compare_to_value(value: float, b: Sequence[float], threshold: float) -> Evid
     verdict, why = _verdict(math.exp(d), significant, detectable, threshold)
     return Evidence(math.exp(d), math.exp(d - t_ci * se), math.exp(d + t_ci * se), p, detectable, 1, len(lb),
                     verdict, why)
-
-
-def percentile_samples(q: float, confidence: float = CONFIDENCE) -> int:
-    """Samples needed before the largest of them bounds the ``q``-quantile (0.99 for p99) with ``confidence``:
-    ``ceil(log(1 - confidence) / log(q))`` (299 for p99 at 95%)."""
-    return math.ceil(math.log(1 - confidence) / math.log(q))

@@ -11,6 +11,8 @@ from jobs.artifacts import records
 from jobs.results import published
 
 CSV_COLUMNS = ["target", "backend", "device", "input_mode", "batch_size", "num_images", "throughput",
+               "repetitions_median", "repetitions_low", "repetitions_high", "valid", "busy",
+               "real_images_per_second", "padded_share", "p99_samples",
                "compute_mean_ms", "compute_p99_ms", "end_to_end_images_per_second", "passes",
                "top1", "top2", "top3", "top4", "top5", "gate_pass"]
 ENERGY_CSV_COLUMNS = ["joules_per_image", "images_per_joule", "mean_watts", "power_method"]
@@ -30,6 +32,7 @@ def to_csv(runs: Sequence[records.ReportRun]) -> str:
     for run in runs:
         row = run.to_dict()
         row.update({f"top{k}": run.accuracy[str(k)] for k in range(1, 6) if str(k) in run.accuracy})
+        row["repetitions_median"] = run.median if run.repetitions else ""
         writer.writerow(row)
     return buf.getvalue()
 
@@ -140,30 +143,37 @@ def published_comparison(runs: Sequence[records.ReportRun], accelerators: dict[s
     return header, rows
 
 
+def _real(r: records.ReportRun) -> float:
+    """The run's images/s of real images (ais_infer's throughput counts a short last batch's padding); an older
+    report without the figure: its throughput."""
+    return r.real_images_per_second or r.throughput
+
+
 def best_batches(runs: Sequence[records.ReportRun], latency_limit_ms: float | None = None,
                  prices: Mapping[str, records.Price] | None = None) -> dict[str, records.BestBatch]:
-    """Per target (in the runs' order): the batch size with the highest throughput (a tie goes to the smaller
-    batch size), the largest batch size whose compute p99 is at most ``latency_limit_ms`` (None: no limit given,
-    or no batch size within it), and with a price the cost per million images at each."""
+    """Per target (in the runs' order): the batch size with the highest images/s of real images (padding not
+    counted; a tie goes to the smaller batch size), the largest batch size whose compute p99, from enough samples
+    to bound it (``records.P99_SAMPLES``), is at most ``latency_limit_ms`` (None: no limit given, or no batch size
+    within it), and with a price the cost per million images at each."""
     prices = prices or {}
     best: dict[str, records.BestBatch] = {}
     for target in dict.fromkeys(r.target for r in runs):
         mine = sorted((r for r in runs if r.target == target), key=lambda r: r.batch_size)
-        top = max(mine, key=lambda r: (r.throughput, -r.batch_size))
+        top = max(mine, key=lambda r: (_real(r), -r.batch_size))
         within = None
-        if latency_limit_ms is not None:
-            under = [r for r in mine if r.compute_p99_ms <= latency_limit_ms]
+        if latency_limit_ms is not None:  # only a p99 with enough samples to bound it can say "within"
+            under = [r for r in mine if r.p99_resolved and r.compute_p99_ms <= latency_limit_ms]
             within = under[-1] if under else None
         price = prices.get(target)
         best[target] = records.BestBatch(
-            target=target, batch_size=top.batch_size, throughput=top.throughput, p99_ms=top.compute_p99_ms,
+            target=target, batch_size=top.batch_size, throughput=_real(top), p99_ms=top.compute_p99_ms,
             latency_limit_ms=latency_limit_ms,
             under_limit_batch_size=within.batch_size if within else None,
-            under_limit_throughput=within.throughput if within else None,
+            under_limit_throughput=_real(within) if within else None,
             under_limit_p99_ms=within.compute_p99_ms if within else None,
             price=price,
-            cost_per_million=price.cost_per_million(top.throughput) if price else None,
-            cost_per_million_under_limit=price.cost_per_million(within.throughput) if price and within else None)
+            cost_per_million=price.cost_per_million(_real(top)) if price else None,
+            cost_per_million_under_limit=price.cost_per_million(_real(within)) if price and within else None)
     return best
 
 
@@ -272,6 +282,29 @@ def dataset_lines(report: records.Report) -> list[str]:
     return lines
 
 
+def _repetitions(r: records.ReportRun) -> str:
+    if not r.repetitions:
+        return "-"
+    interval = f" [{_fmt(r.repetitions_low)}–{_fmt(r.repetitions_high)}]" if r.repetitions_high > r.repetitions_low else ""
+    return f"{_fmt(r.median)}{interval} ({len(r.repetitions)})"
+
+
+def _validity(r: records.ReportRun) -> str:
+    if not r.repetitions:
+        return "-"
+    marks = [] if r.valid else [x.split(":")[0] for x in r.validity_reasons]
+    if r.busy:
+        marks.append("busy")
+    return "yes" if not marks else ("yes, " if r.valid else "no: ") + ", ".join(marks)
+
+
+def _p99(r: records.ReportRun) -> str:
+    if not r.p99_samples:
+        return _fmt(r.compute_p99_ms, 3)
+    few = "" if r.p99_resolved else ", too few"
+    return f"{_fmt(r.compute_p99_ms, 3)} ({r.p99_samples}{few})"
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + [":---:"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -316,15 +349,27 @@ def to_markdown(report: records.Report, plots: Sequence[str] | None = None, plot
              f"gate: at most {ref.gate:g} point below)"), "", _md_table(acc_header, acc_rows), ""]
     out += dataset_lines(report)
     e2e_rows = [[r.target, str(r.batch_size), r.precision, r.provider + (" (fallback)" if r.fallback else ""),
-                 _fmt(r.throughput), f"{_fmt(r.throughput_min)}–{_fmt(r.throughput_max)}",
-                 "yes" if r.stable else "**UNSTABLE**", _fmt(r.end_to_end_images_per_second),
-                 _fmt(r.compute_mean_ms, 3), _fmt(r.compute_p99_ms, 3), str(r.passes)] for r in runs]
+                 _fmt(r.throughput), _repetitions(r), _validity(r), _fmt(r.real_images_per_second or None),
+                 f"{r.padded_share:.0%}", _fmt(r.end_to_end_images_per_second), _fmt(r.compute_mean_ms, 3),
+                 _p99(r), str(r.passes)] for r in runs]
     out += ["## Per run", "",
-            ("Throughput is ais_infer's (1000 x batch / mean compute ms); the range is the slowest and fastest of "
-             f"the run's timing windows, and a run whose windows differ by more than {records.UNSTABLE_SPREAD:.0%} "
-             "of their median is marked unstable (perf_analyzer's rule)."), "",
-            _md_table(["Target", "Batch size", "Precision", "Ran on", "Images/s", "Windows min–max", "Stable",
-                       "End-to-end images/s", "Compute mean ms", "Compute p99 ms", "Timed passes"], e2e_rows), ""]
+            ("Throughput is ais_infer's (1000 x batch / mean compute ms over every timed batch). Each run timed "
+             "several repetitions, each after the first on a fresh backend session; beside their median is the "
+             "95% interval an identical rerun's would fall in. A run is valid when it timed at least "
+             f"{records.VALID_SECONDS:g}s of compute and {records.VALID_BATCHES} batches in at least "
+             f"{records.MIN_REPETITIONS} repetitions within {records.UNSTABLE_SPREAD:.0%} of each other (after "
+             "MLPerf LoadGen and perf_analyzer); a shorter run's figure moves more between reruns, so comparisons "
+             "of it are more often inconclusive. Busy: something else ran on the host or the device while it was "
+             "timed. Real images/s leaves out the padding of a short last batch, which ais_infer's figure counts; "
+             f"a p99 needs {records.P99_SAMPLES} samples to be bounded with 95% confidence (fewer: marked)."), "",
+            _md_table(["Target", "Batch size", "Precision", "Ran on", "Images/s", "Repetitions: median [rerun]",
+                       "Valid", "Real images/s", "Padding", "End-to-end images/s", "Compute mean ms",
+                       "Compute p99 ms (samples)", "Timed passes"], e2e_rows), ""]
+    short = [r for r in runs if r.repetitions and not r.valid]
+    if short:
+        why = "; ".join(sorted({x.split(":")[0] for r in short for x in r.validity_reasons}))
+        out += [f"{len(short)} of {len(runs)} run(s) are not valid ({why}): their figures are fine for a look, but a "
+                "comparison with them says inconclusive more often.", ""]
     energy = energy_table(runs)
     if energy is not None:
         out += ["## Energy per image", "", ENERGY_NOTE, "", _md_table(*energy), ""]

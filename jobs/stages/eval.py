@@ -70,7 +70,14 @@ def evaluate_run(uri: str, label_of: dict[str, int], args: params.EvalParams, re
         accuracy={str(k): round(v, 4) for k, v in acc.items()}, gate_pass=bool(gate_pass),
         throughput_min=summary.windows.min, throughput_max=summary.windows.max, stable=summary.windows.stable,
         precision=summary.precision, provider=_provider(summary), fallback=bool(summary.backend_info.get("fallback")),
-        provenance={**summary.provenance, "backend_library": _backend_library(summary)}, **_energy(summary.power))
+        provenance={**summary.provenance, "backend_library": _backend_library(summary)}, **_energy(summary.power),
+        repetitions=summary.repetitions.throughput, repetitions_low=summary.repetitions.low,
+        repetitions_high=summary.repetitions.high, valid=summary.validity.valid,
+        validity_reasons=summary.validity.reasons, busy=bool(summary.noise and summary.noise.busy),
+        noise_reasons=tuple(summary.noise.reasons) if summary.noise else (), padded_share=summary.padded_share,
+        real_images_per_second=summary.real_images_per_second or summary.throughput * len(names) / max(
+            summary.num_batches * summary.batch_size, 1),
+        p99_samples=summary.compute.count)
     return row, records.SeedAccuracy(len(names), args.num_classes, acc)
 
 

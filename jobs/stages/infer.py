@@ -24,7 +24,7 @@ from jobs import backends, errors, params
 from jobs import store as store_mod
 from jobs.artifacts import commit, records, shards
 from jobs.backends import base
-from jobs.devices import power, provenance
+from jobs.devices import noise, power, provenance
 from jobs.harness import passes
 from jobs.stages import cli
 
@@ -88,8 +88,10 @@ def run(args: params.InferParams, out: store_mod.Store, overlap: bool | None = N
         with commit.Output(out, "infer", args.to_dict(), args.upstream()) as output:
             protocol = passes.Protocol(batch_size=args.batch_size, warmup=args.warmup, min_batches=args.min_batches,
                                        min_seconds=args.min_seconds, max_passes=args.max_passes,
-                                       overlap=overlap, staging=staging)
-            summary = passes.run(protocol, backend, dataset, output.dir / records.PREDICTIONS, sampler)
+                                       repetitions=args.repetitions, overlap=overlap, staging=staging)
+            summary = passes.run(protocol, backend, dataset, output.dir / records.PREDICTIONS, sampler,
+                                 reopen=lambda: backend_cls.open(engine, args.device, options, args.precision),
+                                 device_noise=noise.watch_device(args.device, backend.describe()))
             summary = dataclasses.replace(
                 summary, backend=args.backend, device=args.device,
                 target=args.target_name or f"{args.backend}-{args.device}", engine=args.engine,
@@ -100,9 +102,14 @@ def run(args: params.InferParams, out: store_mod.Store, overlap: bool | None = N
             (output.dir / records.SUMMARY).write_text(summary.to_json())
             output.record.update({"throughput": summary.throughput, "batch_size": summary.batch_size,
                                   "num_images": summary.num_images, "passes": summary.passes})
-        w = summary.windows
-        log.info("infer: throughput %.1f images/s (compute; windows %.1f..%.1f%s), end to end %.1f images/s",
-                 summary.throughput, w.min, w.max, "" if w.stable else ", UNSTABLE", summary.end_to_end.images_per_second)
+        r = summary.repetitions
+        log.info("infer: throughput %.1f images/s (compute; %d repetitions, median %.1f, a rerun within %.1f..%.1f), "
+                 "end to end %.1f images/s", summary.throughput, r.n, r.median, r.low, r.high,
+                 summary.end_to_end.images_per_second)
+        if not summary.validity.valid:
+            log.info("infer: not a valid run: %s", "; ".join(summary.validity.reasons))
+        if summary.noise is not None and summary.noise.busy:
+            log.warning("infer: busy while timed: %s", "; ".join(summary.noise.reasons))
         p = summary.power
         if p is not None and p.joules_per_image is not None:
             log.info("infer: power %.1f W mean, %.1f W max (%s, %s, %d samples): %.4g J/image, %.4g images/J",

@@ -77,14 +77,15 @@ toolkit_running_version=[7.3.0.1.231:8.0.RC2]
 def test_parse_310p3():
     info = npu_smi.parse_info(NPU_SMI_INFO)
     assert (info.npu_smi_version, info.driver_version) == ("23.0.rc2", "23.0.rc2")
-    assert info.chips == (npu_smi.Chip(0, "310P3", "OK", chip=0, device=0, bus_id="0000:3B:00.0"),)
+    assert info.chips == (npu_smi.Chip(0, "310P3", "OK", chip=0, device=0, bus_id="0000:3B:00.0", aicore_percent=0.0),)
 
 
-def test_parse_910b_ignores_the_process_table():
+def test_parse_910b_reads_the_process_table_apart_from_the_chips():
     info = npu_smi.parse_info(NPU_SMI_910B)
     assert (info.npu_smi_version, info.driver_version) == ("23.0.6", "23.0.6")
-    assert info.chips == (npu_smi.Chip(0, "910B3", "OK", chip=0, bus_id="0000:C1:00.0"),
-                          npu_smi.Chip(1, "910B3", "Warning", chip=0, bus_id="0000:C2:00.0"))
+    assert info.chips == (npu_smi.Chip(0, "910B3", "OK", chip=0, bus_id="0000:C1:00.0", aicore_percent=0.0),
+                          npu_smi.Chip(1, "910B3", "Warning", chip=0, bus_id="0000:C2:00.0", aicore_percent=0.0))
+    assert info.processes == ((0, 0, 2345),)  # what runs on NPU 0's chip 0; "No running processes" is no row
 
 
 def test_parse_a_four_chip_310_card():

@@ -351,7 +351,8 @@ def data(tmp_path_factory) -> pathlib.Path:
 def run_null(data: pathlib.Path, name: str, *extra: str) -> tuple[int, pathlib.Path]:
     out = data / name
     code = infer.main(["--backend", "null", "--data", str(data / "data"), "--batch-size", "4", "--min-batches", "5",
-                       "--min-seconds", "0", "--target-name", name, "--out", str(out), "--quiet", *extra])
+                       "--min-seconds", "0", "--repetitions", "1", "--target-name", name, "--out", str(out), "--quiet",
+                       *extra])
     return code, out
 
 

@@ -12,11 +12,13 @@ from jobs.artifacts import records
 from jobs.results import tables
 
 
-def row(target: str, bs: int, throughput: float, p99: float = 1.0) -> records.ReportRun:
+def row(target: str, bs: int, throughput: float, p99: float = 1.0, samples: int = records.P99_SAMPLES,
+        padded_share: float = 0.0) -> records.ReportRun:
     return records.ReportRun(run=f"s/{target}/{bs}", target=target, backend="null", device="cpu", input_mode="float32",
                              batch_size=bs, num_images=48, throughput=throughput, compute_mean_ms=p99 * 0.8,
                              compute_p99_ms=p99, end_to_end_images_per_second=throughput, passes=1,
-                             accuracy={"1": 75.0, "5": 92.0}, gate_pass=True)
+                             accuracy={"1": 75.0, "5": 92.0}, gate_pass=True, p99_samples=samples,
+                             padded_share=padded_share, real_images_per_second=throughput * (1 - padded_share))
 
 
 RUNS = [row("a", 1, 100.0, 2.0), row("a", 4, 300.0, 6.0), row("a", 8, 500.0, 12.0), row("a", 16, 450.0, 30.0),
@@ -165,3 +167,18 @@ def test_bad_sweep_fields_name_the_field(target, report, message):
     targets = [{"name": "cpu", "backend": "null", "batch_sizes": [1], **target}]
     with pytest.raises(spec_mod.SpecError, match=message):
         spec_mod.parse(_sweep(targets=targets, report=report))
+
+
+def test_best_batch_sizes_count_real_images_not_padding():
+    # 33 images at batch 32: ais_infer's throughput counts the 31 padded rows of the second batch (996 images/s
+    # where 514 real images went through a second); at batch 8 one row in 40 is padding
+    runs = [row("t", 8, 600.0, padded_share=1 / 40), row("t", 32, 996.0, padded_share=31 / 64)]
+    best = tables.best_batches(runs)["t"]
+    assert best.batch_size == 8 and best.throughput == pytest.approx(600.0 * 39 / 40)
+
+
+def test_a_p99_from_too_few_samples_is_not_used_under_a_latency_limit():
+    runs = [row("t", 1, 100.0, 2.0), row("t", 8, 500.0, 5.0, samples=records.P99_SAMPLES - 1)]
+    best = tables.best_batches(runs, latency_limit_ms=10.0)["t"]
+    assert best.under_limit_batch_size == 1  # batch 8's p99 is within the limit, but from 298 samples
+    assert records.P99_SAMPLES == 299  # log(0.05) / log(0.99): the largest of 299 bounds p99 at 95%

@@ -1,8 +1,9 @@
 """`ghostbench compare A B`: two sweeps' reports run by run, or a sweep with the published figures.
 
 Hand-made reports written as ``sweeps/<id>/report.json`` into local stores and an S3 bucket (SeaweedFS,
-tests/support/s3server.py); verdicts, unmatched rows, exit codes (0, 5 on a regression, 2 on bad input) and the
-three output formats, the JSON reading back into the typed comparison.
+tests/support/s3server.py); verdicts on the runs' repetitions (faster, slower, same, inconclusive), unmatched
+rows, exit codes (0, 5 on a regression, 6 for an inconclusive pair when asked, 2 on bad input) and the three
+output formats, the JSON reading back into the typed comparison.
 """
 
 from __future__ import annotations
@@ -19,16 +20,23 @@ from jobs.artifacts import records
 from jobs.results import compare, published
 
 GATE = 1.0
+STEADY = (1.0, 1.01, 0.99, 1.005, 0.995)
+"""Repetitions within 1% of each other, as multiples of a run's figure."""
 
 
-def run(target: str, bs: int, tp: float, lo: float, hi: float, top1: float = 75.0, p99: float = 10.0,
-        precision: str = "fp32", input_mode: str | None = "float32") -> records.ReportRun:
+def run(target: str, bs: int, tp: float, reps: tuple[float, ...] | None = STEADY, top1: float = 75.0,
+        p99: float = 10.0, precision: str = "fp32", input_mode: str | None = "float32", valid: bool = True,
+        busy: bool = False) -> records.ReportRun:
+    """A report row at ``tp`` images/s whose repetitions are ``tp`` x ``reps`` (None: an older report)."""
+    r = tuple(tp * x for x in reps) if reps else ()
     return records.ReportRun(
         run=f"store/artifacts/infer/{target}-{bs}", target=target, backend="null", device="cpu", input_mode=input_mode,
         batch_size=bs, num_images=48, throughput=tp, compute_mean_ms=1000.0 * bs / tp, compute_p99_ms=p99,
         end_to_end_images_per_second=tp / 2, passes=1, accuracy={"1": top1, "5": 90.0}, gate_pass=True,
-        throughput_min=lo, throughput_max=hi, stable=(hi - lo) / tp <= records.UNSTABLE_SPREAD, precision=precision,
-        provider="CPUExecutionProvider")
+        precision=precision, provider="CPUExecutionProvider", repetitions=r,
+        repetitions_low=min(r) if r else 0.0, repetitions_high=max(r) if r else 0.0, valid=valid and bool(r),
+        validity_reasons=() if valid else ("short: 2.00s of timed compute, a valid run has 10s",), busy=busy,
+        noise_reasons=("other processes took 40% of the host's CPU time",) if busy else ())
 
 
 def report(*runs: records.ReportRun, kind: str = "agreement", top1: float = 75.0,
@@ -37,22 +45,25 @@ def report(*runs: records.ReportRun, kind: str = "agreement", top1: float = 75.0
                           accelerators=accelerators or {})
 
 
-# A: the baseline; B: one row faster beyond threshold and spread, one within the threshold, one beyond the
-# threshold but within the spread, one only in each, and one whose precision differs (unmatched both ways).
-A = report(run("t1", 1, 100.0, 98.0, 102.0, p99=10.0),
-           run("t1", 4, 200.0, 195.0, 205.0),
-           run("t1", 8, 300.0, 290.0, 310.0),
-           run("t2", 1, 100.0, 97.0, 103.0),
-           run("t3", 1, 50.0, 49.0, 51.0, precision="fp32"))
-B = report(run("t1", 1, 120.0, 118.0, 122.0, p99=8.0),   # 1.2x, even 118/102 = 1.157 > 1.05: faster
-           run("t1", 4, 205.0, 190.0, 215.0),            # 1.025x: within the threshold
-           run("t1", 16, 400.0, 390.0, 410.0),           # only in B
-           run("t2", 1, 115.0, 95.0, 130.0),             # 1.15x but 95/103 < 1: within the spread
-           run("t3", 1, 90.0, 89.0, 91.0, precision="fp16"))  # another precision: no partner
-# B slower beyond the spread on one row.
-B_SLOWER = report(run("t1", 1, 80.0, 79.0, 81.0), run("t1", 4, 200.0, 195.0, 205.0))
+NOISY = (1.0, 0.8, 1.3, 0.9, 1.2)
+"""Repetitions spread by half their median: no 5% change can be told from these."""
+
+# A: the baseline; B: one row 20% faster, one 2% faster (within the threshold), one too noisy to judge, one only
+# in each, and one whose precision differs (unmatched both ways).
+A = report(run("t1", 1, 100.0, p99=10.0),
+           run("t1", 4, 200.0),
+           run("t1", 8, 300.0),
+           run("t2", 1, 100.0),
+           run("t3", 1, 50.0, precision="fp32"))
+B = report(run("t1", 1, 120.0, p99=8.0),               # 1.2x, repetitions 1% apart: faster
+           run("t1", 4, 204.0),                        # 1.02x: a change within the threshold
+           run("t1", 16, 400.0),                       # only in B
+           run("t2", 1, 108.0, NOISY),                 # 1.08x, but B's repetitions spread 50%: inconclusive
+           run("t3", 1, 90.0, precision="fp16"))       # another precision: no partner
+# B slower on one row.
+B_SLOWER = report(run("t1", 1, 80.0), run("t1", 4, 200.0))
 # B as fast, but its top-1 dropped by more than the gate (1 point).
-B_LESS_ACCURATE = report(run("t1", 1, 100.0, 98.0, 102.0), run("t1", 4, 200.0, 195.0, 205.0, top1=73.5))
+B_LESS_ACCURATE = report(run("t1", 1, 100.0), run("t1", 4, 200.0, top1=73.5))
 
 
 def put(store_uri: str, sweep: str, rep: records.Report) -> None:
@@ -71,36 +82,75 @@ def by_label(c: compare.Comparison) -> dict[str, compare.Pair]:
 # --- the comparison itself ------------------------------------------------------------------------------
 
 
-def test_verdicts_beyond_threshold_and_spread_and_unmatched_rows_are_listed():
+def test_verdicts_rest_on_the_repetitions_and_unmatched_rows_are_listed():
     c = compare.compare(A, B, 0.05, "a", "b")
     pairs = by_label(c)
     assert set(pairs) == {"t1 bs1 fp32 float32", "t1 bs4 fp32 float32", "t2 bs1 fp32 float32"}
     faster, same, noisy = pairs["t1 bs1 fp32 float32"], pairs["t1 bs4 fp32 float32"], pairs["t2 bs1 fp32 float32"]
     assert faster.verdict == "faster" and faster.ratio == pytest.approx(1.2)
-    assert faster.ratio_low == pytest.approx(118 / 102) and faster.ratio_high == pytest.approx(122 / 98)
+    assert faster.evidence.low < 1.2 < faster.evidence.high and faster.evidence.p_value < 0.001
     assert faster.p99_ratio == pytest.approx(0.8) and faster.top1_delta == 0.0
-    assert same.verdict == "same" and same.ratio == pytest.approx(1.025)
-    assert noisy.verdict == "same" and noisy.ratio == pytest.approx(1.15)  # beyond 5%, not beyond the spread
-    assert noisy.ratio_low < 1 < noisy.ratio_high
+    assert same.verdict == "same" and same.ratio == pytest.approx(1.02)
+    assert same.evidence.detectable < 0.05  # a 5% change would have shown
+    assert noisy.verdict == "inconclusive" and noisy.evidence.detectable > 0.05
+    assert "too noisy to detect a 5.0% change" in noisy.evidence.why
     assert [u.key.label() for u in c.only_in_a] == ["t1 bs8 fp32 float32", "t3 bs1 fp32 float32"]
     assert [u.key.label() for u in c.only_in_b] == ["t1 bs16 fp32 float32", "t3 bs1 fp16 float32"]
     assert not c.regressed and c.exit_code == errors.EXIT_OK == 0
-    assert c.counts() == {"faster": 1, "same": 2, "slower": 0, "accuracy_drop": 0, "only_in_a": 2, "only_in_b": 2,
-                          "regressed": 0}
+    assert c.counts() == {"faster": 1, "same": 1, "slower": 0, "inconclusive": 1, "accuracy_drop": 0,
+                          "only_in_a": 2, "only_in_b": 2, "regressed": 0}
+
+
+def test_an_inconclusive_pair_fails_only_when_asked():
+    assert compare.compare(A, B, inconclusive="fail").exit_code == errors.EXIT_INCONCLUSIVE == 6
+    assert compare.compare(A, B_SLOWER, inconclusive="fail").exit_code == errors.EXIT_REGRESSION  # 5 wins
 
 
 def test_a_larger_threshold_makes_a_change_the_same():
     assert by_label(compare.compare(A, B, 0.25))["t1 bs1 fp32 float32"].verdict == "same"
 
 
-def test_slower_beyond_threshold_and_spread_regresses():
+def test_slower_beyond_threshold_and_significant_regresses():
     c = compare.compare(A, B_SLOWER)
     slower = by_label(c)["t1 bs1 fp32 float32"]
-    assert slower.verdict == "slower" and slower.ratio_high == pytest.approx(81 / 98) and slower.regressed
+    assert slower.verdict == "slower" and slower.evidence.high < 0.95 and slower.regressed
     assert c.exit_code == errors.EXIT_REGRESSION == 5
-    # slower than A but within A's and B's window ranges: the same
-    overlapping = report(run("t1", 1, 92.0, 80.0, 99.0))
-    assert by_label(compare.compare(A, overlapping))["t1 bs1 fp32 float32"].verdict == "same"
+    # 8% slower, but B's repetitions spread too widely to tell: never slower, inconclusive
+    unsure = report(run("t1", 1, 92.0, NOISY))
+    p = by_label(compare.compare(A, unsure))["t1 bs1 fp32 float32"]
+    assert p.verdict == "inconclusive" and not p.regressed
+
+
+def test_a_known_slowdown_is_slower_on_every_row_and_identical_runs_are_the_same():
+    # a stand-in device at 16,000 against 20,000 images/s: repetitions identical to the last digit
+    rows = [(f"null", bs) for bs in (1, 4, 8, 16, 32)]
+    fast = report(*(run(t, bs, 20000.0, (1.0,) * 5) for t, bs in rows))
+    slow = report(*(run(t, bs, 16000.0, (1.0,) * 5) for t, bs in rows))
+    assert {p.verdict for p in compare.compare(fast, slow).pairs} == {"slower"}
+    assert compare.compare(fast, slow).exit_code == 5
+    assert {p.verdict for p in compare.compare(fast, fast).pairs} == {"same"}
+
+
+def test_variation_between_runs_seen_across_the_pairs_widens_every_pair():
+    # A/A on a host whose speed wanders by a few percent between runs, more than within a run: the pairs' log
+    # ratios spread around their median beyond their repetitions, and that spread is added to each pair
+    shifts = (0.97, 1.04, 0.99, 1.06, 0.95, 1.02, 1.0, 0.96)
+    a = report(*(run("t", bs, 100.0) for bs in range(1, 9)))
+    b = report(*(run("t", bs, 100.0 * s) for bs, s in zip(range(1, 9), shifts)))
+    c = compare.compare(a, b)
+    assert c.between_runs > 0.02
+    assert {p.verdict for p in c.pairs} <= {"same", "inconclusive"} and c.exit_code == 0
+    assert any("between-run variation" in n for n in c.notes)
+    # ... while a regression every pair shares is no spread: still slower everywhere
+    b2 = report(*(run("t", bs, 70.0 * s) for bs, s in zip(range(1, 9), shifts)))
+    assert {p.verdict for p in compare.compare(a, b2).pairs} == {"slower"}
+
+
+def test_marks_of_weaker_evidence_reach_the_pair_and_the_notes():
+    c = compare.compare(A, report(run("t1", 1, 100.0, valid=False, busy=True)))
+    p = c.pairs[0]
+    assert p.b.marks == ("short", "busy host") and p.a.marks == ()
+    assert any("short runs" in n for n in c.notes) and any("busy host" in n for n in c.notes)
 
 
 def test_a_top1_drop_beyond_the_gate_regresses_and_one_within_it_does_not():
@@ -108,28 +158,31 @@ def test_a_top1_drop_beyond_the_gate_regresses_and_one_within_it_does_not():
     p = by_label(c)["t1 bs4 fp32 float32"]
     assert p.verdict == "same" and p.top1_delta == pytest.approx(-1.5) and p.accuracy_drop and p.regressed
     assert c.exit_code == 5
-    within = report(run("t1", 4, 200.0, 195.0, 205.0, top1=74.2))
+    within = report(run("t1", 4, 200.0, top1=74.2))
     assert compare.compare(A, within).exit_code == 0
 
 
 def test_different_references_do_not_compare_accuracy():
-    imagenet = report(run("t1", 4, 200.0, 195.0, 205.0, top1=10.0), kind="imagenet")
+    imagenet = report(run("t1", 4, 200.0, top1=10.0), kind="imagenet")
     c = compare.compare(A, imagenet)
     assert c.pairs[0].top1_delta is None and not c.pairs[0].accuracy_drop and c.exit_code == 0
     assert any("top-1 not compared" in n for n in c.notes)
 
 
-def test_runs_without_windows_count_as_their_throughput():
-    old_a = report(run("t1", 1, 100.0, 0.0, 0.0))
-    old_b = report(run("t1", 1, 110.0, 0.0, 0.0))
+def test_runs_without_repetitions_are_inconclusive():
+    old_a = report(run("t1", 1, 100.0, None))
+    old_b = report(run("t1", 1, 110.0, None))
     p = compare.compare(old_a, old_b).pairs[0]
-    assert p.verdict == "faster" and p.ratio_low == p.ratio_high == pytest.approx(1.1)
+    assert p.verdict == "inconclusive" and p.ratio == pytest.approx(1.1) and p.evidence.p_value is None
+    assert "fewer than 3 repetitions" in p.evidence.why
 
 
 def test_the_json_reads_back_into_the_same_comparison():
     c = compare.compare(A, B, 0.05, "a", "b")
     doc = json.loads(c.to_json())
-    assert doc["exit_code"] == 0 and doc["counts"]["faster"] == 1 and "ratio_low" in doc["rule"]
+    assert doc["exit_code"] == 0 and doc["counts"]["faster"] == 1 and "Welch" in doc["rule"]
+    evidence = doc["pairs"][0]["evidence"]
+    assert {"ratio", "low", "high", "p_value", "detectable", "n_a", "n_b", "verdict", "why"} <= set(evidence)
     assert compare.Comparison.from_json(c.to_json()) == c
     p = compare.compare_published(published_sweep())
     assert compare.Comparison.from_dict(json.loads(json.dumps(p.to_dict()))) == p
@@ -161,10 +214,10 @@ def test_bad_thresholds_are_refused(text, says):
 def published_sweep(a310_top1: float = 73.5) -> records.Report:
     """Ascend 310P (1 chip per card) at bs1 5-8% above the published figure; Ascend 310 (4 chips) at bs4 level
     with it per card; an fp32 run and a CPU target that have no published partner."""
-    return report(run("a310p", 1, 1600.0, 1585.0, 1620.0, top1=73.7, precision="fp16"),
-                  run("a310", 4, 560.0, 550.0, 570.0, top1=a310_top1, precision="fp16"),
-                  run("a310", 8, 600.0, 590.0, 610.0, precision="fp32"),
-                  run("cpu", 1, 50.0, 49.0, 51.0),
+    return report(run("a310p", 1, 1600.0, top1=73.7, precision="fp16"),
+                  run("a310", 4, 560.0, top1=a310_top1, precision="fp16"),
+                  run("a310", 8, 600.0, precision="fp32"),
+                  run("cpu", 1, 50.0),
                   kind="imagenet", top1=73.98,
                   accelerators={"a310p": "Ascend310P3", "a310": "Ascend310", "cpu": ""})
 
@@ -176,12 +229,12 @@ def test_published_comparison_per_card():
     assert set(pairs) == {"a310p bs1 fp16 float32", "a310 bs4 fp16 float32"}
     p310p = pairs["a310p bs1 fp16 float32"]
     pub = published.SEED["Ascend310P3"].throughput[1]
-    assert p310p.a.throughput == pub and p310p.ratio == pytest.approx(1600.0 / pub)
-    assert p310p.ratio_low == pytest.approx(1585.0 / pub) and p310p.verdict == "faster"
+    assert p310p.a.throughput == pub and p310p.ratio == pytest.approx(1600.0 / pub, rel=1e-3)
+    assert p310p.evidence.low > 1.05 and p310p.verdict == "faster"  # 6.5% above, repetitions 1% apart
     assert p310p.p99_ratio is None and p310p.top1_delta == pytest.approx(73.7 - 73.98)
     p310 = pairs["a310 bs4 fp16 float32"]  # 560 per chip x 4 chips per card
-    assert p310.b.throughput == pytest.approx(2240.0) and p310.b.throughput_min == pytest.approx(2200.0)
-    assert p310.ratio == pytest.approx(2240.0 / published.SEED["Ascend310"].throughput[4])
+    assert p310.b.throughput == pytest.approx(2240.0) and p310.b.low == pytest.approx(2240.0 * 0.99)
+    assert p310.ratio == pytest.approx(2240.0 / published.SEED["Ascend310"].throughput[4], rel=1e-3)
     assert p310.verdict == "same"
     # published rows of these accelerators that B lacks; B's runs without a published partner
     assert len(c.only_in_a) == 8 and {u.key.target for u in c.only_in_a} == {"a310p", "a310"}
@@ -191,7 +244,7 @@ def test_published_comparison_per_card():
 
 
 def test_published_comparison_with_no_published_accelerator_says_so():
-    c = compare.compare_published(report(run("cpu", 1, 50.0, 49.0, 51.0), kind="imagenet"))
+    c = compare.compare_published(report(run("cpu", 1, 50.0), kind="imagenet"))
     assert not c.pairs and not c.only_in_a and len(c.only_in_b) == 1 and c.exit_code == 0
     assert any("no target of B runs on an accelerator with published figures" in n for n in c.notes)
 
@@ -216,11 +269,12 @@ def test_cli_table_on_the_terminal_exits_0(local_store, capsys):
     lines = out.splitlines()
     assert lines[0] == f"A: {uri(local_store, 'sweep-a')}"
     row = next(x for x in lines if x.startswith("t1 ") and x.split()[1] == "1")
-    assert "faster" in row and "1.200 [1.157–1.245]" in row and "100.0 [98.0–102.0]" in row
-    assert next(x for x in lines if x.startswith("t2 ")).rstrip().endswith("same")
+    assert "faster" in row and "1.200 [" in row and "100.0 [" in row and "(5 reps)" in row
+    assert "inconclusive (could detect ≥" in next(x for x in lines if x.startswith("t2 "))
     assert "Only in A" in out and "  t1 bs8 fp32 float32: 300.0 images/s" in out and "t1 bs16 fp32 float32" in out
-    assert "3 pair(s): 1 faster, 2 same, 0 slower" in out and "No regression" in out
-    assert err == ""
+    assert "3 pair(s): 1 faster, 1 same, 0 slower, 1 inconclusive" in out and "could not be judged" in out
+    assert err.startswith("inconclusive: t2 bs1 fp32 float32: too noisy to detect a 5.0% change")
+    assert cli.main(["compare", "sweep-a", "sweep-b", "--store", local_store, "--inconclusive", "fail"]) == 6
 
 
 def test_cli_regression_exits_5_naming_it_on_stderr(local_store, capsys):
@@ -242,7 +296,7 @@ def test_cli_json_reads_back_and_md_is_a_table(local_store, capsys):
     md = capsys.readouterr().out
     assert md.startswith("# ghostbench compare\n") and "Threshold 25.0%" in md
     assert "| Target | Batch | Precision | Input |" in md and "|---|---|" in md
-    assert "| t1 | 1 | fp32 | float32 | 100.0 [98.0–102.0] | 120.0 [118.0–122.0] |" in md
+    assert "| t1 | 1 | fp32 | float32 | 100.0 [99.0–101.0] (5 reps) | 120.0 [118.8–121.2] (5 reps) |" in md
     assert "## Only in A" in md and "- t3 bs1 fp32 float32: 50.0 images/s" in md
 
 

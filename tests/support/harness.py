@@ -46,8 +46,10 @@ def make_engine(work: pathlib.Path, mode: str, bs: int) -> str:
 
 
 def run_infer(work, out_name, *extra, overlap=None):
+    """The infer stage in this process; one repetition unless ``extra`` asks for more (most tests time nothing)."""
     out = work / out_name
-    code = infer.main(["--out", str(out), "--quiet", *extra], overlap=overlap)
+    reps = [] if "--repetitions" in extra else ["--repetitions", "1"]
+    code = infer.main(["--out", str(out), "--quiet", *reps, *extra], overlap=overlap)
     return code, out
 
 

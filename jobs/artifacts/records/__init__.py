@@ -21,6 +21,7 @@ from jobs.artifacts.records.noise import BUSY_SHARE, DeviceNoise, HostNoise, Noi
 from jobs.artifacts.records.report import (
     ACCURACY,
     LEFT_OUT_EXAMPLES,
+    P99_SAMPLES,
     PLOT_FILES,
     REPORT_FILES,
     BestBatch,
@@ -31,7 +32,17 @@ from jobs.artifacts.records.report import (
     ReportRun,
     SeedAccuracy,
 )
-from jobs.artifacts.records.summary import PREDICTIONS, SUMMARY, EndToEnd, InferSummary, PowerRecord
+from jobs.artifacts.records.summary import (
+    PREDICTIONS,
+    SUMMARY,
+    UNJUDGED,
+    VALID_BATCHES,
+    VALID_SECONDS,
+    EndToEnd,
+    InferSummary,
+    PowerRecord,
+    Validity,
+)
 from jobs.artifacts.records.timing import (
     CONFIDENCE,
     MIN_REPETITIONS,
@@ -44,8 +55,8 @@ from jobs.artifacts.records.timing import (
 )
 
 __all__ = [
-    "ACCURACY", "BUSY_SHARE", "CONFIDENCE", "ENGINE_RECORD", "EXPORT_RECORD", "LEFT_OUT_EXAMPLES", "MIN_REPETITIONS", "MODEL_FILE", "PLOT_FILES", "PREDICTIONS", "REPORT_FILES",
-    "SUMMARY", "UNSTABLE_SPREAD", "WINDOWS", "BestBatch", "DeviceNoise", "EndToEnd", "EngineRecord", "ExportRecord", "HostNoise", "InferSummary",
-    "LatencyStats", "LeftOut", "Noise", "PowerRecord", "Price", "Reference", "Report", "Repetitions", "ReportRun", "SeedAccuracy", "Windows",
+    "ACCURACY", "BUSY_SHARE", "CONFIDENCE", "ENGINE_RECORD", "EXPORT_RECORD", "LEFT_OUT_EXAMPLES", "MIN_REPETITIONS", "MODEL_FILE", "P99_SAMPLES", "PLOT_FILES", "PREDICTIONS", "REPORT_FILES",
+    "SUMMARY", "UNJUDGED", "UNSTABLE_SPREAD", "VALID_BATCHES", "VALID_SECONDS", "WINDOWS", "BestBatch", "DeviceNoise", "EndToEnd", "EngineRecord", "ExportRecord", "HostNoise", "InferSummary",
+    "LatencyStats", "LeftOut", "Noise", "PowerRecord", "Price", "Reference", "Report", "Repetitions", "ReportRun", "SeedAccuracy", "Validity", "Windows",
     "throughput",
 ]

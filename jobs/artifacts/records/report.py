@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import statistics
 from collections.abc import Mapping
 from typing import Any
 
 from jobs.artifacts.records.fields import field as _field
 
 ACCURACY = "accuracy.json"
+P99_SAMPLES = math.ceil(math.log(0.05) / math.log(0.99))
+"""299: the largest of this many samples bounds the 99th percentile with 95% confidence (distribution-free;
+the binomial reasoning behind MLPerf LoadGen's early stopping). A p99 from fewer samples is shown as such and
+is not used to pick a batch size under a latency limit."""
 REPORT_FILES = ("report.md", "report.json", "report.csv")
 PLOT_FILES = ("report-throughput.png", "report-throughput.svg", "report-latency.png", "report-latency.svg")
 """The eval stage's plots (``jobs.results.plots``), beside the reports in its output; the controller publishes them
@@ -87,13 +93,48 @@ class ReportRun:
     """Mean device power (W) over the timed passes; None: not measured."""
     power_method: str | None = None
     """How it was measured: ``nvml (counter)``, ``npu-smi (integrated)``; None: not measured."""
+    repetitions: tuple[float, ...] = ()
+    """Each repetition's images/s (``InferSummary.repetitions``): what ``compare`` tests with; empty in older reports."""
+    repetitions_low: float = 0.0
+    """95% prediction interval for an identical rerun (images/s)."""
+    repetitions_high: float = 0.0
+    valid: bool = False
+    """The run met the harness's minimums (``InferSummary.validity``)."""
+    validity_reasons: tuple[str, ...] = ()
+    busy: bool = False
+    """Something else ran on the host or the device while it was timed (``InferSummary.noise``)."""
+    noise_reasons: tuple[str, ...] = ()
+    padded_share: float = 0.0
+    """Share of the batch rows that are padding; ais_infer's throughput counts them."""
+    real_images_per_second: float = 0.0
+    """Throughput of the dataset's own images (padding not counted): what best batch sizes are chosen by."""
+    p99_samples: int = 0
+    """Batches behind ``compute_p99_ms``; a p99 needs ``P99_SAMPLES`` for a 95% bound (fewer: shown as such)."""
+
+    @property
+    def p99_resolved(self) -> bool:
+        """Enough samples for the p99 to be bounded (``P99_SAMPLES``)."""
+        return self.p99_samples >= P99_SAMPLES
+
+    @property
+    def median(self) -> float:
+        """The repetitions' median images/s (the throughput itself in an older report)."""
+        return float(statistics.median(self.repetitions)) if self.repetitions else self.throughput
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["repetitions"], d["validity_reasons"], d["noise_reasons"] = (list(self.repetitions),
+                                                                       list(self.validity_reasons),
+                                                                       list(self.noise_reasons))
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ReportRun:
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+        values = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
+        for name in ("repetitions", "validity_reasons", "noise_reasons"):
+            if name in values:
+                values[name] = tuple(values[name])
+        return cls(**values)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,8 @@ from typing import Any
 
 from jobs import errors
 from jobs.artifacts.records.fields import field as _field
-from jobs.artifacts.records.timing import LatencyStats, Windows
+from jobs.artifacts.records.noise import Noise
+from jobs.artifacts.records.timing import LatencyStats, Repetitions, Windows
 
 SUMMARY = "summary.json"
 PREDICTIONS = "predictions.csv"
@@ -122,6 +123,47 @@ class PowerRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class Validity:
+    """Whether a run meets the harness's fixed minimums (``jobs.harness.passes.VALID_*``, after MLPerf LoadGen's
+    ``Result is : VALID``), and why not."""
+
+    valid: bool
+    reasons: tuple[str, ...] = ()
+    """One line per minimum missed (short, few samples, few repetitions, unstable repetitions)."""
+    min_seconds: float = 0.0
+    min_batches: int = 0
+    min_repetitions: int = 0
+    seconds: float = 0.0
+    """Timed compute over all repetitions (s)."""
+    batches: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"valid": self.valid, "reasons": list(self.reasons),
+                "rules": {"min_seconds": self.min_seconds, "min_batches": self.min_batches,
+                          "min_repetitions": self.min_repetitions},
+                "seconds": self.seconds, "batches": self.batches}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Validity:
+        rules = d.get("rules") or {}
+        return cls(valid=bool(d["valid"]), reasons=tuple(d.get("reasons") or ()),
+                   min_seconds=float(rules.get("min_seconds", 0.0)), min_batches=int(rules.get("min_batches", 0)),
+                   min_repetitions=int(rules.get("min_repetitions", 0)), seconds=float(d.get("seconds", 0.0)),
+                   batches=int(d.get("batches", 0)))
+
+
+VALID_SECONDS = 10.0
+"""A valid run timed at least this much compute over all its repetitions (MLPerf LoadGen's minimum duration,
+scaled to a sweep of many runs; the sweep defaults, 5 repetitions of at least 2 s, meet it)."""
+VALID_BATCHES = 100
+"""... and at least this many batches (LoadGen's minimum query count; the defaults: 5 x 20)."""
+
+
+UNJUDGED = Validity(valid=False, reasons=("recorded before runs were judged: no repetitions",))
+"""A summary written before validity was recorded."""
+
+
+@dataclasses.dataclass(frozen=True)
 class InferSummary:
     """``summary.json``: one infer run (one target, one batch size). Times in ms, throughput in images/s."""
 
@@ -160,6 +202,15 @@ class InferSummary:
     host: dict[str, Any] = dataclasses.field(default_factory=dict)
     power: PowerRecord | None = None
     """Device power during the timed passes (``jobs.devices.power``); None: not sampled (the key is then absent)."""
+    repetitions: Repetitions = Repetitions((), 0.0, 0.0, 0.0, 0.0, 0.0)
+    """Each repetition's throughput (images/s, ais_infer's definition) and the interval an identical rerun falls in."""
+    padded_share: float = 0.0
+    """Share of each pass's batch rows that are padding (a short last batch): ais_infer's throughput counts them."""
+    real_images_per_second: float = 0.0
+    """``throughput`` x (1 - ``padded_share``): the images that are the dataset's, per second of compute."""
+    validity: Validity = UNJUDGED
+    noise: Noise | None = None
+    """What else ran on the host and the device while the run was timed; None: not recorded."""
 
     UNITS = {"latency": "ms", "throughput": "images/s"}
 
@@ -191,6 +242,11 @@ class InferSummary:
             "backend_info": self.backend_info,
             "host": self.host,
             **({"power": self.power.to_dict()} if self.power is not None else {}),
+            "repetitions": self.repetitions.to_dict(),
+            "padded_share": self.padded_share,
+            "real_images_per_second": self.real_images_per_second,
+            "validity": self.validity.to_dict(),
+            "noise": self.noise.to_dict() if self.noise is not None else None,
         }
 
     def to_json(self) -> str:
@@ -213,7 +269,13 @@ class InferSummary:
             engine=d.get("engine"),
             engine_record=d.get("engine_record") or {}, data=d.get("data", ""), input_mode=d.get("input_mode", ""),
             backend_info=d.get("backend_info") or {}, host=d.get("host") or {},
-            power=PowerRecord.from_dict(d["power"]) if d.get("power") else None)
+            power=PowerRecord.from_dict(d["power"]) if d.get("power") else None,
+            repetitions=(Repetitions.from_dict(d["repetitions"]) if d.get("repetitions")
+                         else Repetitions((), 0.0, 0.0, 0.0, 0.0, 0.0)),
+            padded_share=float(d.get("padded_share", 0.0)),
+            real_images_per_second=float(d.get("real_images_per_second", 0.0)),
+            validity=Validity.from_dict(d["validity"]) if d.get("validity") else UNJUDGED,
+            noise=Noise.from_dict(d["noise"]) if d.get("noise") else None)
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str = SUMMARY) -> InferSummary:

@@ -58,6 +58,7 @@ def session_options(cfg: config_mod.OnnxRuntimeConfig) -> ort.SessionOptions:
     so = ort.SessionOptions()
     so.graph_optimization_level = _LEVELS[cfg.graph_optimization_level]
     so.intra_op_num_threads = intra_op_threads(cfg)[0]
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if cfg.allow_spinning else "0")
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3  # errors only; ONNX Runtime's warnings are noise in stage logs
     return so
@@ -199,6 +200,7 @@ class OnnxRuntimeBackend(base.Backend):
             "cuda_graph": self._cfg.cuda_graph,
             "stages_input": self.stages_input,
             "intra_op_threads": dict(zip(("count", "source"), intra_op_threads(self._cfg))),
+            "allow_spinning": self._cfg.allow_spinning,
             "graph_optimization_level": self._cfg.graph_optimization_level,
             "provider_options": {p: self._session.get_provider_options().get(p, {})
                                  for p in used if p != "CPUExecutionProvider"},

@@ -18,6 +18,12 @@ provider's own switch, always set explicitly, since the providers' defaults are 
 
 int8 is reserved (it needs a calibrated engine) and refused for now.
 
+``allow_spinning`` (ONNX Runtime's ``session.intra_op.allow_spinning``) is off by default here, unlike ONNX
+Runtime's own default: with spinning, an operator's threads busy-wait for each other, and on a shared or
+virtual host, where a core can be taken away mid-operator, a run falls into a mode twice as slow and stays
+there (measured on a 2-vCPU VM, GhostNet at batch 1: spinning gave 98-259 images/s across fresh processes,
+not spinning 159-192; ``docs/performance.md``). Set it true on a dedicated host for the last few percent.
+
 On a device (cuda, tensorrt, cann) batches are bound with I/O binding: the input is copied to device
 memory before the timed call and the output back after it, each copy timed apart (ais_infer's
 ``H2D_latency``/``D2H_latency``). ``io_binding=true`` uses the same path on the CPU (copies are memcpy).
@@ -46,7 +52,8 @@ CANN_PRECISION_MODES = ("must_keep_origin_dtype", "force_fp32", "allow_fp32_to_f
                         "force_fp16")
 CANN_DEFAULT_PRECISION = "must_keep_origin_dtype"
 CANN_IMPL_MODES = ("high_precision", "high_performance")
-COMMON_OPTIONS = ("intra_op_threads", "graph_optimization_level", "io_binding", "fallback", "parity")
+COMMON_OPTIONS = ("intra_op_threads", "allow_spinning", "graph_optimization_level", "io_binding", "fallback",
+                  "parity")
 CUDA_OPTIONS = ("cuda_graph",)
 CANN_OPTIONS = ("precision_mode", "enable_cann_graph", "npu_mem_limit", "op_select_impl_mode")
 # device kind -> the precisions it can run, and (for cann) the precision_mode each maps to
@@ -72,6 +79,9 @@ class OnnxRuntimeConfig:
     """Check the first batch's logits against the same engine on the CPU provider (always with a CUDA graph)."""
     intra_op_threads: int = 0
     """Threads for one operator; 0 lets ONNX Runtime choose (one per physical core)."""
+    allow_spinning: bool = False
+    """Let the operator threads busy-wait between operators (``session.intra_op.allow_spinning``); off: see the
+    module's docstring."""
     graph_optimization_level: str = "all"
     """Optimizations applied when the session loads: disable, basic, extended or all."""
     precision_mode: str = CANN_DEFAULT_PRECISION
@@ -117,7 +127,7 @@ class OnnxRuntimeConfig:
             raise errors.OptionError("graph_optimization_level", f"expected one of {', '.join(LEVELS)}, got {level!r}")
         flags = {}
         for name, default in (("io_binding", kind != "cpu"), ("fallback", False), ("cuda_graph", kind == "cuda"),
-                              ("enable_cann_graph", True), ("parity", False)):
+                              ("enable_cann_graph", True), ("parity", False), ("allow_spinning", False)):
             flags[name] = options.get(name, default)
             if not isinstance(flags[name], bool):
                 raise errors.OptionError(name, f"expected true or false, got {flags[name]!r}")
@@ -141,7 +151,8 @@ class OnnxRuntimeConfig:
                                      f"got {impl!r}")
         return cls(device=device, precision=precision, io_binding=flags["io_binding"], parity=flags["parity"],
                    cuda_graph=flags["cuda_graph"] and kind == "cuda", fallback=flags["fallback"],
-                   intra_op_threads=threads, graph_optimization_level=level, precision_mode=mode,
+                   intra_op_threads=threads, allow_spinning=flags["allow_spinning"],
+                   graph_optimization_level=level, precision_mode=mode,
                    enable_cann_graph=flags["enable_cann_graph"], npu_mem_limit=mem, op_select_impl_mode=impl)
 
 
