@@ -182,7 +182,7 @@ def demo_spec(inputs: dict[str, str], store_uri: str, batch_sizes: list[int]) ->
         "reference": {"top1": 100.0, "top5": 100.0, "kind": "agreement", "gate": 1.0},
         # Short on purpose (the whole demo in under a minute on 2 cores): 5 repetitions of 0.4 s, so the report marks
         # its runs short, and compares of demos say inconclusive where 2 s of timing cannot tell.
-        "timing": {"warmup": 2, "min_batches": 10, "min_seconds": 0.4, "repetitions": 5},
+        "timing": {"warmup": 1, "min_batches": 2, "min_seconds": 0.4, "repetitions": 5},
     }
     return spec_mod.parse(doc, "demo")
 

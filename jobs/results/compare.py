@@ -9,9 +9,14 @@ pairs' log ratios around their median beyond what their repetitions explain) and
 uncertainty; a change common to every pair (a real regression, or the host) stays in the ratios. With
 threshold ``t`` (default 5%):
 
-- ``faster`` / ``slower``: B/A beyond 1 ± t, and significant (p < 0.05);
+- ``faster`` / ``slower``: B/A beyond 1 ± t, significant (p < 0.05, the pairs of one comparison tested
+  together with Holm's procedure, so that the chance of any false verdict among them stays at 5%), and
+  neither run unstable (its repetitions
+  within ``records.UNSTABLE_SPREAD`` of their median, perf_analyzer's rule: an unstable run caught the host
+  changing under it);
 - ``inconclusive``: neither, and the pair could not have detected a change of ``t`` (its detectable change,
-  at 80% power, is larger): too noisy, or fewer than 3 repetitions on a side (an older report);
+  at 80% power, is larger): too noisy, an unstable run, or fewer than 3 repetitions on a side (an older
+  report);
 - ``same``: neither, and a change of ``t`` would have shown.
 
 A pair regresses when it is ``slower`` or when B's top-1 is below A's by more than B's accuracy gate
@@ -54,9 +59,10 @@ PUBLISHED_INPUT_MODE = "float32"
 """The seed's normalized float tensors."""
 PUBLISHED_LABEL = "published (seed guide, section 7.1)"
 RULE = ("faster/slower: B/A beyond 1 ± {t} and significant (Welch's t-test on the repetitions' log images/s, "
-        "p < 0.05, with the between-run variation estimated across the pairs); inconclusive: neither, and the "
-        "pair could not detect a {t} change (80% power); else same. Regressed: slower, or top-1 down by more "
-        "than the gate.")
+        "p < 0.05 after Holm over the pairs, with the between-run variation estimated across the pairs), "
+        "neither run unstable; "
+        "inconclusive: neither, and the pair could not detect a {t} change (80% power) or a run is unstable; "
+        "else same. Regressed: slower, or top-1 down by more than the gate.")
 
 
 def parse_threshold(text: str | float) -> float:
@@ -295,10 +301,30 @@ def _runs(model: str, runs: Sequence[records.ReportRun], scale: Mapping[str, flo
     return {Key.of(model, r): Side.of(r, (scale or {}).get(r.target, 1.0)) for r in runs}
 
 
+def _unless_unstable(e: stats.Evidence, a: Side, b: Side) -> stats.Evidence:
+    """No faster or slower from an unstable run: one whose repetitions differ by more than ``UNSTABLE_SPREAD`` of
+    their median caught the host changing under it (perf_analyzer does not report such a measurement at all)."""
+    unstable = [name for name, side in (("A", a), ("B", b)) if "unstable" in side.marks]
+    if e.verdict not in (stats.FASTER, stats.SLOWER) or not unstable:
+        return e
+    return dataclasses.replace(e, verdict=stats.INCONCLUSIVE, why=(
+        f"{' and '.join(unstable)}'s repetitions differ by more than {records.UNSTABLE_SPREAD:.0%}: an unstable "
+        f"run is not judged ({e.why} otherwise)"))
+
+
 def judge(matched: Sequence[tuple[Side, Side]], threshold: float) -> tuple[list[stats.Evidence], float]:
-    """Each (A, B) pair's evidence, with the between-run spread estimated across all of them (and returned)."""
+    """Each (A, B) pair's evidence, with the between-run spread estimated across all of them (and returned), the
+    pairs' tests taken together (Holm) and unstable runs not judged."""
     tau = stats.between_runs([(_samples(a), _samples(b)) for a, b in matched])
-    return [stats.compare(_samples(a), _samples(b), threshold, tau) for a, b in matched], tau
+    evidence = [stats.compare(_samples(a), _samples(b), threshold, tau) for a, b in matched]
+    kept = stats.holm([e.p_value for e in evidence])
+    together = []
+    for e, significant in zip(evidence, kept):
+        if e.p_value is not None and len(evidence) > 1:
+            verdict, why = stats.verdict_of(e.ratio, significant, e.detectable, threshold)
+            e = dataclasses.replace(e, verdict=verdict, why=f"{why} (Holm over {len(evidence)} pairs)")
+        together.append(e)
+    return [_unless_unstable(e, a, b) for e, (a, b) in zip(together, matched)], tau
 
 
 def compare(a: records.Report, b: records.Report, threshold: float = DEFAULT_THRESHOLD, a_label: str = "A",

@@ -83,7 +83,8 @@ def _two_sided_p(t: float, df: float) -> float:
     return float(2.0 * special.stdtr(df, -abs(t)))
 
 
-def _verdict(ratio: float, significant: bool, detectable: float | None, threshold: float) -> tuple[str, str]:
+def verdict_of(ratio: float, significant: bool, detectable: float | None, threshold: float) -> tuple[str, str]:
+    """(verdict, why) of a ratio given whether it is significant and the change the pair could detect."""
     if significant and ratio > 1 + threshold:
         return FASTER, f"beyond +{threshold:.1%} and significant"
     if significant and ratio < 1 - threshold:
@@ -107,7 +108,7 @@ def compare(a: Sequence[float], b: Sequence[float], threshold: float, between: f
         return Evidence(0.0, 0.0, 0.0, None, None, len(la), len(lb), INCONCLUSIVE, "no throughput on a side")
     d = float(lb.mean() - la.mean())
     if len(la) < MIN_REPETITIONS or len(lb) < MIN_REPETITIONS:
-        verdict, why = _verdict(math.exp(d), False, None, threshold)
+        verdict, why = verdict_of(math.exp(d), False, None, threshold)
         return Evidence(math.exp(d), math.exp(d), math.exp(d), None, None, len(la), len(lb), verdict, why)
     va, vb = float(la.var(ddof=1)) / len(la), float(lb.var(ddof=1)) / len(lb)
     se = math.sqrt(va + vb + between ** 2)
@@ -119,13 +120,26 @@ def compare(a: Sequence[float], b: Sequence[float], threshold: float, between: f
         significant = p < 1 - CONFIDENCE
     t_ci = _t_quantile(0.5 + CONFIDENCE / 2, df)
     detectable = math.expm1((t_ci + _t_quantile(POWER, df)) * se)
-    verdict, why = _verdict(math.exp(d), significant, detectable, threshold)
+    verdict, why = verdict_of(math.exp(d), significant, detectable, threshold)
     return Evidence(math.exp(d), math.exp(d - t_ci * se), math.exp(d + t_ci * se), p, detectable, len(la), len(lb),
                     verdict, why)
 
 
 MIN_PAIRS_FOR_BETWEEN = 4
 """Fewer testable pairs than this give no between-run estimate (0): a median needs a few values to be robust."""
+
+
+def holm(p_values: Sequence[float | None], alpha: float = 1 - CONFIDENCE) -> list[bool]:
+    """Which of several tests made together stay significant under Holm's step-down procedure (Scandinavian
+    Journal of Statistics 6, 1979): sorted by p, the i-th smallest must be below alpha / (m - i); the first that
+    is not stops the rest. The chance of any false positive among them stays at ``alpha``. None: untested."""
+    order = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    keep = [False] * len(p_values)
+    for rank, (p, i) in enumerate(order):
+        if p >= alpha / (len(order) - rank):
+            break
+        keep[i] = True
+    return keep
 
 
 def between_runs(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]) -> float:
@@ -160,7 +174,7 @@ def compare_to_value(value: float, b: Sequence[float], threshold: float) -> Evid
         return Evidence(0.0, 0.0, 0.0, None, None, 1, len(lb), INCONCLUSIVE, "no throughput on a side")
     d = float(lb.mean()) - math.log(value)
     if len(lb) < MIN_REPETITIONS:
-        verdict, why = _verdict(math.exp(d), False, None, threshold)
+        verdict, why = verdict_of(math.exp(d), False, None, threshold)
         return Evidence(math.exp(d), math.exp(d), math.exp(d), None, None, 1, len(lb), verdict, why)
     se = float(lb.std(ddof=1)) / math.sqrt(len(lb))
     df = float(len(lb) - 1)
@@ -171,6 +185,6 @@ def compare_to_value(value: float, b: Sequence[float], threshold: float) -> Evid
         significant = p < 1 - CONFIDENCE
     t_ci = _t_quantile(0.5 + CONFIDENCE / 2, df)
     detectable = math.expm1((t_ci + _t_quantile(POWER, df)) * se)
-    verdict, why = _verdict(math.exp(d), significant, detectable, threshold)
+    verdict, why = verdict_of(math.exp(d), significant, detectable, threshold)
     return Evidence(math.exp(d), math.exp(d - t_ci * se), math.exp(d + t_ci * se), p, detectable, 1, len(lb),
                     verdict, why)
