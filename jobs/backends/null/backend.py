@@ -80,7 +80,7 @@ class NullBackend(base.Backend):
 
     def stage(self, batch: np.ndarray) -> base.Staged:
         if not self._slots or self._slots[0].shape != batch.shape:
-            self._slots = [np.empty_like(batch) for _ in range(base.STAGING_SLOTS)]
+            self._slots = [np.zeros_like(batch) for _ in range(base.STAGING_SLOTS)]  # touched now, not in the pass
         slot = self._next_slot
         self._next_slot = (slot + 1) % base.STAGING_SLOTS
         t0 = time.perf_counter()
