@@ -50,7 +50,7 @@ def stage_pass(work, tag: str, args: list[str], overlap: bool | None = None,
     from jobs.stages import infer
 
     out = work / f"infer-{tag}-{time.monotonic_ns()}"
-    assert infer.main([*args, "--min-batches", "1", "--min-seconds", "0", "--out", str(out), "--quiet"],
+    assert infer.main([*args, "--min-batches", "1", "--min-seconds", "0", "--repetitions", "1", "--out", str(out), "--quiet"],
                       overlap=overlap, staging=staging) == 0
     return json.loads((out / "summary.json").read_text())["end_to_end"]
 

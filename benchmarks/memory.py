@@ -44,7 +44,7 @@ def run(work: pathlib.Path, repeats: int = 1, sizes: tuple[int, ...] = SIZES) ->
              "--out", str(data), "--quiet"])
         res["infer_mib"][str(n)] = peak_rss_mib(work,
             ["jobs.stages.infer", "--engine", str(engine), "--data", str(data), "--batch-size", "32", "--warmup", "1",
-             "--min-batches", "1", "--min-seconds", "0", "--max-passes", "1", "--out", str(infer_out),
+             "--min-batches", "1", "--min-seconds", "0", "--max-passes", "1", "--repetitions", "1", "--out", str(infer_out),
              "--quiet"])
         shutil.rmtree(data, ignore_errors=True)  # 10,000 float32 images are 6 GB
     lo, hi = str(min(sizes)), str(max(sizes))

@@ -35,7 +35,7 @@ def _null_spec(work, name: str) -> str:
     doc = {"name": name, "store": str(work / f"ctl-store-{name}"),
            "dataset": {"images": str(img), "labels": str(img / "val_label.txt"), "shards": 2},
            "targets": [{"name": "null", "backend": "null", "batch_sizes": [1, 2, 4, 8, 16, 32]}],
-           "timing": {"warmup": 0, "min_batches": 1, "min_seconds": 0}}
+           "timing": {"warmup": 0, "min_batches": 1, "min_seconds": 0, "repetitions": 1}}
     return _write_spec(work, doc)
 
 
@@ -48,7 +48,7 @@ def _ort_spec(work, name: str, store: str, batch_sizes: list[int]) -> str:
            "model": {"name": assets.MODEL, "weights": str(w), "checksum": checksum},
            "dataset": {"images": str(img), "labels": str(img / "val_label.txt"), "shards": 1},
            "targets": [{"name": "ort", "backend": "onnxruntime", "batch_sizes": batch_sizes}],
-           "timing": {"warmup": 1, "min_batches": 1, "min_seconds": 0}}
+           "timing": {"warmup": 1, "min_batches": 1, "min_seconds": 0, "repetitions": 1}}
     return _write_spec(work, doc)
 
 

@@ -28,7 +28,7 @@ def read_bytes(work: pathlib.Path, data: pathlib.Path) -> float:
 
     out = work / f"bytes-infer-{time.monotonic_ns()}"
     assert infer.main(["--backend", "null", "--data", str(data), "--batch-size", "8", "--warmup", "0",
-                       "--min-batches", "1", "--min-seconds", "0", "--out", str(out), "--quiet"]) == 0
+                       "--min-batches", "1", "--min-seconds", "0", "--repetitions", "1", "--out", str(out), "--quiet"]) == 0
     return json.loads((out / "summary.json").read_text())["end_to_end"]["bytes_read_per_image"]
 
 

@@ -81,7 +81,8 @@ def run(protocol: Protocol, backend: base.Backend, dataset: shards.Dataset, pred
     figures (the run's identity is the caller's to add).
 
     ``reopen``: opens a fresh session of the same engine for each repetition after the first (None: the
-    repetitions reuse ``backend``); ``sampler``: device power over the timed window, from the first timed
+    repetitions reuse ``backend``); then ``backend`` is described (the summary's ``backend_info``) and closed
+    after the first repetition, so that one session at a time holds memory; ``sampler``: device power over the timed window, from the first timed
     batch to the last; ``device_noise``: the accelerator read before and after the timed window."""
     args = protocol
     bs = args.batch_size
@@ -98,6 +99,9 @@ def run(protocol: Protocol, backend: base.Backend, dataset: shards.Dataset, pred
     first = _predictions_pass(backend, dataset, bs, predictions_path, timing, overlapped, staging)
     passes = 1 + _timing_passes(backend, dataset, args, timing, max_passes=args.max_passes - 1)
     rep_throughput = [timing.repetition_throughput(bs)]
+    backend_info = backend.describe()
+    if reopen is not None and args.repetitions > 1:
+        backend.close()  # one session at a time: a fresh one per repetition must not double the memory it takes
     for r in range(2, args.repetitions + 1):
         session = reopen() if reopen is not None else backend
         try:
@@ -126,7 +130,7 @@ def run(protocol: Protocol, backend: base.Backend, dataset: shards.Dataset, pred
         num_images=dataset.num_images, num_batches=num_batches, padded_images=padded,
         passes=passes, warmup_batches=warm, windows=records.Windows.of(timing.compute, bs), power=power_record,
         transfer_timing="measured by the backend" if timing.h2d else "none: the backend reports no separate transfers",
-        end_to_end=first, repetitions=repetitions,
+        end_to_end=first, repetitions=repetitions, backend_info=backend_info,
         padded_share=padded / (num_batches * bs),
         real_images_per_second=throughput * dataset.num_images / (num_batches * bs),
         validity=validity(timing.compute, repetitions, timing.stopped_short, bs),

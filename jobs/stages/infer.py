@@ -96,7 +96,7 @@ def run(args: params.InferParams, out: store_mod.Store, overlap: bool | None = N
                 summary, backend=args.backend, device=args.device,
                 target=args.target_name or f"{args.backend}-{args.device}", engine=args.engine,
                 engine_record=engine.record, data=dataset.uri, input_mode=dataset.mode,
-                backend_info=backend.describe(), precision=args.precision, provenance=provenance.collect(),
+                precision=args.precision, provenance=provenance.collect(),
                 host={"machine": platform.machine(), "processor": platform.processor(),
                       "python": platform.python_version(), "numpy": np.__version__})
             (output.dir / records.SUMMARY).write_text(summary.to_json())
