@@ -85,7 +85,7 @@ def run(work, repeats: int = 3, seconds: float = SECONDS, repetitions: int = REP
                  repetitions, batch_sizes, like=first)
     null_v, thread_v = _verdicts(fast, slow), _verdicts(two, one)
     rows = sum(aa.values())
-    return {"sweeps": len(aa_stores), "seconds": seconds, "repetitions": repetitions,
+    return {"sweeps": len(aa_stores), "min_seconds": seconds, "repetitions": repetitions,
             "batch_sizes": list(batch_sizes), "aa": dict(aa), "aa_rows": rows,
             "false_alarm_rate": (aa["faster"] + aa["slower"]) / rows if rows else 0.0,
             "inconclusive_rate": aa["inconclusive"] / rows if rows else 0.0,
@@ -100,7 +100,7 @@ def render(res: dict[str, Any]) -> str:
 
     return "\n".join([
         f"{res['sweeps']} sweeps of unchanged code (ONNX Runtime CPU, batch {res['batch_sizes']}, "
-        f"{res['repetitions']} repetitions of {res['seconds']:g}s), every pair compared at the default 5% threshold:",
+        f"{res['repetitions']} repetitions of {res['min_seconds']:g}s), every pair compared at the default 5% threshold:",
         common.table(["comparison", "rows", "verdicts", "rate"], [
             ["A/A: false alarms (faster or slower)", str(res["aa_rows"]), counts(res["aa"]),
              f"{res['false_alarm_rate']:.2f}"],

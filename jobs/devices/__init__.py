@@ -49,3 +49,9 @@ def get(name: str) -> Accelerator:
         return CATALOGUE[name]
     except KeyError as e:
         raise errors.BadInput(f"accelerator {name!r} is not known; expected one of {', '.join(CATALOGUE)}") from e
+
+
+def device_index(device: str) -> int:
+    """N of ``kind:N``; 0 for a device without an index (``cuda``, ``npu``, ``cpu``)."""
+    _, sep, index = device.partition(":")
+    return int(index) if sep and index.isdigit() else 0

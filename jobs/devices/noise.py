@@ -248,15 +248,5 @@ def watch_device(device: str, backend_info: Mapping[str, Any], environ: Mapping[
             return Unreadable("gpu", source, f"{type(e).__name__}: {e}")
         return NvmlNoise(nvml, handle, source)
     if kind in ("npu", "cann"):
-        device_id = backend_info.get("acl_device_id")
-        device_id = power.device_index(device) if device_id is None else int(device_id)
-        physical = backend_info.get("physical_device_id")
-        if physical is None:
-            raw = environ.get(npu_smi.VISIBLE_DEVICES_ENV, "").strip()
-            try:
-                visible = npu_smi.parse_visible_devices(raw) if raw else []
-            except errors.BadInput:
-                visible = []
-            physical = visible[device_id] if device_id < len(visible) else None
-        return NpuSmiNoise(device_id, physical, npu_smi_exe)
+        return NpuSmiNoise(*npu_smi.chip_ids(device, backend_info, environ), npu_smi_exe)
     return None

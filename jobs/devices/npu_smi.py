@@ -26,7 +26,7 @@ import pathlib
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from jobs import devices, errors
@@ -253,3 +253,20 @@ def soc_version(text: str) -> str:
                 return acc.soc_version or acc.name
     raise errors.BadInput("npu-smi info names no chip this version knows "
                           f"({', '.join(n for a in devices.CATALOGUE.values() for n in a.npu_smi_names)})")
+
+
+def chip_ids(device: str, backend_info: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[int, int | None]:
+    """(ACL device id, physical chip id or None) of the chip a run on ``device`` uses: the backend's own where its
+    ``describe()`` has them (``acl_device_id``, ``physical_device_id``), else the device's index and its entry in
+    ``ASCEND_VISIBLE_DEVICES`` (a malformed variable: no physical id)."""
+    device_id = backend_info.get("acl_device_id")
+    device_id = devices.device_index(device) if device_id is None else int(device_id)
+    physical = backend_info.get("physical_device_id")
+    if physical is None:
+        raw = environ.get(VISIBLE_DEVICES_ENV, "").strip()
+        try:
+            visible = parse_visible_devices(raw) if raw else []
+        except errors.BadInput:
+            visible = []
+        physical = visible[device_id] if device_id < len(visible) else None
+    return device_id, physical

@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from jobs import errors
+from jobs import devices, errors
 from jobs.artifacts import records
 from jobs.devices import npu_smi
 
@@ -69,12 +69,6 @@ def resolve(mode: str | None, device: str) -> str:
     if kind in NPU_SMI_DEVICES:
         return "npu-smi"
     return "off"
-
-
-def device_index(device: str) -> int:
-    """N of ``kind:N``; 0 for a device without an index (``cuda``, ``npu``, ``cpu``)."""
-    _, sep, index = device.partition(":")
-    return int(index) if sep and index.isdigit() else 0
 
 
 def integrate(points: Sequence[tuple[float, float]], t0: float, t1: float) -> float:
@@ -252,7 +246,7 @@ def nvml_target(device: str, environ: Mapping[str, str]) -> tuple[int | None, st
     GPU of the machine (a container: those it was given); ``CUDA_VISIBLE_DEVICES`` renumbers them for CUDA, so
     its N-th entry (an index or a ``GPU-...`` UUID) names the GPU. Without it N is NVML's index, which assumes
     CUDA's order is NVML's (PCI bus order; ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` makes it so on mixed machines)."""
-    n = device_index(device)
+    n = devices.device_index(device)
     raw = (environ.get(CUDA_VISIBLE_DEVICES) or "").strip()
     if raw:
         entries = [e.strip() for e in raw.split(",") if e.strip()]
@@ -353,16 +347,7 @@ def npu_target(device: str, backend_info: Mapping[str, Any], environ: Mapping[st
     info = backend_info.get("device_info") or {}
     if info.get("npu_id") is not None:
         return int(info["npu_id"]), f"npu-smi info row, {info.get('chip_found_by') or 'found by the backend'}"
-    device_id = backend_info.get("acl_device_id")
-    device_id = device_index(device) if device_id is None else int(device_id)
-    physical = backend_info.get("physical_device_id")
-    if physical is None:
-        raw = environ.get(npu_smi.VISIBLE_DEVICES_ENV, "").strip()
-        try:
-            visible = npu_smi.parse_visible_devices(raw) if raw else []
-        except errors.BadInput:
-            visible = []
-        physical = visible[device_id] if device_id < len(visible) else None
+    device_id, physical = npu_smi.chip_ids(device, backend_info, environ)
     try:
         chips = npu_smi.parse_info(npu_smi.run_info(exe)).chips
     except errors.BadInput as e:
