@@ -42,8 +42,8 @@ QUICK = {"engine": {"images": 16}, "harness": {"images": 32, "simulated_images":
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    p.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], help="benchmarks to run (default: all)")
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0].replace("``", "`"))
+    p.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
     p.add_argument("--out", default="benchmark-results.json", help="raw numbers (JSON)")
     p.add_argument("--work", help="work folder, kept for the next run (default: a temporary folder, removed at the end)")
     p.add_argument("--repeats", type=int, default=None,
@@ -51,6 +51,9 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="one repeat on tiny inputs: checks that the benchmarks run; the numbers mean nothing")
     args = p.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        p.error(f"{unknown[0]!r} is not a benchmark; expected one of {', '.join(BENCHMARKS)}")
     if args.quick:
         args.repeats = 1
     if args.repeats is not None and args.repeats < 1:

@@ -30,9 +30,10 @@ from jobs.devices import npu_smi, power
 _BUSY_FIELDS = (0, 1, 2, 5, 6)  # user, nice, system, irq, softirq (/proc/stat, in USER_HZ ticks)
 _STEAL_FIELD = 7
 
-# NVML's clock-event (throttle) reason bits (nvml.h, nvmlClocksEventReason*) that mean the clocks were held
-# down for a reason other than the GPU being idle or the application clocks being set.
-THROTTLE_REASONS = {0x2: "sw_power_cap", 0x4: "hw_slowdown", 0x8: "sync_boost", 0x20: "sw_thermal_slowdown",
+# NVML's clock-event (throttle) reason bits (nvml.h: nvmlClocksEventReason* / nvmlClocksThrottleReason*) that
+# mean the clocks were held down for a reason other than the GPU being idle (0x1) or the application clocks
+# being set (0x2, usual when benchmarking).
+THROTTLE_REASONS = {0x4: "sw_power_cap", 0x8: "hw_slowdown", 0x10: "sync_boost", 0x20: "sw_thermal_slowdown",
                     0x40: "hw_thermal_slowdown", 0x80: "hw_power_brake_slowdown", 0x100: "display_clock_setting"}
 
 
@@ -59,16 +60,16 @@ def read_cpu_times(proc: pathlib.Path = pathlib.Path("/proc"), clock: Callable[[
     try:
         lines = (proc / "stat").read_text().splitlines()
         own_fields = (proc / "self" / "stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        total = next((line.split()[1:] for line in lines if line.startswith("cpu ")), None)
+        if total is None:
+            return None
+        values = [float(v) for v in total]
+        hz = _ticks()
+        cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+        steal = values[_STEAL_FIELD] if len(values) > _STEAL_FIELD else 0.0
+        own = (float(own_fields[11]) + float(own_fields[12])) / hz  # utime, stime (fields 14, 15 of stat)
+    except (OSError, ValueError, IndexError):  # not Linux, or a /proc this reader does not know: unknown
         return None
-    total = next((line.split()[1:] for line in lines if line.startswith("cpu ")), None)
-    if total is None:
-        return None
-    values = [float(v) for v in total]
-    hz = _ticks()
-    cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
-    steal = values[_STEAL_FIELD] if len(values) > _STEAL_FIELD else 0.0
-    own = (float(own_fields[11]) + float(own_fields[12])) / hz  # utime, stime (fields 14, 15 of stat)
     return CpuTimes(clock(), sum(values[i] for i in _BUSY_FIELDS if i < len(values)) / hz, steal / hz, own,
                     max(cpus, 1))
 
@@ -102,7 +103,8 @@ def cpu_mhz(sys_cpu: str = "/sys/devices/system/cpu") -> list[float]:
 
 
 class HostSampler:
-    """Reads the host at the start and the end of the timed passes (two readings: nothing runs in between)."""
+    """Reads the host at the start and the end of the timed passes (two readings: nothing runs in between). What
+    cannot be read (not Linux, an unknown ``/proc``) is None in the record."""
 
     def __init__(self, proc: pathlib.Path = pathlib.Path("/proc"), sys_cpu: str = "/sys/devices/system/cpu",
                  clock: Callable[[], float] = time.monotonic):
@@ -210,8 +212,8 @@ class NpuSmiNoise:
     def _read(self, first: bool) -> None:
         try:
             info = npu_smi.parse_info(npu_smi.run_info(self._exe))
-        except errors.BadInput as e:
-            self._error = self._error or str(e)
+        except Exception as e:  # noqa: BLE001 - npu-smi missing, failing or printing what we cannot read: recorded
+            self._error = self._error or (str(e) if isinstance(e, errors.BadInput) else f"{type(e).__name__}: {e}")
             return
         chip, how = npu_smi.find_chip(info.chips, self._device_id, self._physical_id)
         if chip is None:

@@ -113,8 +113,8 @@ def run(protocol: Protocol, backend: base.Backend, dataset: shards.Dataset, pred
             if session is not backend:
                 session.close()
     host_noise = host.stop()
-    watched = device_noise.stop() if device_noise is not None else None
-    timed_images = timing.images(dataset.num_images, bs)
+    watched = _stop_watch(device_noise)
+    timed_images = timing.images()
     power_record = sampler.stop().for_images(timed_images) if sampler is not None else None
     log.info("infer: %d repetition(s), %d passes over the data, %d timed batches", len(rep_throughput), passes,
              len(timing.compute))
@@ -135,6 +135,16 @@ def run(protocol: Protocol, backend: base.Backend, dataset: shards.Dataset, pred
         real_images_per_second=throughput * dataset.num_images / (num_batches * bs),
         validity=validity(timing.compute, repetitions, timing.stopped_short, bs),
         noise=records.Noise(host=host_noise, device=watched))
+
+
+def _stop_watch(watch: noise.DeviceWatch | None) -> records.DeviceNoise | None:
+    """The device's record; a watcher that fails is recorded as such, never the run's failure."""
+    if watch is None:
+        return None
+    try:
+        return watch.stop()
+    except Exception as e:  # noqa: BLE001 - NVML's or npu-smi's own errors: the run is timed already
+        return records.DeviceNoise("unknown", "", error=f"{type(e).__name__}: {e}")
 
 
 def validity(compute_ms: list[float], repetitions: records.Repetitions, stopped_short: bool,
@@ -194,7 +204,7 @@ class _Timing:
         part = self.compute[self._start:]
         return records.throughput(batch_size, float(np.median(part))) if part else 0.0
 
-    def images(self, num_images: int, batch_size: int) -> int:
+    def images(self) -> int:
         """Real images inferred in the timed window (the padding of a short last batch not counted)."""
         return int(sum(self.rows))
 

@@ -14,10 +14,10 @@ threshold ``t`` (default 5%):
   neither run unstable (its repetitions
   within ``records.UNSTABLE_SPREAD`` of their median, perf_analyzer's rule: an unstable run caught the host
   changing under it);
-- ``inconclusive``: neither, and the pair could not have detected a change of ``t`` (its detectable change,
-  at 80% power, is larger): too noisy, an unstable run, or fewer than 3 repetitions on a side (an older
-  report);
-- ``same``: neither, and a change of ``t`` would have shown.
+- ``inconclusive``: neither, and either a change beyond ``t`` that is not significant, or the pair could not
+  have detected a change of ``t`` (its detectable change, at 80% power, is larger): too noisy, an unstable
+  run (never judged, whatever its ratio), or fewer than 3 repetitions on a side (an older report);
+- ``same``: none of that: no change beyond ``t``, and one of ``t`` would have shown.
 
 A pair regresses when it is ``slower`` or when B's top-1 is below A's by more than B's accuracy gate
 (points); the p99 ratio is shown but judges nothing. Inconclusive pairs never regress; they are counted and
@@ -115,7 +115,7 @@ class Side:
     repetitions: tuple[float, ...] = ()
     """Each repetition's images/s (scaled like ``throughput``); empty: an older report, or a published figure."""
     low: float = 0.0
-    """The run's 95% interval for an identical rerun (images/s); 0: none."""
+    """The run's 95% interval for an identical rerun's geometric mean of repetitions (images/s); 0: none."""
     high: float = 0.0
     compute_p99_ms: float | None = None
     """None: not known (the published figures)."""
@@ -124,6 +124,12 @@ class Side:
     """Why this run's figure is weaker evidence: ``short``, ``few samples``, ``unstable``, ``busy host`` ...; a
     published figure has none."""
     provider: str = ""
+
+    @property
+    def geomean(self) -> float:
+        """The repetitions' geometric mean (what ``low``/``high`` bound and the ratio compares); else the figure."""
+        logs = [math.log(v) for v in self.repetitions if v > 0]
+        return math.exp(sum(logs) / len(logs)) if logs else self.throughput
 
     @classmethod
     def of(cls, run: records.ReportRun, scale: float = 1.0) -> Side:
@@ -302,29 +308,36 @@ def _runs(model: str, runs: Sequence[records.ReportRun], scale: Mapping[str, flo
 
 
 def _unless_unstable(e: stats.Evidence, a: Side, b: Side) -> stats.Evidence:
-    """No faster or slower from an unstable run: one whose repetitions differ by more than ``UNSTABLE_SPREAD`` of
-    their median caught the host changing under it (perf_analyzer does not report such a measurement at all)."""
+    """No verdict from an unstable run: one whose repetitions differ by more than ``UNSTABLE_SPREAD`` of their median
+    caught the host changing under it (perf_analyzer does not report such a measurement at all)."""
     unstable = [name for name, side in (("A", a), ("B", b)) if "unstable" in side.marks]
-    if e.verdict not in (stats.FASTER, stats.SLOWER) or not unstable:
+    if e.verdict == stats.INCONCLUSIVE or not unstable:
         return e
     return dataclasses.replace(e, verdict=stats.INCONCLUSIVE, why=(
         f"{' and '.join(unstable)}'s repetitions differ by more than {records.UNSTABLE_SPREAD:.0%}: an unstable "
-        f"run is not judged ({e.why} otherwise)"))
+        f"run is not judged ({e.verdict} otherwise)"))
+
+
+def _together(evidence: list[stats.Evidence], matched: Sequence[tuple[Side, Side]],
+              threshold: float) -> list[stats.Evidence]:
+    """The pairs' tests taken together (Holm's procedure over the testable ones), then unstable runs not judged."""
+    tested = sum(e.p_value is not None for e in evidence)
+    kept = stats.holm([e.p_value for e in evidence])
+    out = []
+    for e, significant, (a, b) in zip(evidence, kept, matched):
+        if e.p_value is not None and tested > 1:
+            verdict, why = stats.verdict_of(e.ratio, significant, e.detectable, threshold)
+            e = dataclasses.replace(e, verdict=verdict, why=f"{why} (Holm over {tested} pairs)")
+        out.append(_unless_unstable(e, a, b))
+    return out
 
 
 def judge(matched: Sequence[tuple[Side, Side]], threshold: float) -> tuple[list[stats.Evidence], float]:
     """Each (A, B) pair's evidence, with the between-run spread estimated across all of them (and returned), the
     pairs' tests taken together (Holm) and unstable runs not judged."""
-    tau = stats.between_runs([(_samples(a), _samples(b)) for a, b in matched])
-    evidence = [stats.compare(_samples(a), _samples(b), threshold, tau) for a, b in matched]
-    kept = stats.holm([e.p_value for e in evidence])
-    together = []
-    for e, significant in zip(evidence, kept):
-        if e.p_value is not None and len(evidence) > 1:
-            verdict, why = stats.verdict_of(e.ratio, significant, e.detectable, threshold)
-            e = dataclasses.replace(e, verdict=verdict, why=f"{why} (Holm over {len(evidence)} pairs)")
-        together.append(e)
-    return [_unless_unstable(e, a, b) for e, (a, b) in zip(together, matched)], tau
+    samples = [(_samples(a), _samples(b)) for a, b in matched]
+    tau, k = stats.between_runs(samples), stats.testable(samples)
+    return _together([stats.compare(a, b, threshold, tau, k) for a, b in samples], matched, threshold), tau
 
 
 def compare(a: records.Report, b: records.Report, threshold: float = DEFAULT_THRESHOLD, a_label: str = "A",
@@ -347,14 +360,16 @@ def compare(a: records.Report, b: records.Report, threshold: float = DEFAULT_THR
                       inconclusive)
 
 
-def _notes(pairs: Sequence[Pair], tau: float) -> list[str]:
+def _notes(pairs: Sequence[Pair], tau: float, published_a: bool = False) -> list[str]:
+    """What the reader should know about the evidence: the between-run spread, runs without repetitions (B's only
+    when A is the published figures, which never have any), short runs, busy hosts."""
     out = []
     if tau > 0:
         out.append(f"between-run variation estimated across the pairs: {math.expm1(tau):.1%} (added to each "
                    "pair's uncertainty)")
-    if any(not p.a.repetitions or not p.b.repetitions for p in pairs):
+    if any(not p.b.repetitions or (not published_a and not p.a.repetitions) for p in pairs):
         out.append("a report without repetitions (an older ghostbench) gives no spread to test with: its pairs are "
-                   "inconclusive unless the change is beyond doubt")
+                   "inconclusive")
     if any("short" in p.a.marks or "short" in p.b.marks for p in pairs):
         out.append(f"short runs (under {records.VALID_SECONDS:g}s of timed compute) carry more noise: "
                    "their pairs are more often inconclusive; time longer (timing.min_seconds, timing.repetitions) "
@@ -399,10 +414,11 @@ def compare_published(b: records.Report, threshold: float = DEFAULT_THRESHOLD, b
         notes.append(f"top-1 not compared: B's accuracy is {b.reference.kind}, the published figure ImageNet")
     b_runs = _runs(PUBLISHED_MODEL if b.model == PUBLISHED_MODEL else b.model, b.runs, chips)
     keys = [k for k in b_runs if k in a_runs]
-    pairs = tuple(_pair(k, a_runs[k], b_runs[k],
-                        stats.compare_to_value(a_runs[k].throughput, _samples(b_runs[k]), threshold),
-                        b.reference.gate, True) for k in keys)
-    notes += _notes(pairs, 0.0)[1:] if any(not p.b.repetitions for p in pairs) else []
+    matched = [(a_runs[k], b_runs[k]) for k in keys]
+    evidence = _together([stats.compare_to_value(a.throughput, _samples(b_), threshold) for a, b_ in matched],
+                         matched, threshold)
+    pairs = tuple(_pair(k, a, b_, e, b.reference.gate, True) for k, (a, b_), e in zip(keys, matched, evidence))
+    notes += _notes(pairs, 0.0, published_a=True)
     return Comparison(PUBLISHED_LABEL, b_label, threshold, b.reference.gate, "per card", pairs,
                       tuple(Unmatched(k, s) for k, s in a_runs.items() if k not in b_runs),
                       tuple(Unmatched(k, s) for k, s in b_runs.items() if k not in a_runs), tuple(notes), 0.0,

@@ -1,8 +1,10 @@
 """A comparison as people read it: an aligned terminal table, Markdown, or the typed JSON (``FORMATS``).
 
-Each pair shows both runs' images/s with the interval an identical rerun would fall in, B/A with its 95%
-confidence interval, the smallest change the pair could detect, the p99 ratio, the top-1 delta, the verdict
-and the marks of weaker evidence (short, unstable, busy host). The rule: ``jobs.results.compare``.
+Each pair shows both runs' images/s (the geometric mean of their repetitions; ais_infer's throughput where a
+run has none) with the interval an identical rerun's would fall in, B/A with its 95% confidence interval, the
+pair's own p-value (before Holm's procedure over the pairs), the p99 ratio, the top-1 delta, the verdict (for
+an inconclusive pair, the smallest change it could detect) and the marks of weaker evidence (short, unstable,
+busy host). The rule: ``jobs.results.compare``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def _side(side: compare_mod.Side) -> str:
     interval = f" [{_num(side.low)}–{_num(side.high)}]" if n >= stats.MIN_REPETITIONS and side.high > side.low else ""
     reps = f" ({n} reps)" if n else ""
     marks = f" {', '.join(side.marks)}" if side.marks else ""
-    return f"{_num(side.throughput)}{interval}{reps}{marks}"
+    return f"{_num(side.geomean)}{interval}{reps}{marks}"
 
 
 def _ratio(p: compare_mod.Pair) -> str:
@@ -41,7 +43,7 @@ def _verdict(p: compare_mod.Pair, gate: float) -> str:
 
 def table(c: compare_mod.Comparison) -> tuple[list[str], list[list[str]]]:
     header = ["Target", "Batch", "Precision", "Input", f"A images/s {c.basis} [rerun interval]",
-              f"B images/s {c.basis} [rerun interval]", "B/A [95% CI]", "p", "p99 B/A", "Δ top-1", "Verdict"]
+              f"B images/s {c.basis} [rerun interval]", "B/A [95% CI]", "p (alone)", "p99 B/A", "Δ top-1", "Verdict"]
     rows = [[p.key.target, str(p.key.batch_size), p.key.precision, p.key.input_mode or "-", _side(p.a), _side(p.b),
              _ratio(p), "-" if p.evidence.p_value is None else f"{p.evidence.p_value:.2g}",
              _num(p.p99_ratio, 3), "-" if p.top1_delta is None else f"{p.top1_delta:+.2f}", _verdict(p, c.gate)]

@@ -94,15 +94,20 @@ def verdict_of(ratio: float, significant: bool, detectable: float | None, thresh
     if detectable > threshold:
         return INCONCLUSIVE, (f"too noisy to detect a {threshold:.1%} change: the smallest detectable is "
                               f"{detectable:.1%}")
+    if abs(ratio - 1) > threshold:
+        return INCONCLUSIVE, (f"a {ratio - 1:+.1%} change, beyond ±{threshold:.1%} but not significant (the "
+                              f"smallest detectable is {detectable:.1%}): more or longer repetitions would tell")
     if significant:
         return SAME, f"a significant change within ±{threshold:.1%}"
     return SAME, f"no significant change; a {detectable:.1%} change would have shown"
 
 
-def compare(a: Sequence[float], b: Sequence[float], threshold: float, between: float = 0.0) -> Evidence:
+def compare(a: Sequence[float], b: Sequence[float], threshold: float, between: float = 0.0,
+            between_pairs: int = 0) -> Evidence:
     """B's repetitions against A's (images/s each): the ratio of geometric means, its confidence interval, Welch's
     test and the verdict (see the module's docstring). ``threshold``: a share (0.05 = 5%); ``between``: the
-    between-run spread (log images/s, ``between_runs``) added to the difference's uncertainty."""
+    between-run spread (log images/s, ``between_runs``) added to the difference's uncertainty, estimated from
+    ``between_pairs`` pairs (its degrees of freedom enter the test's)."""
     la, lb = _logs(a), _logs(b)
     if len(la) == 0 or len(lb) == 0:
         return Evidence(0.0, 0.0, 0.0, None, None, len(la), len(lb), INCONCLUSIVE, "no throughput on a side")
@@ -114,8 +119,9 @@ def compare(a: Sequence[float], b: Sequence[float], threshold: float, between: f
     se = math.sqrt(va + vb + between ** 2)
     if se == 0.0:  # identical repetitions on both sides (a stand-in device): any difference is exact
         significant, df, p = d != 0.0, float(len(la) + len(lb) - 2), (0.0 if d != 0.0 else 1.0)
-    else:  # Welch-Satterthwaite degrees of freedom of the repetitions' part (the between-run part has more)
-        df = (va + vb) ** 2 / (va ** 2 / (len(la) - 1) + vb ** 2 / (len(lb) - 1)) if va + vb > 0 else 1e6
+    else:  # Welch-Satterthwaite: each variance term with its own degrees of freedom (the between-run one: pairs - 1)
+        terms = [(va, len(la) - 1), (vb, len(lb) - 1)] + ([(between ** 2, between_pairs - 1)] if between > 0 else [])
+        df = se ** 4 / sum(v ** 2 / max(n, 1) for v, n in terms if v > 0)
         p = _two_sided_p(d / se, df)
         significant = p < 1 - CONFIDENCE
     t_ci = _t_quantile(0.5 + CONFIDENCE / 2, df)
@@ -140,6 +146,11 @@ def holm(p_values: Sequence[float | None], alpha: float = 1 - CONFIDENCE) -> lis
             break
         keep[i] = True
     return keep
+
+
+def testable(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]) -> int:
+    """How many of the pairs have enough repetitions on both sides to be tested."""
+    return sum(len(_logs(a)) >= MIN_REPETITIONS and len(_logs(b)) >= MIN_REPETITIONS for a, b in pairs)
 
 
 def between_runs(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]) -> float:

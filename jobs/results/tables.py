@@ -286,7 +286,7 @@ def _repetitions(r: records.ReportRun) -> str:
     if not r.repetitions:
         return "-"
     interval = f" [{_fmt(r.repetitions_low)}–{_fmt(r.repetitions_high)}]" if r.repetitions_high > r.repetitions_low else ""
-    return f"{_fmt(r.median)}{interval} ({len(r.repetitions)})"
+    return f"{_fmt(r.geomean)}{interval} ({len(r.repetitions)})"
 
 
 def _validity(r: records.ReportRun) -> str:
@@ -353,16 +353,18 @@ def to_markdown(report: records.Report, plots: Sequence[str] | None = None, plot
                  f"{r.padded_share:.0%}", _fmt(r.end_to_end_images_per_second), _fmt(r.compute_mean_ms, 3),
                  _p99(r), str(r.passes)] for r in runs]
     out += ["## Per run", "",
-            ("Throughput is ais_infer's (1000 x batch / mean compute ms over every timed batch). Each run timed "
-             "several repetitions, each after the first on a fresh backend session; beside their median is the "
-             "95% interval an identical rerun's would fall in. A run is valid when it timed at least "
+            ("Images/s is ais_infer's throughput (1000 x batch / mean compute ms over every timed batch). Each run "
+             "timed several repetitions, each after the first on a fresh backend session, each from its median "
+             "batch: their geometric mean, with the 95% interval an identical rerun's geometric mean would fall "
+             "in, is what `ghostbench compare` tests. The two figures differ when some batches were slow: a mean "
+             "counts them, a median does not. A run is valid when it timed at least "
              f"{records.VALID_SECONDS:g}s of compute and {records.VALID_BATCHES} batches in at least "
              f"{records.MIN_REPETITIONS} repetitions within {records.UNSTABLE_SPREAD:.0%} of each other (after "
              "MLPerf LoadGen and perf_analyzer); a shorter run's figure moves more between reruns, so comparisons "
              "of it are more often inconclusive. Busy: something else ran on the host or the device while it was "
              "timed. Real images/s leaves out the padding of a short last batch, which ais_infer's figure counts; "
              f"a p99 needs {records.P99_SAMPLES} samples to be bounded with 95% confidence (fewer: marked)."), "",
-            _md_table(["Target", "Batch size", "Precision", "Ran on", "Images/s", "Repetitions: median [rerun]",
+            _md_table(["Target", "Batch size", "Precision", "Ran on", "Images/s", "Repetitions [rerun interval] (n)",
                        "Valid", "Real images/s", "Padding", "End-to-end images/s", "Compute mean ms",
                        "Compute p99 ms (samples)", "Timed passes"], e2e_rows), ""]
     short = [r for r in runs if r.repetitions and not r.valid]

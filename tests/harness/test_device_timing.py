@@ -90,7 +90,7 @@ def test_precision_spread_and_provenance_reach_summary_and_report(harness_work):
     assert row.precision == "fp32" and row.provider == "CPUExecutionProvider" and not row.fallback
     assert (row.throughput_min, row.throughput_max) == (s.windows.min, s.windows.max)
     md = (harness_work / "prov-eval" / "report.md").read_text()
-    assert "Repetitions: median [rerun]" in md and "## Where it ran" in md and s.provenance["cpu_model"] in md
+    assert "Repetitions [rerun interval] (n)" in md and "## Where it ran" in md and s.provenance["cpu_model"] in md
     assert "`--precision_mode=force_fp16` (fp16)" in md  # the published figures' own precision is stated
 
 

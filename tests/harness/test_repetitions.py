@@ -124,7 +124,7 @@ class FakeNvml:
         return [type("P", (), {"pid": 4242})(), type("P", (), {"pid": 1})()]
 
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle):
-        return 0x1 | 0x4  # idle (not a reason to mark) and hardware slowdown
+        return 0x1 | 0x2 | 0x8  # idle, application clocks set (neither marks the run) and hardware slowdown
 
 
 def test_a_shared_or_throttled_gpu_marks_the_run():

@@ -8,6 +8,7 @@ output formats, the JSON reading back into the typed comparison.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 
@@ -360,3 +361,37 @@ def test_cli_compares_sweeps_in_two_s3_prefixes_and_a_local_store(s3_bucket, loc
     capsys.readouterr()
     assert cli.main(["compare", f"{s3_bucket}/lab:nope", "sweep-b", "--store", local_store]) == 2
     assert f"no report at {s3_bucket}/lab/sweeps/nope/report.json" in capsys.readouterr().err
+
+
+def test_a_change_beyond_the_threshold_that_many_pairs_make_insignificant_is_never_same():
+    # 30 quiet pairs and one 6% slower: alone it is slower; among 31 it no longer passes Holm, and then it may be
+    # inconclusive, never "same"
+    reps = (1.0, 1.027, 0.973, 1.018, 0.982)  # a 2.3% spread: a 5% change would show (detectable 4.8%)
+    quiet = [run("q", bs, 100.0, reps) for bs in range(1, 31)]
+    a = report(*quiet, run("t", 1, 100.0, reps))
+    b = report(*quiet, run("t", 1, 94.0, reps))
+    alone = compare.compare(report(a.runs[-1]), report(b.runs[-1]))
+    assert alone.pairs[0].verdict == "slower"
+    many = by_label(compare.compare(a, b))["t bs1 fp32 float32"]
+    assert many.verdict == "inconclusive" and "not significant" in many.evidence.why
+    assert "Holm over 31 pairs" in many.evidence.why and many.evidence.detectable < 0.05
+
+
+def test_an_unstable_run_is_never_judged_even_as_same():
+    unsteady = report(run("t1", 1, 100.0, valid=False), run("t1", 4, 200.0))
+    unsteady = dataclasses.replace(unsteady, runs=(dataclasses.replace(
+        unsteady.runs[0], validity_reasons=("unstable: the repetitions differ by 14% of their median, ...",)),
+        unsteady.runs[1]))
+    p = by_label(compare.compare(A, unsteady))["t1 bs1 fp32 float32"]
+    assert p.b.marks == ("unstable",) and p.verdict == "inconclusive" and "not judged (same otherwise)" in p.evidence.why
+
+
+def test_against_the_published_figures_the_same_rule_applies():
+    unstable = dataclasses.replace(published_sweep().runs[0], validity_reasons=("unstable: ...",), valid=False)
+    b = dataclasses.replace(published_sweep(), runs=(unstable, *published_sweep().runs[1:]))
+    c = compare.compare_published(b)
+    assert by_label(c)["a310p bs1 fp16 float32"].verdict == "inconclusive"  # would be faster, but unstable
+    assert "Holm over 2 pairs" in by_label(c)["a310 bs4 fp16 float32"].evidence.why
+    short = dataclasses.replace(unstable, validity_reasons=("short: 2.00s of timed compute",))
+    notes = compare.compare_published(dataclasses.replace(b, runs=(short, *b.runs[1:]))).notes
+    assert any("short runs" in n for n in notes) and not any("without repetitions" in n for n in notes)

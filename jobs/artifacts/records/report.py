@@ -117,6 +117,13 @@ class ReportRun:
         return self.p99_samples >= P99_SAMPLES
 
     @property
+    def geomean(self) -> float:
+        """The repetitions' geometric mean images/s, the figure ``repetitions_low``/``_high`` bound (the throughput
+        itself in an older report)."""
+        logs = [math.log(v) for v in self.repetitions if v > 0]
+        return math.exp(sum(logs) / len(logs)) if logs else self.throughput
+
+    @property
     def median(self) -> float:
         """The repetitions' median images/s (the throughput itself in an older report)."""
         return float(statistics.median(self.repetitions)) if self.repetitions else self.throughput

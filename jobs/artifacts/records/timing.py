@@ -64,8 +64,9 @@ def throughput(batch_size: int, mean_compute_ms: float) -> float:
 WINDOWS = 5
 """Timing windows per run: the timed batches split into this many consecutive windows."""
 UNSTABLE_SPREAD = 0.10
-"""A run is unstable when its windows' throughputs differ by more than this share of their median
-(perf_analyzer's stability rule)."""
+"""perf_analyzer's stability rule, applied twice: a run's timing windows (``Windows.stable``, the report's
+``stable``: jitter within a pass) and its repetitions (``validity``: ``unstable`` when they differ by more than
+this share of their median, and then ``compare`` does not judge it)."""
 
 
 @dataclasses.dataclass(frozen=True)
