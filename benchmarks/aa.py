@@ -3,8 +3,10 @@
 Sweeps of unchanged code run back to back (each into its own store) and every pair is compared: the A/A
 false-alarm rate is the share of rows that said ``faster`` or ``slower``, beside the share ``inconclusive``.
 Then two known slowdowns: a stand-in device at 16,000 images/s against one at 20,000 (the null backend; a
-20% slowdown), and ONNX Runtime on one intra-op thread against two (a real slowdown of the CPU engine);
-the detection rate is the share of rows that said ``slower``. Every sweep times ``--repetitions`` runs of
+20% slowdown), and two real slowdowns of the CPU engine: ONNX Runtime with its graph optimizations off
+(``graph_optimization_level: disable``; about 40% slower at batch 1 on the 2-vCPU VM of docs/performance.md)
+against on, and on one intra-op thread against two (a small one where the host has few cores: 2 threads were
+about 8-15% faster than 1 there). The detection rate is the share of rows that said ``slower``. Every sweep times ``--repetitions`` runs of
 ``--seconds`` each, as a user's would; the numbers say what this host lets compare decide.
 """
 
@@ -83,7 +85,9 @@ def run(work, repeats: int = 3, seconds: float = SECONDS, repetitions: int = REP
     two = aa_stores[-1]
     one = _sweep(work, f"one-thread-{tag}", {**ort, "backend_options": {"intra_op_threads": 1}}, img, seconds,
                  repetitions, batch_sizes, like=first)
-    null_v, thread_v = _verdicts(fast, slow), _verdicts(two, one)
+    unoptimized = _sweep(work, f"no-graph-opt-{tag}", {**ort, "backend_options": {"graph_optimization_level": "disable"}},
+                         img, seconds, repetitions, batch_sizes, like=first)
+    null_v, thread_v, opt_v = _verdicts(fast, slow), _verdicts(two, one), _verdicts(two, unoptimized)
     rows = sum(aa.values())
     return {"sweeps": len(aa_stores), "min_seconds": seconds, "repetitions": repetitions,
             "batch_sizes": list(batch_sizes), "aa": dict(aa), "aa_rows": rows,
@@ -91,7 +95,8 @@ def run(work, repeats: int = 3, seconds: float = SECONDS, repetitions: int = REP
             "inconclusive_rate": aa["inconclusive"] / rows if rows else 0.0,
             "null_slowdown": dict(null_v), "null_detection": null_v["slower"] / max(1, sum(null_v.values())),
             "thread_slowdown": dict(thread_v),
-            "thread_detection": thread_v["slower"] / max(1, sum(thread_v.values()))}
+            "thread_detection": thread_v["slower"] / max(1, sum(thread_v.values())),
+            "graph_opt_slowdown": dict(opt_v), "graph_opt_detection": opt_v["slower"] / max(1, sum(opt_v.values()))}
 
 
 def render(res: dict[str, Any]) -> str:
@@ -108,7 +113,9 @@ def render(res: dict[str, Any]) -> str:
             ["null 16k vs 20k images/s: slower", str(sum(res["null_slowdown"].values())),
              counts(res["null_slowdown"]), f"{res['null_detection']:.2f}"],
             ["ORT 1 thread vs 2: slower", str(sum(res["thread_slowdown"].values())),
-             counts(res["thread_slowdown"]), f"{res['thread_detection']:.2f}"]])])
+             counts(res["thread_slowdown"]), f"{res['thread_detection']:.2f}"],
+            ["ORT graph optimizations off vs all: slower", str(sum(res["graph_opt_slowdown"].values())),
+             counts(res["graph_opt_slowdown"]), f"{res['graph_opt_detection']:.2f}"]])])
 
 
 def headlines(res: dict[str, Any]) -> list[tuple[str, dict]]:
@@ -116,4 +123,5 @@ def headlines(res: dict[str, Any]) -> list[tuple[str, dict]]:
     return [("compare A/A false-alarm rate", one(res["false_alarm_rate"])),
             ("compare A/A inconclusive rate", one(res["inconclusive_rate"])),
             ("compare detects null 16k vs 20k (share slower)", one(res["null_detection"])),
-            ("compare detects ORT 1 thread vs 2 (share slower)", one(res["thread_detection"]))]
+            ("compare detects ORT 1 thread vs 2 (share slower)", one(res["thread_detection"])),
+            ("compare detects ORT graph optimizations off (share slower)", one(res["graph_opt_detection"]))]

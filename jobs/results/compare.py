@@ -10,13 +10,13 @@ uncertainty; a change common to every pair (a real regression, or the host) stay
 threshold ``t`` (default 5%):
 
 - ``faster`` / ``slower``: B/A beyond 1 ± t, significant (p < 0.05, the pairs of one comparison tested
-  together with Holm's procedure, so that the chance of any false verdict among them stays at 5%), and
-  neither run unstable (its repetitions
-  within ``records.UNSTABLE_SPREAD`` of their median, perf_analyzer's rule: an unstable run caught the host
-  changing under it);
+  together with Holm's procedure, so that the chance of any false verdict among them stays at 5%); where a
+  run is unstable (its repetitions more than ``records.UNSTABLE_SPREAD`` apart: it caught the host changing
+  under it, and perf_analyzer would not report it), only when the whole 95% interval is beyond 1 ± t;
 - ``inconclusive``: neither, and either a change beyond ``t`` that is not significant, or the pair could not
   have detected a change of ``t`` (its detectable change, at 80% power, is larger): too noisy, an unstable
-  run (never judged, whatever its ratio), or fewer than 3 repetitions on a side (an older report);
+  run (never ``same``; ``faster``/``slower`` only as above), or fewer than 3 repetitions on a side (an older
+  report);
 - ``same``: none of that: no change beyond ``t``, and one of ``t`` would have shown.
 
 A pair regresses when it is ``slower`` or when B's top-1 is below A's by more than B's accuracy gate
@@ -60,7 +60,7 @@ PUBLISHED_INPUT_MODE = "float32"
 PUBLISHED_LABEL = "published (seed guide, section 7.1)"
 RULE = ("faster/slower: B/A beyond 1 ± {t} and significant (Welch's t-test on the repetitions' log images/s, "
         "p < 0.05 after Holm over the pairs, with the between-run variation estimated across the pairs), "
-        "neither run unstable; "
+        "and, where a run is unstable, the whole 95% interval beyond 1 ± {t}; "
         "inconclusive: neither, and the pair could not detect a {t} change (80% power) or a run is unstable; "
         "else same. Regressed: slower, or top-1 down by more than the gate.")
 
@@ -307,15 +307,21 @@ def _runs(model: str, runs: Sequence[records.ReportRun], scale: Mapping[str, flo
     return {Key.of(model, r): Side.of(r, (scale or {}).get(r.target, 1.0)) for r in runs}
 
 
-def _unless_unstable(e: stats.Evidence, a: Side, b: Side) -> stats.Evidence:
-    """No verdict from an unstable run: one whose repetitions differ by more than ``UNSTABLE_SPREAD`` of their median
-    caught the host changing under it (perf_analyzer does not report such a measurement at all)."""
+def _unless_unstable(e: stats.Evidence, a: Side, b: Side, threshold: float) -> stats.Evidence:
+    """An unstable run (repetitions more than ``UNSTABLE_SPREAD`` apart: it caught the host changing under it;
+    perf_analyzer does not report such a measurement) is judged only on overwhelming evidence: ``faster`` or
+    ``slower`` stands when the whole confidence interval of the ratio lies beyond 1 ± threshold (the unstable
+    spread is in the interval already), never ``same``; anything else is ``inconclusive``."""
     unstable = [name for name, side in (("A", a), ("B", b)) if "unstable" in side.marks]
     if e.verdict == stats.INCONCLUSIVE or not unstable:
         return e
+    who = " and ".join(unstable)
+    if (e.verdict == stats.SLOWER and e.high < 1 - threshold) or (e.verdict == stats.FASTER and e.low > 1 + threshold):
+        return dataclasses.replace(e, why=(f"{e.why}; {who} unstable, but the whole 95% interval "
+                                           f"[{e.low:.3f}, {e.high:.3f}] is beyond ±{threshold:.1%}"))
     return dataclasses.replace(e, verdict=stats.INCONCLUSIVE, why=(
-        f"{' and '.join(unstable)}'s repetitions differ by more than {records.UNSTABLE_SPREAD:.0%}: an unstable "
-        f"run is not judged ({e.verdict} otherwise)"))
+        f"{who}'s repetitions differ by more than {records.UNSTABLE_SPREAD:.0%}: an unstable run is judged only "
+        f"when the whole 95% interval is beyond ±{threshold:.1%} ({e.verdict} otherwise)"))
 
 
 def _together(evidence: list[stats.Evidence], matched: Sequence[tuple[Side, Side]],
@@ -328,7 +334,7 @@ def _together(evidence: list[stats.Evidence], matched: Sequence[tuple[Side, Side
         if e.p_value is not None and tested > 1:
             verdict, why = stats.verdict_of(e.ratio, significant, e.detectable, threshold)
             e = dataclasses.replace(e, verdict=verdict, why=f"{why} (Holm over {tested} pairs)")
-        out.append(_unless_unstable(e, a, b))
+        out.append(_unless_unstable(e, a, b, threshold))
     return out
 
 

@@ -383,14 +383,33 @@ def test_an_unstable_run_is_never_judged_even_as_same():
         unsteady.runs[0], validity_reasons=("unstable: the repetitions differ by 14% of their median, ...",)),
         unsteady.runs[1]))
     p = by_label(compare.compare(A, unsteady))["t1 bs1 fp32 float32"]
-    assert p.b.marks == ("unstable",) and p.verdict == "inconclusive" and "not judged (same otherwise)" in p.evidence.why
+    assert p.b.marks == ("unstable",) and p.verdict == "inconclusive" and "(same otherwise)" in p.evidence.why
+
+
+def _unstable(r: records.ReportRun) -> records.ReportRun:
+    return dataclasses.replace(r, valid=False, validity_reasons=("unstable: the repetitions differ by 30% ...",))
+
+
+def test_an_unstable_run_is_judged_slower_only_when_the_whole_interval_is_beyond_the_threshold():
+    bumpy = (1.0, 1.3, 0.9, 1.15, 1.0)  # 40% apart: unstable
+    a = report(run("t", 1, 200.0, bumpy))
+    far = compare.compare(a, report(_unstable(run("t", 1, 100.0, bumpy)))).pairs[0]
+    assert far.verdict == "slower" and far.evidence.high < 0.95 and "whole 95% interval" in far.evidence.why
+    near = compare.compare(a, report(_unstable(run("t", 1, 156.0, bumpy)))).pairs[0]
+    assert near.evidence.p_value < 0.05 and near.evidence.high > 0.95  # significant, but not surely beyond -5%
+    assert near.verdict == "inconclusive" and "(slower otherwise)" in near.evidence.why
 
 
 def test_against_the_published_figures_the_same_rule_applies():
     unstable = dataclasses.replace(published_sweep().runs[0], validity_reasons=("unstable: ...",), valid=False)
     b = dataclasses.replace(published_sweep(), runs=(unstable, *published_sweep().runs[1:]))
     c = compare.compare_published(b)
-    assert by_label(c)["a310p bs1 fp16 float32"].verdict == "inconclusive"  # would be faster, but unstable
+    marked = by_label(c)["a310p bs1 fp16 float32"]  # marked unstable, its interval wholly above +5%: judged
+    assert marked.verdict == "faster" and "A and B unstable" not in marked.evidence.why
+    assert "B unstable, but the whole 95% interval" in marked.evidence.why
+    nearer = dataclasses.replace(unstable, throughput=1550.0, repetitions=tuple(1550.0 * x for x in STEADY))
+    c = compare.compare_published(dataclasses.replace(b, runs=(nearer, *b.runs[1:])))
+    assert by_label(c)["a310p bs1 fp16 float32"].verdict == "inconclusive"  # +3%: same otherwise, but unstable
     assert "Holm over 2 pairs" in by_label(c)["a310 bs4 fp16 float32"].evidence.why
     short = dataclasses.replace(unstable, validity_reasons=("short: 2.00s of timed compute",))
     notes = compare.compare_published(dataclasses.replace(b, runs=(short, *b.runs[1:]))).notes
