@@ -54,6 +54,35 @@ _quieted: set[str] = set()
 _reached_lock = threading.Lock()
 
 
+ENDPOINT_SOURCES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+"""Where botocore takes an S3 endpoint from, first wins (then the profile's ``endpoint_url``)."""
+
+
+def endpoint_problem(url: str) -> str | None:
+    """What is wrong with an S3 endpoint URL for ghostbench, or None: it must be ``http(s)://host[:port]`` with at
+    most a ``/`` after it, as the chart's ``store.endpoint`` schema says. A path is refused because S3 requests
+    are signed over the path: behind a reverse proxy that strips it the server answers SignatureDoesNotMatch
+    (right credentials, wrong path signed), and one that keeps it makes the bucket "not exist"."""
+    p = urllib.parse.urlsplit(url)
+    if p.scheme not in ("http", "https") or not p.hostname:
+        return "expected http://host[:port] or https://host[:port]"
+    if "@" in p.netloc:
+        return "credentials in the URL are not accepted; use the AWS credential chain"
+    if p.path not in ("", "/"):
+        return (f"an S3 endpoint is a host and port only; its path {p.path!r} is not supported: requests are "
+                "signed over the path, so a reverse proxy that strips it answers SignatureDoesNotMatch and one "
+                "that keeps it answers that the bucket does not exist; give the server a host name or port of its "
+                "own (or point at the server itself)")
+    if p.query or p.fragment:
+        return "expected no query or fragment"
+    return None
+
+
+def endpoint_source() -> str:
+    """The name of the setting the S3 endpoint came from, for messages."""
+    return next((env for env in ENDPOINT_SOURCES if os.environ.get(env)), "the AWS profile's endpoint_url")
+
+
 def deadline_from_env() -> float:
     text = os.environ.get(DEADLINE_ENV, "").strip()
     if not text:
@@ -158,6 +187,10 @@ class Connection:
             raise errors.BadInput(f"s3://{self.bucket}: {s3_errors.one_line(e)}") from e
         except botocore.exceptions.BotoCoreError as e:
             raise errors.BadInput(f"s3://{self.bucket}: S3 client configuration: {self._redact(str(e))}") from e
+        if endpoint or custom:  # a configured endpoint (AWS's own are built by botocore)
+            problem = endpoint_problem(client.meta.endpoint_url or "")
+            if problem:
+                raise errors.BadInput(f"{endpoint_source()}={self._redact(client.meta.endpoint_url)}: {problem}")
         self.endpoint = s3_errors.public_endpoint(client.meta.endpoint_url)
         # runs before botocore's own retry handler: notes answers, and stops its retries of a first
         # contact that nothing answered

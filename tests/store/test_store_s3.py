@@ -826,3 +826,41 @@ def test_corrupted_object_detected_and_rebuilt(s3_env, s3_bucket, image_set, sma
     assert m is not None and commit.corrupted_files(st.child(infer.out), m) == []
     assert hashlib.sha256(st.read_bytes(obj)).hexdigest() != corrupted
     assert report_rows(st, "s") == small_reference
+
+
+@pytest.mark.parametrize("variable", s3_connection.ENDPOINT_SOURCES)
+def test_an_endpoint_with_a_path_is_refused_naming_the_path(monkeypatch, variable):
+    """Behind a reverse proxy at http://host:port/s3 a request signed over /s3/bucket/key reaches the server as
+    /bucket/key (SignatureDoesNotMatch, with the right credentials) or the bucket is looked up under /s3 (does not
+    exist): refused before any request, naming the setting and the path."""
+    for other in s3_connection.ENDPOINT_SOURCES:
+        monkeypatch.delenv(other, raising=False)
+    monkeypatch.setenv(variable, "http://127.0.0.1:9/s3")  # nothing there: refused before connecting
+    with pytest.raises(errors.BadInput, match=rf"^{variable}=http://127.0.0.1:9/s3: .*its path '/s3' is not "
+                                              r"supported: .*SignatureDoesNotMatch"):
+        store.open_store("s3://bucket/p").exists("x")
+
+
+def test_an_endpoint_with_a_path_from_the_command_line_is_one_line_and_exit_2(s3_env, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_env.endpoint + "/s3")  # the server is there: the path is the cause
+    r = subprocess.run(ghostbench("report", "X", "--store", "s3://bucket/p"), check=False, capture_output=True,
+                       text=True, cwd=REPO_ROOT, timeout=120)
+    assert r.returncode == errors.EXIT_BAD_INPUT, r.stderr
+    line = _one_error_line(r.stderr)
+    assert f"AWS_ENDPOINT_URL_S3={s3_env.endpoint}/s3: " in line and "path '/s3'" in line, line
+    assert "does not exist" not in line.split(": ", 2)[1]  # the old, wrong cause
+
+
+@pytest.mark.parametrize("url, ok", [
+    ("http://minio:9000", True), ("https://s3.example.org", True), ("http://minio:9000/", True),
+    ("http://minio:9000/s3", False), ("http://minio:9000/s3/", False), ("http://user:pw@minio:9000", False),
+    ("ftp://minio:9000", False), ("minio:9000", False),
+])
+def test_one_endpoint_rule_in_the_store_and_the_chart(url, ok):
+    """The chart's ``store.endpoint`` schema and the store accept the same endpoints (``""``, AWS, aside)."""
+    import jsonschema
+
+    schema = json.loads((REPO_ROOT / "charts" / "ghostbench" / "values.schema.json").read_text())
+    chart_ok = jsonschema.Draft7Validator({"type": "string", **{k: v for k, v in schema["properties"]["store"][
+        "properties"]["endpoint"].items() if k != "description"}}).is_valid(url)
+    assert (s3_connection.endpoint_problem(url) is None) == ok == chart_ok, s3_connection.endpoint_problem(url)
