@@ -24,6 +24,7 @@ from controller import spec as spec_mod
 from jobs import errors, models
 from jobs import store as store_mod
 from jobs.artifacts import commit
+from jobs.results import metrics
 
 log = logging.getLogger("ghostbench.demo")
 MODEL = "ghostnet_1.0x"
@@ -66,7 +67,19 @@ def _reference_labels(weights_path: pathlib.Path, images_dir: pathlib.Path, name
     net.eval()
     with torch.inference_mode():
         logits = net(torch.from_numpy(_batch(images_dir, names, info))).numpy()
-    return [int(i) for i in logits.argmax(axis=1)]
+    return _labels(logits)
+
+
+def _labels(logits) -> list[int]:
+    """Each image's top-1 by the rule its predictions are ranked by (``metrics.top1``: ties to the lower class);
+    ``GhostbenchError`` when a logit is NaN or infinite: no labels to agree with (``np.argmax`` takes a NaN for the
+    best)."""
+    bad = metrics.nonfinite(logits)
+    if bad is not None:
+        raise errors.GhostbenchError(
+            f"the reference model's logits hold {bad.nan} NaN and {bad.posinf + bad.neginf} infinite value(s) for "
+            f"{len(bad.rows)} image(s): no labels to measure agreement with")
+    return [int(i) for i in metrics.top1(logits)]
 
 
 def _features_and_logits(net, images_dir: pathlib.Path, names: list[str], info: models.ModelInfo):
@@ -125,7 +138,7 @@ def _deterministic_weights(weights_path: pathlib.Path, images_dir: pathlib.Path,
         redrawn = [fake_imagenet.make_image(images_dir, int(i), IMAGES_SEED, attempt) for i in close]
         logits[close] = _features_and_logits(net, images_dir, redrawn, info)[1]
     torch.save(net.state_dict(), weights_path)
-    return "sha256:" + commit.file_digest(weights_path), [int(i) for i in logits.argmax(axis=1)]
+    return "sha256:" + commit.file_digest(weights_path), _labels(logits)
 
 
 def prepare_inputs(store: store_mod.Store, count: int, offline: bool) -> dict[str, str]:

@@ -25,6 +25,7 @@ from jobs import store as store_mod
 from jobs.artifacts import commit, records
 from jobs.devices import cpu
 from jobs.models import weights as weights_mod
+from jobs.results import metrics
 from jobs.stages import cli
 
 log = logging.getLogger("ghostbench")
@@ -121,6 +122,12 @@ def _parity(model_bytes: bytes, net, pixels, info: models.ModelInfo, input_dtype
     opts.intra_op_num_threads = threads  # the pod's CPU limit, not the node's cores
     session = ort.InferenceSession(model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
     (actual,) = session.run([OUTPUT_NAME], {INPUT_NAME: feed})
+    for who, logits in (("torch", expected), ("onnxruntime", actual)):  # named, not "differs by nan"
+        bad = metrics.nonfinite(logits)
+        if bad is not None:
+            raise errors.GhostbenchError(
+                f"parity: {who}'s logits hold {bad.nan} NaN and {bad.posinf + bad.neginf} infinite value(s) for "
+                f"{len(bad.rows)} of {len(logits)} image(s); nothing committed")
     diff = float(np.max(np.abs(actual.astype(np.float64) - expected)))
     scale = float(np.max(np.abs(expected)))
     return {
@@ -131,7 +138,7 @@ def _parity(model_bytes: bytes, net, pixels, info: models.ModelInfo, input_dtype
         "max_abs_logit": scale,
         "relative": diff / scale if scale > 0 else diff,
         "tolerance": PARITY_TOLERANCE,
-        "top1_agreement": float(np.mean(actual.argmax(1) == expected.argmax(1))),
+        "top1_agreement": float(np.mean(metrics.top1(actual) == metrics.top1(expected))),
         "output_shape": list(actual.shape),
     }
 

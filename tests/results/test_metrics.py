@@ -14,6 +14,49 @@ def test_topk_orders_best_first_and_breaks_ties_by_index():
     assert scores[0].tolist() == pytest.approx([3.0, 3.0, 1.0, 0.5, 0.1])
 
 
+def test_topk_a_row_of_equal_logits_ranks_the_lowest_classes_first():
+    # issue 20.1: argpartition kept classes 984-988 of a row of equal logits
+    idx, scores = metrics.topk(np.zeros((3, 1000), dtype=np.float32), 5)
+    assert idx.tolist() == [[0, 1, 2, 3, 4]] * 3
+    assert scores.tolist() == [[0.0] * 5] * 3
+
+
+def test_topk_ties_after_the_leaders_take_the_lowest_tied_classes():
+    row = np.zeros((1, 1000), dtype=np.float32)
+    row[0, 500:] = 1.0           # classes 500-999 tied ...
+    row[0, 7:10] = [4.0, 3.0, 2.0]  # ... after three leaders
+    idx, _ = metrics.topk(row, 5)
+    assert idx.tolist() == [[7, 8, 9, 500, 501]]  # was [7, 8, 9, 965, 966]
+
+
+def test_topk_is_a_stable_descending_sort_with_nan_last():
+    rng = np.random.default_rng(7)
+    for trial in range(200):  # few distinct values: ties everywhere, across the cut too
+        x = rng.integers(-3, 3, size=(40, 30)).astype(np.float32)
+        for value, share in ((np.nan, 0.3 * (trial % 3 == 0)), (np.inf, 0.1 * (trial % 5 == 0)),
+                             (-np.inf, 0.1 * (trial % 7 == 0)), (-0.0, 0.5 * (trial % 11 == 0))):
+            x[rng.random(x.shape) < share] = value
+        expected = np.argsort(-x, axis=1, kind="stable")
+        for k in (1, 5, 30):
+            assert metrics.topk(x, k)[0].tolist() == expected[:, :k].tolist()
+
+
+def test_topk_ranks_infinities_at_the_ends_and_nan_below_everything():
+    x = np.array([[1.0, np.nan, -np.inf, np.inf, 2.0, np.nan]], dtype=np.float32)
+    idx, scores = metrics.topk(x, 6)
+    assert idx.tolist() == [[3, 4, 0, 2, 1, 5]]
+    assert metrics.top1(np.array([[np.nan, 1.0, 1.0]], dtype=np.float32)).tolist() == [1]  # argmax says 0
+    assert metrics.top1(np.array([[np.nan, np.nan]], dtype=np.float32)).tolist() == [0]
+
+
+def test_nonfinite_counts_values_by_kind_and_the_rows_holding_them():
+    x = np.zeros((4, 6), dtype=np.float32)
+    assert metrics.nonfinite(x) is None
+    x[1, 2], x[1, 3], x[3, 0], x[3, 5] = np.nan, np.inf, -np.inf, np.nan
+    count = metrics.nonfinite(x)
+    assert count.rows.tolist() == [1, 3] and (count.nan, count.posinf, count.neginf) == (2, 1, 1)
+
+
 def test_topk_accuracy_hand_made():
     top = np.array([[1, 2, 3, 4, 5],    # label 1: top-1 hit
                     [9, 7, 8, 6, 5],    # label 8: hit from top-3

@@ -169,6 +169,19 @@ def test_parity_failure_commits_nothing(tmp_path, demo_weights, monkeypatch, cap
     assert not (tmp_path / "model.onnx").exists()
 
 
+def test_nonfinite_logits_are_named_and_commit_nothing(tmp_path, demo_weights, capsys):
+    # issue 20.2: a NaN in the logits is named as such (it used to read "differs from torch by nan")
+    state = torch.load(demo_weights[0], weights_only=True)
+    state["classifier.bias"][3] = float("nan")
+    path = tmp_path / "nan.pth"
+    torch.save(state, path)
+    assert _export(tmp_path / "out", (path, "sha256:" + commit.file_digest(path)), "--parity-batch", "2") == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("ghostbench export: error: parity: torch's logits hold 2 NaN and 0 infinite value(s) for 2 of 2 "
+                   "image(s); nothing committed")
+    assert not (tmp_path / "out" / commit.MANIFEST).exists()
+
+
 # --- bad input: exit 2, one line on stderr, nothing committed ----------------------------------
 
 def _bad(tmp_path, capsys, argv) -> str:

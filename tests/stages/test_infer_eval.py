@@ -102,6 +102,8 @@ def test_a_backend_computing_on_the_host_runs_serially_by_default(harness_work):
     (["--batch-size", "4", "--option", "threads"], "--option 'threads': expected KEY=VALUE"),
     (["--batch-size", "4", "--backend", "null", "--option", "images_per_s=0"],
      "option images_per_s: expected a number > 0, got 0"),
+    (["--batch-size", "4", "--backend", "null", "--option", "logits=sorted"],
+     "option logits: expected one of ramp, tied, nonfinite, got 'sorted'"),
 ])
 def test_bad_infer_arguments_exit_2_with_one_line(harness_work, capsys, args, message):
     engine = make_engine(harness_work, "float32", 4)
@@ -165,3 +167,19 @@ def test_eval_writes_seed_accuracy_and_reports(harness_work):
     md = (out / "report.md").read_text()
     assert "| Batch size | nulltarget |" in md and ("FAIL" in md) != report["all_pass"]
     assert (out / "report.csv").read_text().splitlines()[0].startswith("target,backend,device,input_mode")
+
+
+def test_tied_logits_rank_the_lowest_classes_first_end_to_end(harness_work):
+    # issue 20.1: a model whose logits are all equal ranked classes 984-988 and scored top-5 0%
+    code, out = run_infer(harness_work, "infer-null-tied", "--backend", "null", "--option", "logits=tied",
+                          "--data", str(harness_work / "data-float32"), "--batch-size", "4",
+                          "--min-batches", "1", "--min-seconds", "0", "--target-name", "tied")
+    assert code == 0
+    assert {tuple(int(r[f"top{k}"]) for k in range(1, 6)) for r in read_predictions(out)} == {(0, 1, 2, 3, 4)}
+    ev = harness_work / "eval-tied"
+    assert eval_stage.main(["--run", str(out), "--data", str(harness_work / "data-float32"), "--out", str(ev),
+                            "--quiet", "--reference-top1", "20", "--reference-top5", "80", "--gate", "1"]) == 0
+    labels = [i % 7 for i in range(N_IMAGES)]  # the harness images' labels
+    report = json.loads((ev / "report.json").read_text())
+    assert report["runs"][0]["accuracy"]["5"] == 100.0 * sum(label < 5 for label in labels) / N_IMAGES == 80.0
+    assert report["all_pass"]

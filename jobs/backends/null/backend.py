@@ -7,6 +7,9 @@ The harness benchmark uses it to measure what the host side costs next to a devi
 With ``--option device_buffers=true`` it also stands in for a device's memory: each batch is copied into a
 preallocated buffer before the timed call (timed as ``H2D_latency``) and the logits out of another after it
 (``D2H_latency``), so the feed path to a fast device, copies included, can be measured without one.
+
+With ``--option logits=tied`` every logit is equal and with ``logits=nonfinite`` some are NaN or infinite: the
+stand-ins for a model whose outputs the ranking's tie rule decides, or that overflowed (``config.NullConfig``).
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ class NullBackend(base.Backend):
     name = "null"
 
     def __init__(self, spec: base.TensorSpec, num_classes: int, images_per_s: float | None = None,
-                 device_buffers: bool = False):
+                 device_buffers: bool = False, logits: str = "ramp"):
         self._spec = spec
         self._seconds_per_image = 1.0 / images_per_s if images_per_s else 0.0
         # with a simulated speed it stands in for a device; without, nothing to overlap with
         self.computes_on_host = not images_per_s
-        self._logits = np.linspace(1.0, 0.0, num_classes, dtype=np.float32)  # class 0 always wins
+        self._kind = logits
+        self._logits = _row(logits, num_classes)
         self._out = np.empty((0, num_classes), dtype=np.float32)
         self._device_buffers = device_buffers
         self._device_in: np.ndarray | None = None  # the stand-in device memory, allocated on the first batch
@@ -49,7 +53,7 @@ class NullBackend(base.Backend):
             dtype=np.dtype(inp.get("dtype", cfg.dtype or "float32")),
             shape=tuple(inp.get("shape", (None, 3, 224, 224))),
         )
-        return cls(spec, cfg.num_classes, cfg.images_per_s, cfg.device_buffers)
+        return cls(spec, cfg.num_classes, cfg.images_per_s, cfg.device_buffers, cfg.logits)
 
     @property
     def input(self) -> base.TensorSpec:
@@ -103,4 +107,14 @@ class NullBackend(base.Backend):
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "device": "none",
                 "simulated_images_per_s": 1.0 / self._seconds_per_image if self._seconds_per_image else None,
-                "device_buffers": self._device_buffers}
+                "device_buffers": self._device_buffers, "logits": self._kind}
+
+
+def _row(kind: str, num_classes: int) -> np.ndarray:
+    """The logits every image gets (``config.NullConfig.logits``)."""
+    if kind == "tied":
+        return np.zeros(num_classes, dtype=np.float32)
+    row = np.linspace(1.0, 0.0, num_classes, dtype=np.float32)  # class 0 always wins
+    if kind == "nonfinite":
+        row[1], row[2], row[-1] = np.inf, np.nan, -np.inf
+    return row

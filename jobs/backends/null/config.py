@@ -9,8 +9,9 @@ from typing import Any
 from jobs import errors, registry
 
 DEVICES = ("cpu", "none")
-OPTIONS = ("images_per_s", "num_classes", "dtype", "device_buffers")
+OPTIONS = ("images_per_s", "num_classes", "dtype", "device_buffers", "logits")
 DTYPES = ("float32", "uint8")
+LOGITS = ("ramp", "tied", "nonfinite")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +25,10 @@ class NullConfig:
     device_buffers: bool = False
     """Stand in for a device's memory too: each batch is copied into a preallocated buffer before the timed
     call (``H2D_latency``) and the logits out of one after it (``D2H_latency``), as a device backend does."""
+    logits: str = "ramp"
+    """The row every image gets: ``ramp`` (class 0 highest, falling to the last), ``tied`` (every logit equal: the
+    ranking's tie rule alone decides the top-k), ``nonfinite`` (the ramp with +inf at class 1, NaN at class 2 and
+    -inf at the last class, as an fp16 overflow leaves them: a run the accuracy gate must refuse)."""
 
     @classmethod
     def check(cls, device: str, options: Mapping[str, Any], precision: str = "fp32") -> NullConfig:
@@ -44,5 +49,10 @@ class NullConfig:
         buffers = options.get("device_buffers", False)
         if not isinstance(buffers, bool):
             raise errors.OptionError("device_buffers", f"expected true or false, got {buffers!r}")
+        logits = options.get("logits", "ramp")
+        if logits not in LOGITS:
+            raise errors.OptionError("logits", f"expected one of {', '.join(LOGITS)}, got {logits!r}")
+        if logits == "nonfinite" and classes < 4:
+            raise errors.OptionError("logits", f"nonfinite needs num_classes >= 4, got {classes}")
         return cls(images_per_s=float(rate) if rate is not None else None, num_classes=classes, dtype=dtype,
-                   device_buffers=buffers)
+                   device_buffers=buffers, logits=logits)
