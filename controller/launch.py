@@ -41,8 +41,9 @@ def execute(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: store_mod.Stor
             jobs_n: int, verify: bool = False, executor_options: dict[str, Any] | None = None) -> int:
     """Run what is not committed, holding the sweep's lease (``controller.lease``); the exit code: 0 done and
     every run passes the accuracy gate, 1 a step failed, 2 (``lease.SweepBusy``) another controller runs the
-    sweep, ``errors.EXIT_GATE_FAILED`` (4) every step done but some run below the gate. SIGTERM stops the
-    sweep as Ctrl-C does: the steps are stopped and the status says interrupted."""
+    sweep, ``errors.EXIT_GATE_FAILED`` (4) every step done but some run below the gate,
+    ``errors.EXIT_STORE_UNAVAILABLE`` (7) every failed step failed because the store stayed unavailable.
+    SIGTERM stops the sweep as Ctrl-C does: the steps are stopped and the status says interrupted."""
     executor_cls = executors.REGISTRY.load(executor_name)
     lease = lease_mod.Lease(store, plan.sweep, runner.sweep_dir(plan.sweep))
     took_over = lease.acquire()
@@ -68,6 +69,10 @@ def execute(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: store_mod.Stor
             print(f"  {st.title}: {st.reason}; log: {store.uri}/{st.log}", file=sys.stderr)
             for line in st.log_tail.splitlines()[-5:]:
                 print(f"    | {line}", file=sys.stderr)
+        if all(st.exit_code == errors.EXIT_STORE_UNAVAILABLE for st in result.failed()):
+            print(f"sweep {plan.sweep}: the store was unavailable past its retry deadline; rerun once it is back "
+                  "and the sweep resumes from what is committed", file=sys.stderr)
+            return errors.EXIT_STORE_UNAVAILABLE
         return errors.EXIT_FAILURE
     print(f"sweep {plan.sweep}: {len(plan.steps)} steps done ({result.ran} run now) in "
           f"{result.seconds:.1f}s; results in {where}/", file=sys.stderr)

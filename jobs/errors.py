@@ -4,7 +4,9 @@ A stage exits 0 on success, 2 on bad input or arguments (one line: what and wher
 needed tool or library is missing, and 1 on any other failure. A sweep (``ghostbench run``, ``demo``)
 exits 4 when every step finished but a run failed the accuracy gate.
 ``ghostbench compare`` exits 5 when the second sweep regressed against the first, and 6 (with
-``--inconclusive fail``) when it could not tell for some run.
+``--inconclusive fail``) when it could not tell for some run. 7: the store stayed unavailable past its
+retry deadline (an outage, not a wrong setting: rerun once it is back, and a sweep resumes where it stopped).
+The README lists them; ``tests/project/test_exit_codes.py`` produces each one from a real failure.
 """
 
 EXIT_OK = 0
@@ -18,6 +20,9 @@ EXIT_REGRESSION = 5
 significantly, or its top-1 dropped by more than the sweep's gate (``jobs.results.compare``)."""
 EXIT_INCONCLUSIVE = 6
 """``ghostbench compare --inconclusive fail``: no regression shown, but some pair was too noisy to judge."""
+EXIT_STORE_UNAVAILABLE = 7
+"""The store kept failing, or stopped answering, until its retry deadline (``GHOSTBENCH_S3_DEADLINE_S``); a
+retry later may succeed, unlike 2. A store that never answered at all is a wrong setting: 2."""
 
 
 class GhostbenchError(Exception):
@@ -40,6 +45,12 @@ class MissingDependency(GhostbenchError):
 
 class StoreError(GhostbenchError):
     """The store could not be read or written."""
+
+
+class StoreUnavailable(StoreError):
+    """The store answered before but kept failing or stopped answering until the retry deadline: an outage."""
+
+    exit_code = EXIT_STORE_UNAVAILABLE
 
 
 class NotCommitted(BadInput):

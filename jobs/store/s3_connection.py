@@ -293,9 +293,10 @@ class Connection:
     def _gave_up(self, e: BaseException, what: str) -> errors.GhostbenchError:
         waited = f"gave up after {self.deadline_s:g}s of retries ({DEADLINE_ENV})"
         if isinstance(e, botocore.exceptions.ClientError):
-            return errors.StoreError(f"{what}: S3 server {self.endpoint} kept failing: {self._reason(e)}; {waited}")
-        return errors.BadInput(f"{what}: S3 endpoint {self.endpoint} unreachable ({self._reason(e)}); {waited}; "
-                               "check AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL and that the server is up")
+            return errors.StoreUnavailable(f"{what}: S3 server {self.endpoint} kept failing: {self._reason(e)}; "
+                                           f"{waited}; rerun once it is back")
+        return errors.StoreUnavailable(f"{what}: S3 endpoint {self.endpoint} unreachable ({self._reason(e)}); "
+                                       f"{waited}; check that the server is up, and rerun once it is back")
 
 
     def translate(self, e: BaseException, what: str) -> BaseException:

@@ -384,7 +384,7 @@ def test_endpoint_that_answered_before_is_waited_for_until_the_deadline(s3_env, 
     monkeypatch.setenv(s3_connection.REACHED_ENV, f"http://elsewhere:1 {endpoint}")  # as a controller passes it on
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retries off: only the deadline loop
     monkeypatch.setenv(s3_connection.DEADLINE_ENV, "0")
-    assert cli.main(["status", "s", "--store", "s3://bucket/p"]) == errors.EXIT_BAD_INPUT
+    assert cli.main(["status", "s", "--store", "s3://bucket/p"]) == errors.EXIT_STORE_UNAVAILABLE
     line = _one_error_line(capsys.readouterr().err)
     assert f"S3 endpoint {endpoint} unreachable" in line and "gave up after 0s" in line
 
@@ -398,7 +398,7 @@ def test_endpoint_that_answered_before_is_waited_for_until_the_deadline(s3_env, 
 
     conn = s3_connection.Connection("bucket", deadline_s=10.0, sleep=sleep, clock=lambda: now[0])
     attempts = _count_attempts(conn)
-    with pytest.raises(errors.BadInput, match="unreachable .*gave up after 10s") as e:
+    with pytest.raises(errors.StoreUnavailable, match="unreachable .*gave up after 10s") as e:
         s3_store.S3Store(conn).exists("x")
     assert waits[:3] == [0.25, 0.5, 1.0] and sum(waits) == pytest.approx(10.0)
     assert len(attempts) == len(waits) + 1 and e.value.__cause__ is not None
@@ -735,7 +735,7 @@ def test_past_the_deadline_fails_clearly_and_resumes(s3_env, s3_bucket, image_se
         mp.setenv("AWS_MAX_ATTEMPTS", "1")
         mp.setattr(_Hooked, "hook", staticmethod(stop_after_preprocessing))
         mp.setattr(display, "ProgressDisplay", _Hooked)
-        assert cli.main(["run", str(path)]) == errors.EXIT_BAD_INPUT
+        assert cli.main(["run", str(path)]) == errors.EXIT_STORE_UNAVAILABLE
     line = _one_error_line(capsys.readouterr().err)
     assert "S3 endpoint http://127.0.0.1:" in line and "unreachable" in line and "gave up after 1s" in line
 
