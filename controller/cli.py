@@ -33,7 +33,7 @@ from controller import spec as spec_mod
 from jobs import errors, params
 from jobs import store as store_mod
 from jobs.artifacts import records
-from jobs.results import compare, compare_view
+from jobs.results import compare, compare_view, tables
 
 
 def _store_arg(p: argparse.ArgumentParser, what: str = "spec") -> None:
@@ -270,7 +270,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         report = records.Report.from_json(store.read_text(f"{runner.sweep_dir(sweep)}/report.json"))
         failing = report.failing()
         for r in failing:
-            print(f"accuracy gate FAILED: {r.target} bs{r.batch_size}: top-1 {r.accuracy['1']:.2f}%", file=sys.stderr)
+            print(f"accuracy gate FAILED: {tables.failing_line(r)}", file=sys.stderr)
         if failing:
             return errors.EXIT_GATE_FAILED
     return 0

@@ -83,9 +83,9 @@ def execute(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: store_mod.Stor
     if failing:
         ref = report.reference
         print(f"sweep {plan.sweep}: ACCURACY GATE FAILED for {len(failing)} of {len(report.runs)} run(s) (more than "
-              f"{ref.gate:g} point below top-1 {ref.top1:.2f} / top-5 {ref.top5:.2f}):", file=sys.stderr)
+              f"{ref.gate:g} point below top-1 {ref.top1:.2f} / top-5 {ref.top5:.2f}, or non-finite logits):",
+              file=sys.stderr)
         for r in failing:
-            print(f"  {r.target} bs{r.batch_size}: top-1 {r.accuracy['1']:.2f}%, top-5 {r.accuracy.get('5', 0.0):.2f}%",
-                  file=sys.stderr)
+            print(f"  {tables.failing_line(r)}", file=sys.stderr)
         return errors.EXIT_GATE_FAILED
     return errors.EXIT_OK

@@ -96,7 +96,8 @@ def run(protocol: Protocol, backend: base.Backend, dataset: shards.Dataset, pred
     if sampler is not None:  # power over the timed passes only: after warm-up, until the last timed batch
         sampler.start()
     timing = _Timing()
-    first = _predictions_pass(backend, dataset, bs, predictions_path, timing, overlapped, staging)
+    bad = _NonFiniteTally(dataset.names)
+    first = _predictions_pass(backend, dataset, bs, predictions_path, timing, overlapped, staging, bad)
     passes = 1 + _timing_passes(backend, dataset, args, timing, max_passes=args.max_passes - 1)
     rep_throughput = [timing.repetition_throughput(bs)]
     backend_info = backend.describe()
@@ -134,7 +135,7 @@ def run(protocol: Protocol, backend: base.Backend, dataset: shards.Dataset, pred
         padded_share=padded / (num_batches * bs),
         real_images_per_second=throughput * dataset.num_images / (num_batches * bs),
         validity=validity(timing.compute, repetitions, timing.stopped_short, bs),
-        noise=records.Noise(host=host_noise, device=watched))
+        noise=records.Noise(host=host_noise, device=watched), nonfinite=bad.record())
 
 
 def _stop_watch(watch: noise.DeviceWatch | None) -> records.DeviceNoise | None:
@@ -209,6 +210,29 @@ class _Timing:
         return int(sum(self.rows))
 
 
+class _NonFiniteTally:
+    """NaN and infinite logits over the predictions pass (``records.NonFinite``), added to by the ranking thread."""
+
+    def __init__(self, names: list[str]) -> None:
+        self._names = names
+        self.images = self.nan = self.posinf = self.neginf = 0
+        self.examples: list[str] = []
+
+    def add(self, logits: np.ndarray, first: int) -> None:
+        count = metrics.nonfinite(logits)
+        if count is None:
+            return
+        self.images += len(count.rows)
+        self.nan, self.posinf, self.neginf = (self.nan + count.nan, self.posinf + count.posinf,
+                                              self.neginf + count.neginf)
+        room = records.NONFINITE_EXAMPLES - len(self.examples)
+        self.examples += [self._names[first + int(r)] for r in count.rows[:room]]
+
+    def record(self) -> records.NonFinite:
+        return records.NonFinite(images=self.images, nan=self.nan, posinf=self.posinf, neginf=self.neginf,
+                                 examples=tuple(self.examples))
+
+
 def _warm_up(backend: base.Backend, dataset: shards.Dataset, args: Protocol, overlapped: bool,
              staging: bool) -> int:
     """``args.warmup`` untimed batches through the path the timed pass takes: the batches are read into the same
@@ -229,9 +253,10 @@ def _warm_up(backend: base.Backend, dataset: shards.Dataset, args: Protocol, ove
 
 
 def _predictions_pass(backend: base.Backend, dataset: shards.Dataset, bs: int, predictions_path: pathlib.Path,
-                      timing: _Timing, overlapped: bool, staging: bool) -> records.EndToEnd:
-    """Every image once, in order, top-k written as we go. The backend is called from this thread only; reading
-    ahead and ranking behind run beside it (``jobs.harness.overlap``) where the pass overlaps."""
+                      timing: _Timing, overlapped: bool, staging: bool, bad: _NonFiniteTally) -> records.EndToEnd:
+    """Every image once, in order, top-k written as we go, non-finite logits counted (``bad``). The backend is
+    called from this thread only; reading ahead and ranking behind run beside it (``jobs.harness.overlap``) where
+    the pass overlaps."""
     prog = progress.Progress("infer", dataset.num_images, log)
     names = dataset.names
     written = 0
@@ -245,6 +270,7 @@ def _predictions_pass(backend: base.Backend, dataset: shards.Dataset, bs: int, p
 
         def rank_and_write(logits: np.ndarray, first: int) -> None:
             idx, scores = metrics.topk(logits, TOPK)
+            bad.add(logits, first)
             for row in range(len(logits)):
                 writer.writerow([first + row, names[first + row], *idx[row].tolist(),
                                  *(f"{s:.6g}" for s in scores[row].tolist())])

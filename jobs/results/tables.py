@@ -14,7 +14,7 @@ CSV_COLUMNS = ["target", "backend", "device", "input_mode", "batch_size", "num_i
                "repetitions_median", "repetitions_low", "repetitions_high", "valid", "busy",
                "real_images_per_second", "padded_share", "p99_samples",
                "compute_mean_ms", "compute_p99_ms", "end_to_end_images_per_second", "passes",
-               "top1", "top2", "top3", "top4", "top5", "gate_pass"]
+               "top1", "top2", "top3", "top4", "top5", "gate_pass", "nonfinite"]
 ENERGY_CSV_COLUMNS = ["joules_per_image", "images_per_joule", "mean_watts", "power_method"]
 """Added to report.csv only when some run's device power was measured (``InferSummary.power``)."""
 ENERGY_NOTE = ("Device power sampled during the timed passes (after warm-up): NVML's board power on an NVIDIA GPU "
@@ -282,6 +282,28 @@ def dataset_lines(report: records.Report) -> list[str]:
     return lines
 
 
+def _gate(r: records.ReportRun) -> str:
+    return "pass" if r.gate_pass else "FAIL (non-finite logits)" if r.nonfinite else "FAIL"
+
+
+def failing_line(r: records.ReportRun) -> str:
+    """A run below the gate, for the console: ``t bs2: top-1 33.33%, top-5 66.67%`` and, where its logits held NaN or
+    infinities, ``, non-finite logits in 12 of 12 images``."""
+    bad = f", non-finite logits in {r.nonfinite} of {r.num_images} images" if r.nonfinite else ""
+    return f"{r.target} bs{r.batch_size}: top-1 {r.accuracy['1']:.2f}%, top-5 {r.accuracy.get('5', 0.0):.2f}%{bad}"
+
+
+def nonfinite_lines(runs: Sequence[records.ReportRun]) -> list[str]:
+    """The runs whose logits held NaN or infinities: failed at the gate whatever their accuracy."""
+    bad = [r for r in runs if r.nonfinite]
+    if not bad:
+        return []
+    which = ", ".join(f"{r.target} bs{r.batch_size} ({r.nonfinite} of {r.num_images} images)" for r in bad)
+    return [f"**Non-finite logits** (NaN or ±inf, as an fp16 overflow leaves them) in {which}: these runs fail the "
+            "gate whatever their accuracy, which ranks NaN last by rule; each run's predictions.csv and summary.json "
+            "(`nonfinite`) keep the values.", ""]
+
+
 def _repetitions(r: records.ReportRun) -> str:
     if not r.repetitions:
         return "-"
@@ -342,11 +364,12 @@ def to_markdown(report: records.Report, plots: Sequence[str] | None = None, plot
         acc_rows.append([r.target, str(r.batch_size), str(r.num_images),
                          f"{a['1']:.2f}", f"{a.get('5', 0.0):.2f}",
                          f"{a['1'] - ref.top1:+.2f}", f"{a.get('5', 0.0) - ref.top5:+.2f}",
-                         "pass" if r.gate_pass else "FAIL"])
+                         _gate(r)])
     heading = ("Agreement with the reference model" if ref.kind == "agreement"
                else "Accuracy against the published ImageNet accuracy")
     out += [(f"## {heading} (top-1 {ref.top1:.2f}, top-5 {ref.top5:.2f}; "
              f"gate: at most {ref.gate:g} point below)"), "", _md_table(acc_header, acc_rows), ""]
+    out += nonfinite_lines(runs)
     out += dataset_lines(report)
     e2e_rows = [[r.target, str(r.batch_size), r.precision, r.provider + (" (fallback)" if r.fallback else ""),
                  _fmt(r.throughput), _repetitions(r), _validity(r), _fmt(r.real_images_per_second or None),

@@ -62,6 +62,10 @@ def evaluate_run(uri: str, label_of: dict[str, int], args: params.EvalParams, re
     labels = np.array([label_of[n] for n in names], dtype=np.int64)
     acc = metrics.topk_accuracy(tops, labels, 5)
     gate_pass = acc[1] >= reference.top1 - reference.gate and acc.get(5, 0.0) >= reference.top5 - reference.gate
+    if summary.nonfinite.images:  # NaN ranked last is a rule, not a prediction: no gate passes on them
+        gate_pass = False
+        log.warning("eval: %s bs%d fails the gate: %s", summary.target, summary.batch_size,
+                    summary.nonfinite.line(len(names)))
     row = records.ReportRun(
         run=uri, target=summary.target, backend=summary.backend, device=summary.device,
         input_mode=summary.input_mode or None, batch_size=summary.batch_size, num_images=len(names),
@@ -77,7 +81,7 @@ def evaluate_run(uri: str, label_of: dict[str, int], args: params.EvalParams, re
         noise_reasons=tuple(summary.noise.reasons) if summary.noise else (), padded_share=summary.padded_share,
         real_images_per_second=summary.real_images_per_second or summary.throughput * len(names) / max(
             summary.num_batches * summary.batch_size, 1),
-        p99_samples=summary.compute.count)
+        p99_samples=summary.compute.count, nonfinite=summary.nonfinite.images)
     return row, records.SeedAccuracy(len(names), args.num_classes, acc)
 
 

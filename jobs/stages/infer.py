@@ -101,11 +101,15 @@ def run(args: params.InferParams, out: store_mod.Store, overlap: bool | None = N
                       "python": platform.python_version(), "numpy": np.__version__})
             (output.dir / records.SUMMARY).write_text(summary.to_json())
             output.record.update({"throughput": summary.throughput, "batch_size": summary.batch_size,
-                                  "num_images": summary.num_images, "passes": summary.passes})
+                                  "num_images": summary.num_images, "passes": summary.passes,
+                                  "nonfinite_images": summary.nonfinite.images})
         r = summary.repetitions
         log.info("infer: throughput %.1f images/s (compute; %d repetitions, median %.1f, a rerun within %.1f..%.1f), "
                  "end to end %.1f images/s", summary.throughput, r.n, r.median, r.low, r.high,
                  summary.end_to_end.images_per_second)
+        if summary.nonfinite.images:  # kept as evidence; eval fails the run's gate (docs/stages.md, "infer")
+            log.warning("infer: %s; predictions.csv and summary.json keep them, and eval fails this run's accuracy "
+                        "gate", summary.nonfinite.line(summary.num_images))
         if not summary.validity.valid:
             log.info("infer: not a valid run: %s", "; ".join(summary.validity.reasons))
         if summary.noise is not None and summary.noise.busy:

@@ -35,3 +35,16 @@ def test_run_exits_0_when_every_run_passes(tmp_path):
 def test_the_charts_helm_test_checks_the_gate():
     hook = (REPO_ROOT / "charts" / "ghostbench" / "templates" / "tests" / "test-report.yaml").read_text()
     assert "- --check-gate" in hook
+
+
+def test_a_run_with_nonfinite_logits_fails_the_gate_whatever_its_accuracy(tmp_path, capsys):
+    # issue 20.2: a model whose logits held inf, -inf and NaN passed a 25% gate at 33%; now the sweep exits 4
+    spec = make_sweep(tmp_path, targets=[{"name": "overflow", "backend": "null", "batch_sizes": [4],
+                                          "backend_options": {"logits": "nonfinite"}}])
+    assert cli.main(["run", str(spec)]) == errors.EXIT_GATE_FAILED
+    err = capsys.readouterr().err
+    assert "ACCURACY GATE FAILED for 1 of 1 run(s)" in err
+    assert "overflow bs4: top-1 33.33%, top-5 66.67%, non-finite logits in 12 of 12 images" in err
+    assert cli.main(["report", "s", "--store", str(tmp_path / "store"), "--check-gate"]) == 4
+    assert "non-finite logits in 12 of 12 images" in capsys.readouterr().err
+    assert cli.main(["status", "s", "--store", str(tmp_path / "store")]) == 4

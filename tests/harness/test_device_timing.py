@@ -16,7 +16,7 @@ import pytest
 
 from jobs.artifacts import records
 from jobs.stages import eval as eval_stage
-from tests.support.harness import make_engine, read_predictions, run_infer
+from tests.support.harness import make_engine, make_poisoned_engine, read_predictions, run_infer
 
 
 def summary_of(out) -> records.InferSummary:
@@ -144,6 +144,16 @@ def test_first_batch_logits_are_checked_against_the_plain_engine(harness_work, m
     code, out = run_infer(harness_work, "parity-bad", *common)
     assert code == 1 and not (out / records.SUMMARY).exists()
     assert "differ from the plain engine's on the CPU" in capsys.readouterr().err
+
+
+def test_the_parity_check_names_nonfinite_logits(harness_work, capsys):
+    # issue 20.2: NaN logits on both sides read "differ ... by nan of max |logit|"
+    code, out = run_infer(harness_work, "parity-nonfinite", "--engine", make_poisoned_engine(harness_work, 4),
+                          "--data", str(harness_work / "data-float32"), "--batch-size", "4", "--min-batches", "1",
+                          "--min-seconds", "0", "--option", "io_binding=true", "--option", "parity=true")
+    assert code == 1 and not (out / records.SUMMARY).exists()
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "logits on cpu hold 8 NaN or infinite value(s) in the first batch (the plain engine on the CPU: 8)" in err
 
 
 def test_nvidia_smi_names_the_gpu_and_driver(tmp_path, monkeypatch):

@@ -7,9 +7,10 @@ import pytest
 
 from jobs import store
 from jobs.artifacts import commit, shards
+from jobs.artifacts import records
 from jobs.stages import eval as eval_stage
 from tests.support import tiny_model
-from tests.support.harness import N_IMAGES, make_engine, read_predictions, run_infer
+from tests.support.harness import N_IMAGES, make_engine, make_poisoned_engine, read_predictions, run_infer
 
 
 def test_onnxruntime_predictions_match_numpy_and_padding_is_dropped(harness_work):
@@ -183,3 +184,42 @@ def test_tied_logits_rank_the_lowest_classes_first_end_to_end(harness_work):
     report = json.loads((ev / "report.json").read_text())
     assert report["runs"][0]["accuracy"]["5"] == 100.0 * sum(label < 5 for label in labels) / N_IMAGES == 80.0
     assert report["all_pass"]
+
+
+def test_nonfinite_logits_are_counted_kept_and_fail_the_gate(harness_work, caplog):
+    # issue 20.2: NaN and inf logits were ranked and scored without a word, and a run passed its gate
+    code, run = run_infer(harness_work, "infer-poisoned", "--engine", make_poisoned_engine(harness_work, 4), "--data",
+                          str(harness_work / "data-float32"), "--batch-size", "4", "--min-batches", "1",
+                          "--min-seconds", "0", "--target-name", "poisoned")
+    assert code == 0  # the evidence is committed: predictions.csv and summary.json keep the values
+    bad = records.InferSummary.from_json((run / records.SUMMARY).read_text()).nonfinite
+    assert bad.images == N_IMAGES and bad.nan == N_IMAGES and bad.posinf + bad.neginf == N_IMAGES
+    assert bad.examples == tuple(r["name"] for r in read_predictions(run))[:records.NONFINITE_EXAMPLES]
+    assert f"infer: {N_IMAGES} of {N_IMAGES} images have non-finite logits" in caplog.text
+    assert all(r["top5"] != "2" for r in read_predictions(run))  # NaN (class 2) ranks last
+    ev = harness_work / "eval-poisoned"
+    assert eval_stage.main(["--run", str(run), "--data", str(harness_work / "data-float32"), "--out", str(ev),
+                            "--quiet", "--reference-top1", "0", "--reference-top5", "0", "--gate", "1"]) == 0
+    report = records.Report.from_json((ev / "report.json").read_text())
+    assert report.runs[0].nonfinite == N_IMAGES and not report.runs[0].gate_pass and not report.all_pass
+    md = (ev / "report.md").read_text()
+    assert "| FAIL (non-finite logits) |" in md and f"poisoned bs4 ({N_IMAGES} of {N_IMAGES} images)" in md
+    csv_lines = (ev / "report.csv").read_text().splitlines()
+    assert csv_lines[0].endswith(",gate_pass,nonfinite") and csv_lines[1].endswith(f",False,{N_IMAGES}")
+
+
+def test_summaries_and_reports_without_a_nonfinite_count_still_load(harness_work):
+    code, run = run_infer(harness_work, "infer-null-old", "--backend", "null", "--data",
+                          str(harness_work / "data-float32"), "--batch-size", "4", "--min-batches", "1",
+                          "--min-seconds", "0")
+    assert code == 0
+    doc = json.loads((run / records.SUMMARY).read_text())
+    assert doc["nonfinite"] == {"images": 0, "values": 0, "nan": 0, "posinf": 0, "neginf": 0, "examples": []}
+    del doc["nonfinite"]
+    assert records.InferSummary.from_dict(doc).nonfinite == records.NonFinite()
+    row = records.ReportRun(run="r", target="t", backend="null", device="cpu", input_mode=None, batch_size=1,
+                            num_images=1, throughput=1.0, compute_mean_ms=1.0, compute_p99_ms=1.0,
+                            end_to_end_images_per_second=1.0, passes=1, accuracy={"1": 0.0}, gate_pass=True)
+    old = row.to_dict()
+    del old["nonfinite"]
+    assert records.ReportRun.from_dict(old) == row and row.nonfinite == 0

@@ -45,6 +45,17 @@ def make_engine(work: pathlib.Path, mode: str, bs: int) -> str:
     return str(out)
 
 
+def make_poisoned_engine(work: pathlib.Path, bs: int) -> str:
+    """An engine of the tiny model whose logits hold a NaN and an infinity for every image (``tiny_model.write``'s
+    ``poisoned``), made once per folder and batch size."""
+    export, out = work / "export-poisoned", work / f"engine-poisoned-{bs}"
+    if commit.read_manifest(store.open_store(export)) is None:
+        with commit.Output(store.open_store(export), "export", {}) as made:
+            tiny_model.write(made.dir / "model.onnx", "float32", poisoned=True)
+    assert convert.main(["--model", str(export), "--batch-size", str(bs), "--out", str(out), "--quiet"]) == 0
+    return str(out)
+
+
 def run_infer(work, out_name, *extra, overlap=None):
     """The infer stage in this process; one repetition unless ``extra`` asks for more (most tests time nothing)."""
     out = work / out_name

@@ -20,7 +20,12 @@ def reference_logits(batch: np.ndarray, seed: int = 0) -> np.ndarray:
     return pooled @ weights(seed)
 
 
-def write(path: pathlib.Path, input_dtype: str = "float32", seed: int = 0) -> pathlib.Path:
+def write(path: pathlib.Path, input_dtype: str = "float32", seed: int = 0, poisoned: bool = False) -> pathlib.Path:
+    """The model at ``path``; ``poisoned``: class 2's weights NaN and class 1's first weight infinite, so every
+    image's logits hold a NaN and (but for a channel mean of exactly 0) an infinity, as an fp16 overflow leaves them."""
+    w = weights(seed)
+    if poisoned:
+        w[:, 2], w[:, 1] = np.nan, (np.inf, 0.0, 0.0)
     elem = TensorProto.FLOAT if input_dtype == "float32" else TensorProto.UINT8
     nodes = []
     src = "image"
@@ -36,7 +41,7 @@ def write(path: pathlib.Path, input_dtype: str = "float32", seed: int = 0) -> pa
         nodes, "tiny",
         [helper.make_tensor_value_info("image", elem, ["batch", 3, 224, 224])],
         [helper.make_tensor_value_info("class", TensorProto.FLOAT, ["batch", NUM_CLASSES])],
-        initializer=[numpy_helper.from_array(weights(seed), "w")],
+        initializer=[numpy_helper.from_array(w, "w")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
     model.ir_version = 7

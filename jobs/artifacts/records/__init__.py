@@ -6,7 +6,7 @@ One module per document, this package's face names them all:
   ``Repetitions`` (a run's repetitions and the interval an identical rerun would fall in).
 - ``summary``: ``InferSummary``, ``summary.json`` of an infer run, ais_infer's keys and layout kept exactly
   (``NPU_compute_time``, ``H2D_latency``, ``D2H_latency``, ``throughput``) plus ghostbench's own
-  (``EndToEnd``, ``PowerRecord``).
+  (``EndToEnd``, ``PowerRecord``, ``NonFinite``).
 - ``report``: ``SeedAccuracy`` (``accuracy.json`` exactly as the seed's ``imagenet_acc_eval.py`` writes it),
   ``ReportRun`` and ``Report`` (``report.json`` of a sweep; ``BestBatch``, ``Price``, ``LeftOut``).
 - ``engine``: ``EngineRecord`` (``engine.json``) and ``ExportRecord`` (``export_record.json``).
@@ -33,6 +33,7 @@ from jobs.artifacts.records.report import (
     SeedAccuracy,
 )
 from jobs.artifacts.records.summary import (
+    NONFINITE_EXAMPLES,
     PREDICTIONS,
     SUMMARY,
     UNJUDGED,
@@ -40,6 +41,7 @@ from jobs.artifacts.records.summary import (
     VALID_SECONDS,
     EndToEnd,
     InferSummary,
+    NonFinite,
     PowerRecord,
     Validity,
 )
@@ -55,8 +57,8 @@ from jobs.artifacts.records.timing import (
 )
 
 __all__ = [
-    "ACCURACY", "BUSY_SHARE", "CONFIDENCE", "ENGINE_RECORD", "EXPORT_RECORD", "LEFT_OUT_EXAMPLES", "MIN_REPETITIONS", "MODEL_FILE", "P99_SAMPLES", "PLOT_FILES", "PREDICTIONS", "REPORT_FILES",
+    "ACCURACY", "BUSY_SHARE", "CONFIDENCE", "ENGINE_RECORD", "EXPORT_RECORD", "LEFT_OUT_EXAMPLES", "MIN_REPETITIONS", "MODEL_FILE", "NONFINITE_EXAMPLES", "P99_SAMPLES", "PLOT_FILES", "PREDICTIONS", "REPORT_FILES",
     "SUMMARY", "UNJUDGED", "UNSTABLE_SPREAD", "VALID_BATCHES", "VALID_SECONDS", "WINDOWS", "BestBatch", "DeviceNoise", "EndToEnd", "EngineRecord", "ExportRecord", "HostNoise", "InferSummary",
-    "LatencyStats", "LeftOut", "Noise", "PowerRecord", "Price", "Reference", "Report", "Repetitions", "ReportRun", "SeedAccuracy", "Validity", "Windows",
+    "LatencyStats", "LeftOut", "Noise", "NonFinite", "PowerRecord", "Price", "Reference", "Report", "Repetitions", "ReportRun", "SeedAccuracy", "Validity", "Windows",
     "throughput",
 ]

@@ -110,6 +110,9 @@ class ReportRun:
     """Throughput of the dataset's own images (padding not counted): what best batch sizes are chosen by."""
     p99_samples: int = 0
     """Batches behind ``compute_p99_ms``; a p99 needs ``P99_SAMPLES`` for a 95% bound (fewer: shown as such)."""
+    nonfinite: int = 0
+    """Images whose logits held NaN or an infinity (``InferSummary.nonfinite``): any fails the gate, whatever the
+    accuracy; 0 in a report written before they were counted."""
 
     @property
     def p99_resolved(self) -> bool:

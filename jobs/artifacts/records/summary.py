@@ -152,6 +152,45 @@ class Validity:
                    batches=int(d.get("batches", 0)))
 
 
+NONFINITE_EXAMPLES = 5
+"""Images with non-finite logits a summary names (predictions.csv has them all, scores as ``nan``/``inf``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NonFinite:
+    """The NaN and infinite logits of a run's predictions pass (every image once), as an fp16 overflow leaves them.
+
+    A run with any is kept (its predictions.csv shows the values) and the eval stage fails its accuracy gate,
+    whatever its accuracy: ranking NaN says nothing about the model (``docs/stages.md``, "infer")."""
+
+    images: int = 0
+    """Images whose logits hold at least one NaN or infinity."""
+    nan: int = 0
+    """NaN logits, over all images."""
+    posinf: int = 0
+    neginf: int = 0
+    examples: tuple[str, ...] = ()
+    """The first few such images' names (``NONFINITE_EXAMPLES``)."""
+
+    @property
+    def values(self) -> int:
+        return self.nan + self.posinf + self.neginf
+
+    def line(self, num_images: int) -> str:
+        """``3 of 10 images have non-finite logits (2 NaN, 1 +inf, 0 -inf; first: a.JPEG, b.JPEG)``."""
+        return (f"{self.images} of {num_images} images have non-finite logits ({self.nan} NaN, {self.posinf} +inf, "
+                f"{self.neginf} -inf; first: {', '.join(self.examples)})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"images": self.images, "values": self.values, "nan": self.nan, "posinf": self.posinf,
+                "neginf": self.neginf, "examples": list(self.examples)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NonFinite:
+        return cls(images=int(d.get("images", 0)), nan=int(d.get("nan", 0)), posinf=int(d.get("posinf", 0)),
+                   neginf=int(d.get("neginf", 0)), examples=tuple(d.get("examples") or ()))
+
+
 VALID_SECONDS = 10.0
 """A valid run timed at least this much compute over all its repetitions (MLPerf LoadGen's minimum duration,
 scaled to a sweep of many runs; the sweep defaults, 5 repetitions of at least 2 s, meet it)."""
@@ -211,6 +250,8 @@ class InferSummary:
     validity: Validity = UNJUDGED
     noise: Noise | None = None
     """What else ran on the host and the device while the run was timed; None: not recorded."""
+    nonfinite: NonFinite = NonFinite()
+    """NaN and infinite logits of the predictions pass; zero in a summary written before they were counted."""
 
     UNITS = {"latency": "ms", "throughput": "images/s"}
 
@@ -247,6 +288,7 @@ class InferSummary:
             "real_images_per_second": self.real_images_per_second,
             "validity": self.validity.to_dict(),
             "noise": self.noise.to_dict() if self.noise is not None else None,
+            "nonfinite": self.nonfinite.to_dict(),
         }
 
     def to_json(self) -> str:
@@ -275,7 +317,8 @@ class InferSummary:
             padded_share=float(d.get("padded_share", 0.0)),
             real_images_per_second=float(d.get("real_images_per_second", 0.0)),
             validity=Validity.from_dict(d["validity"]) if d.get("validity") else UNJUDGED,
-            noise=Noise.from_dict(d["noise"]) if d.get("noise") else None)
+            noise=Noise.from_dict(d["noise"]) if d.get("noise") else None,
+            nonfinite=NonFinite.from_dict(d["nonfinite"]) if d.get("nonfinite") else NonFinite())
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str = SUMMARY) -> InferSummary:

@@ -160,6 +160,11 @@ class OnnxRuntimeBackend(base.Backend):
         so.log_severity_level = 3
         plain = ort.InferenceSession(self._engine_path, so, providers=["CPUExecutionProvider"])
         (expected,) = plain.run([self._output_name], {self._spec.name: batch})
+        bad = [int(np.count_nonzero(~np.isfinite(x))) for x in (logits, expected)]
+        if any(bad):  # named as such: the difference would read "nan of max |logit|"
+            raise errors.GhostbenchError(
+                f"logits on {self._cfg.device} hold {bad[0]} NaN or infinite value(s) in the first batch (the plain "
+                f"engine on the CPU: {bad[1]}); nothing was timed")
         diff = float(np.max(np.abs(logits.astype(np.float64) - expected)))
         scale = float(np.max(np.abs(expected))) or 1.0
         tolerance = PARITY_TOLERANCE[self._cfg.precision]
