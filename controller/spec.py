@@ -157,8 +157,10 @@ class _Loader:
     def __init__(self, source: str):
         self.source = source
 
-    def fail(self, path: str, expected: str, given: Any) -> None:
-        raise SpecError(f"{self.source}: {path}: expected {expected}, got {given!r}")
+    def fail(self, path: str, expected: str, given: Any, names: Any = None) -> None:
+        """``names``: where a name was expected, the names meant (``backend: null`` -> ``write backend: "null"``)."""
+        got = names is not None and registry.unquoted_hint(given, names, path.rsplit(".", 1)[-1]) or repr(given)
+        raise SpecError(f"{self.source}: {path}: expected {expected}, got {got}")
 
     def obj(self, cls: type, data: Any, path: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -175,14 +177,14 @@ class _Loader:
         return data
 
     def str_(self, data: dict, key: str, path: str, default: Any, pattern: re.Pattern | None = None,
-             what: str = "a non-empty string", nullable: bool = False) -> Any:
+             what: str = "a non-empty string", nullable: bool = False, names: Any = ()) -> Any:
         if key not in data:
             return default
         v = data[key]
         if v is None and nullable:
             return None
         if not isinstance(v, str) or not v or (pattern is not None and not pattern.match(v)):
-            self.fail(f"{path}{key}", what, v)
+            self.fail(f"{path}{key}", what, v, names)
         return v
 
     def int_(self, data: dict, key: str, path: str, default: Any, minimum: int = 0, nullable: bool = False):
@@ -214,7 +216,7 @@ class _Loader:
     def choice(self, data: dict, key: str, path: str, default: str, allowed: tuple[str, ...]) -> str:
         v = data.get(key, default)
         if v not in allowed:
-            self.fail(f"{path}{key}", f"one of {', '.join(allowed)}", v)
+            self.fail(f"{path}{key}", f"one of {', '.join(allowed)}", v, allowed)
         return v
 
     def uri(self, data: dict, key: str, path: str, default: Any, schemes: tuple[str, ...],
@@ -252,7 +254,7 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
 
     m = ld.obj(ModelSpec, top.get("model", {}), "model")
     model = ModelSpec(
-        name=ld.str_(m, "name", "model.", ModelSpec.name),
+        name=ld.str_(m, "name", "model.", ModelSpec.name, names=list(models.REGISTRY)),
         weights=_resolve(ld.uri(m, "weights", "model.", None, _WEIGHTS_SCHEMES, nullable=True), base_dir),
         checksum=ld.str_(m, "checksum", "model.", None, re.compile(r"^(md5:[0-9a-fA-F]{32}|sha256:[0-9a-fA-F]{64})$"),
                          "md5:<32 hex digits> or sha256:<64 hex digits>", nullable=True),
@@ -294,9 +296,9 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
             ld.fail(f"{p}batch_sizes", f"batch sizes of at most {MAX_BATCH_SIZE}", bs)
         targets.append(TargetSpec(
             name=ld.str_(t, "name", p, None, _NAME_RE, "a lower-case name of letters, digits, '.' and '-'"),
-            backend=ld.str_(t, "backend", p, TargetSpec.backend),
+            backend=ld.str_(t, "backend", p, TargetSpec.backend, names=backends.REGISTRY.names()),
             device=ld.str_(t, "device", p, TargetSpec.device),
-            engine=ld.str_(t, "engine", p, TargetSpec.engine),
+            engine=ld.str_(t, "engine", p, TargetSpec.engine, names=converters.REGISTRY.names()),
             input_mode=ld.choice(t, "input_mode", p, "float32", INPUT_MODES),
             precision=ld.choice(t, "precision", p, "fp32", params.PRECISIONS),
             batch_sizes=tuple(bs),

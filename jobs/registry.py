@@ -45,6 +45,34 @@ def did_you_mean(given: str, allowed: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+_YAML_READS = {type(None): ("nothing", "null, ~ and an empty value"),
+               bool: ("a boolean", "yes, no, on, off, true and false"),
+               int: ("a number", "1 and 0.5"), float: ("a number", "1 and 0.5")}
+"""How YAML 1.1 (PyYAML's ``safe_load``) reads an unquoted scalar that is no string, and what it reads so."""
+
+
+def unquoted_hint(given: Any, names: Iterable[str] = (), key: str = "") -> str:
+    """For a YAML file's value where a name was expected that YAML read as no string: what was meant and how to
+    write it, in place of ``repr(given)`` (``nothing: unquoted, YAML reads null as nothing; for backend null write
+    backend: "null" (quoted)`` when a name in ``names``, such as the backend ``null``, reads as ``given``; else how
+    YAML read it); empty when ``given`` is a string or no scalar. So a registry name that YAML reads as null, a
+    boolean or a number is named, quoted, in the error instead of ``got None``."""
+    if type(given) not in _YAML_READS:
+        return ""
+    import yaml
+
+    what, spelled = _YAML_READS[type(given)]
+    shown = "nothing" if given is None else repr(given)
+    for name in names:
+        try:
+            read = yaml.safe_load(name)
+        except yaml.YAMLError:
+            continue
+        if type(read) is type(given) and read == given:
+            return f'{shown}: unquoted, YAML reads {name} as {what}; for {key} {name} write {key}: "{name}" (quoted)'
+    return f"{shown} (YAML reads {spelled} unquoted as {what}: a name spelled so must be quoted)"
+
+
 def check_option_names(options: Mapping[str, Any], allowed: Iterable[str]) -> None:
     """``OptionError`` naming the first option not in ``allowed`` (with a did-you-mean)."""
     allowed = list(allowed)
