@@ -310,7 +310,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     sys.stdout.write(compare_view.FORMATS[args.format](result))
     for p in result.regressions:
         what = [f"{p.ratio:.3f}x throughput" if p.verdict == "slower" else "",
-                f"top-1 {p.top1_delta:+.2f} points" if p.accuracy_drop else ""]
+                f"top-1 {p.top1_delta:+.2f} points" if p.accuracy_drop else "",
+                f"non-finite logits in {p.b.nonfinite} images" if p.b.nonfinite else ""]
         print(f"regression: {p.key.label()}: {', '.join(w for w in what if w)}", file=sys.stderr)
     for p in result.undecided:
         print(f"inconclusive: {p.key.label()}: {p.evidence.why}", file=sys.stderr)

@@ -19,8 +19,8 @@ threshold ``t`` (default 5%):
   report);
 - ``same``: none of that: no change beyond ``t``, and one of ``t`` would have shown.
 
-A pair regresses when it is ``slower`` or when B's top-1 is below A's by more than B's accuracy gate
-(points); the p99 ratio is shown but judges nothing. Inconclusive pairs never regress; they are counted and
+A pair regresses when it is ``slower``, when B's top-1 is below A's by more than B's accuracy gate
+(points), or when B's logits held NaN or infinities (``Side.nonfinite``: no gate passes on them); the p99 ratio is shown but judges nothing. Inconclusive pairs never regress; they are counted and
 named, and ``Comparison.exit_code`` is ``errors.EXIT_REGRESSION`` (5) on a regression, else
 ``errors.EXIT_INCONCLUSIVE`` (6) when ``inconclusive="fail"`` was asked for and a pair is inconclusive, else 0.
 Runs with no partner are listed (``only_in_a``, ``only_in_b``); they never regress. A run that was short,
@@ -124,6 +124,8 @@ class Side:
     """Why this run's figure is weaker evidence: ``short``, ``few samples``, ``unstable``, ``busy host`` ...; a
     published figure has none."""
     provider: str = ""
+    nonfinite: int = 0
+    """Images whose logits held NaN or an infinity (``ReportRun.nonfinite``): a B side with any regresses."""
 
     @property
     def geomean(self) -> float:
@@ -138,9 +140,11 @@ class Side:
         marks = tuple(dict.fromkeys(r.split(":")[0] for r in run.validity_reasons)) if run.repetitions else ()
         if run.busy:
             marks += ("busy host",)
+        if run.nonfinite:
+            marks += ("non-finite logits",)
         return cls(run.throughput * scale, tuple(v * scale for v in run.repetitions), run.repetitions_low * scale,
                    run.repetitions_high * scale, run.compute_p99_ms or None,
-                   None if top1 is None else float(top1), marks, run.provider)
+                   None if top1 is None else float(top1), marks, run.provider, run.nonfinite)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -184,7 +188,8 @@ class Pair:
 
     @property
     def regressed(self) -> bool:
-        return self.verdict == stats.SLOWER or self.accuracy_drop
+        """Slower, top-1 down beyond the gate, or B's logits held NaN or infinities (its top-1 means nothing)."""
+        return self.verdict == stats.SLOWER or self.accuracy_drop or self.b.nonfinite > 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key.to_dict(), "a": self.a.to_dict(), "b": self.b.to_dict(), "ratio": self.ratio,

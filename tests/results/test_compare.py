@@ -163,6 +163,20 @@ def test_a_top1_drop_beyond_the_gate_regresses_and_one_within_it_does_not():
     assert compare.compare(A, within).exit_code == 0
 
 
+def test_nonfinite_logits_in_b_regress_whatever_the_top1_and_speed(local_store, capsys):
+    # issue 20.2: a run whose logits held NaN or infinities (an fp16 overflow) must never pass a gate
+    overflowed = dataclasses.replace(run("t1", 4, 200.0), nonfinite=48)
+    c = compare.compare(A, report(overflowed, kind="imagenet"))  # top-1 not even comparable: still a regression
+    p = c.pairs[0]
+    assert p.verdict == "same" and not p.accuracy_drop and p.regressed and c.exit_code == 5
+    assert p.b.marks == ("non-finite logits",) and p.b.nonfinite == 48
+    assert compare.Comparison.from_dict(json.loads(json.dumps(c.to_dict()))).pairs[0].regressed
+    put(local_store, "a", A)
+    put(local_store, "b", report(overflowed))
+    assert cli.main(["compare", "a", "b", "--store", local_store]) == 5
+    assert "regression: t1 bs4 fp32 float32: non-finite logits in 48 images" in capsys.readouterr().err
+
+
 def test_different_references_do_not_compare_accuracy():
     imagenet = report(run("t1", 4, 200.0, top1=10.0), kind="imagenet")
     c = compare.compare(A, imagenet)
