@@ -146,7 +146,7 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
     for mode in modes:
         root_params = params.PreprocessParams(images=ds.images, labels=ds.labels, num_shards=ds.shards, mode=mode,
                                               skip_bad=ds.skip_bad, limit=ds.limit, model=info.name,
-                                              pipeline=ds.pipeline, out="")
+                                              pipeline=ds.pipeline, max_pixels=ds.max_pixels, out="")
         root_key = content_key("preprocess", root_params.key_fields(), [])
         root = f"artifacts/preprocess/{root_key}"
         shard_keys = []
@@ -199,7 +199,8 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
         runs=tuple(_uri(store, s.out) for s in infers), data=_uri(store, label_root), model=info.name,
         reference_top1=ref.top1 if ref.top1 is not None else info.published_top1,
         reference_top5=ref.top5 if ref.top5 is not None else info.published_top5,
-        reference_kind=ref.kind, gate=ref.gate, num_classes=info.num_classes, ratios=spec.report.ratios,
+        reference_kind=ref.kind, gate=ref.gate, allow_missing=spec.dataset.allow_missing,
+        num_classes=info.num_classes, ratios=spec.report.ratios,
         accelerators={t.name: t.accelerator for t in spec.targets if t.accelerator} or None,
         latency_limit_ms=spec.report.latency_limit_ms,
         prices={t.name: f"{t.price_per_hour!r}:{t.currency}" for t in spec.targets if t.price_per_hour is not None}

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from jobs import backends, converters, devices, errors, models, params, registry
+from jobs.data import recipe
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32)
 MAX_BATCH_SIZE = 1_000_000
@@ -46,15 +47,19 @@ class DatasetSpec:
     images: str
     """Folder or store prefix with the validation images."""
     labels: str
-    """``val_label.txt``: lines ``<file name> <0-based label>``."""
+    """``val_label.txt``: lines ``<image> <0-based label>``, an image by its file name or its path below images."""
     limit: int | None = None
     """Use only the first N images in natural-sort order (None: all)."""
     shards: int = 1
     """Preprocessing shards (pods or processes that split the images)."""
     skip_bad: bool = False
-    """Continue without undecodable or unlabelled images instead of failing."""
+    """Continue without undecodable, unlabelled or too large images instead of failing (the report counts them)."""
     pipeline: str = "seed"
     """seed: PIL, bit for bit the seed's tensors; opencv: about 2x faster, close but not equal."""
+    allow_missing: bool = False
+    """The labels file may name images that ``images`` lacks (a partial set, on purpose); else runs fail the gate."""
+    max_pixels: int | None = None
+    """Refuse larger images (width x height), from their header (None and most: ``jobs.data.recipe.MAX_PIXELS``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,7 +282,11 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
         shards=ld.int_(d, "shards", "dataset.", 1, minimum=1),
         skip_bad=ld.bool_(d, "skip_bad", "dataset.", False),
         pipeline=ld.choice(d, "pipeline", "dataset.", "seed", params.PIPELINES),
+        allow_missing=ld.bool_(d, "allow_missing", "dataset.", False),
+        max_pixels=ld.int_(d, "max_pixels", "dataset.", None, minimum=1, nullable=True),
     )
+    if dataset.max_pixels is not None and dataset.max_pixels > recipe.MAX_PIXELS:
+        ld.fail("dataset.max_pixels", f"an integer from 1 to {recipe.MAX_PIXELS} or null", dataset.max_pixels)
 
     raw_targets = top["targets"]
     if not isinstance(raw_targets, list) or not raw_targets:

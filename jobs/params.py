@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from jobs import errors
+from jobs.data import recipe as recipe_mod
 from jobs.devices import power as power_mod
 
 P = TypeVar("P", bound="StageParams")
@@ -339,8 +340,12 @@ class PreprocessParams(StageParams):
                            "(150,528 bytes/image), normalized later")
     images_per_part: int = param(500, metavar="K", help="rows per part-NNNNN.npy file")
     write_bin: bool = param(False, help="also write the seed's bin/<name>.bin per image and its .info file")
-    skip_bad: bool = param(False, help="leave out undecodable or unlabelled images (listed in index.json) instead "
-                                       "of failing")
+    skip_bad: bool = param(False, help="leave out undecodable, unlabelled or too large images (listed in index.json) "
+                                       "instead of failing")
+    max_pixels: int | None = param(None, metavar="PIXELS",
+                                   help="refuse an image of more than this many pixels (width x height) from its "
+                                        f"header, before decoding it (default and most: {recipe_mod.MAX_PIXELS:,}, "
+                                        "Pillow's decompression-bomb threshold)")
     limit: int | None = param(None, metavar="K", help="use only the first K images in natural order (before "
                                                       "sharding)")
     model: str = param("ghostnet_1.0x", help="model whose preprocessing recipe to use (jobs.models)")
@@ -357,6 +362,9 @@ class PreprocessParams(StageParams):
                                   f"{self.num_shards}")
         _at_least(self.images_per_part, 1, "--images-per-part")
         _at_least(self.limit, 1, "--limit")
+        if self.max_pixels is not None and not 1 <= self.max_pixels <= recipe_mod.MAX_PIXELS:
+            raise errors.BadInput(f"--max-pixels: expected 1..{recipe_mod.MAX_PIXELS} (Pillow's decompression-bomb "
+                                  f"threshold), got {self.max_pixels}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -425,6 +433,8 @@ class EvalParams(StageParams):
     reference_kind: str = param("imagenet", choices=REFERENCE_KINDS,
                                 help="'agreement' when the labels are a reference model's own predictions")
     gate: float = param(1.0, help="points below the reference that still pass")
+    allow_missing: bool = param(False, help="runs may pass the gate although the labels file names images the dataset "
+                                            "lacks (a partial set, on purpose); without it they fail it")
     num_classes: int = param(1000, help="classes of the model (the seed's accuracy.json states it)")
     ratios: tuple[str, ...] = param((), flag="--ratio", metavar="A/B",
                                     help="throughput ratio of target A to target B to tabulate (repeatable; default: "

@@ -3,7 +3,7 @@
 A preprocess root location holds one sub-location per shard, ``shard-00000-of-00004`` ...; each is
 a committed stage output (``_manifest.json``) with::
 
-    index.json          which image is where, what was rejected, the recipe
+    index.json          which image is where, what was rejected, what the labels file names that is missing, the recipe
     part-00000.npy      [n, 3, 224, 224] float32 or uint8, at most images_per_part rows
     part-00001.npy      ...
 
@@ -30,6 +30,11 @@ INDEX = "index.json"
 MODES = {"float32": np.dtype(np.float32), "uint8": np.dtype(np.uint8)}
 DEFAULT_IMAGES_PER_PART = 500
 _SHARD_RE = re.compile(r"^shard-(\d{5})-of-(\d{5})$")
+REJECT_KINDS = ("undecodable", "unlabelled", "too_large")
+"""Why an image is not in a shard (``index.json``'s ``counts``): PIL cannot decode it or its pixels have no 8-bit
+scale, the labels file has no label for it, or it has more pixels than the limit."""
+MISSING_NAMED = 20
+"""Missing images (labelled, not among the images) that ``index.json`` names."""
 _HEADER_LEN = 128  # the whole .npy preamble (magic, length, dict, padding): fixed, so it can be rewritten
 
 
@@ -77,7 +82,10 @@ class ShardWriter:
         self.images_per_part = images_per_part
         self.images: list[dict[str, Any]] = []
         self.rejected: list[dict[str, str]] = []
-        self.counts = {"seen": 0, "accepted": 0, "undecodable": 0, "unlabelled": 0}
+        self.counts = {"seen": 0, "accepted": 0, **{kind: 0 for kind in REJECT_KINDS}}
+        # images the labels file names that are not among the images (the whole listing, the same in every
+        # shard): how many, and the first MISSING_NAMED; the stage sets it
+        self.missing: dict[str, Any] = {"count": 0, "names": []}
         self._part = -1
         self._rows = 0
         self._file: BinaryIO | None = None
@@ -115,8 +123,8 @@ class ShardWriter:
         self.counts["accepted"] += 1
 
     def reject(self, name: str, reason: str, kind: str) -> None:
-        """List an image that is not in the shard; ``kind`` is 'undecodable' or 'unlabelled'."""
-        if kind not in ("undecodable", "unlabelled"):
+        """List an image that is not in the shard; ``kind`` is one of ``REJECT_KINDS``."""
+        if kind not in REJECT_KINDS:
             raise ValueError(f"reject kind {kind!r}")
         self.rejected.append({"name": name, "reason": reason})
         self.counts["seen"] += 1
@@ -138,6 +146,7 @@ class ShardWriter:
             "images": self.images,
             "rejected": self.rejected,
             "counts": self.counts,
+            "missing": self.missing,
         }
         (self.dir / INDEX).write_text(_dump_index(index))
         return index

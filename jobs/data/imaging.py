@@ -3,45 +3,135 @@
 decode -> resize_crop -> normalize (float32 CHW) or to_chw_uint8 (uint8 CHW), pixel for pixel the
 same as the seed: PIL ``convert('RGB')``, shorter side to 256 with BILINEAR (long side truncated),
 centre crop 224 with rounded offsets, then ``/255``, minus mean, over std in float32.
+
+Pixel formats. ``decode`` gives what the seed's ``convert('RGB')`` gives wherever that is the image's own
+8-bit pixels, and scales or refuses where ``convert('RGB')`` would clip, by the Pillow mode the file opens as:
+
+- ``RGB``: as is. ``L``, ``1`` (0 and 255), ``P`` (with or without transparency), ``PA``, ``LA``, ``RGBA``,
+  ``RGBX``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``: ``convert('RGB')``, the seed's pixels exactly; alpha and
+  palette transparency are dropped as the seed drops them (a transparent pixel keeps its stored colour), and
+  Pillow's warning about palette transparency is not printed. 16-bit colour PNGs open as ``RGB``/``RGBA``
+  already reduced to their top 8 bits by Pillow, as OpenCV reduces them.
+- ``I;16`` (``I;16L``, ``I;16B``, ``I;16N``: 16-bit greyscale PNG or TIFF) and ``I`` from a 16-bit PGM:
+  the top 8 bits of each value (``v >> 8``), as OpenCV's ``imread(IMREAD_COLOR)`` and libpng's
+  ``png_set_strip_16`` give them. Here ghostbench differs from the seed on purpose: ``convert('RGB')`` clips
+  every value above 255, so a 16-bit image became almost all white.
+- ``I`` from any other format (32-bit integers) and ``F`` (32-bit floats): refused (``UndecodableImage``, kind
+  ``undecodable``), since no 8-bit scale is defined for them and the seed's would clip.
+
+Size. An image of more than ``max_pixels`` (width x height; default ``recipe.MAX_PIXELS``, Pillow's own
+decompression-bomb threshold) is refused from its header, before its pixels are decoded (``UndecodableImage``,
+kind ``too_large``): Pillow's ``DecompressionBombWarning`` is not printed, the one-line reason says it, and the
+memory an image may take stays bounded (about 3 bytes a pixel, twice that for CMYK and 16-bit greyscale).
+Reducing a JPEG while decoding (``Image.draft``) is not used: its pixels are not the recipe's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
+import warnings
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from jobs.data import recipe as recipe_mod
 
+T = TypeVar("T")
 
-def pixels(data: bytes, name: str = "<bytes>", recipe: recipe_mod.Recipe = recipe_mod.SEED) -> np.ndarray:
+
+def pixels(data: bytes, name: str = "<bytes>", recipe: recipe_mod.Recipe = recipe_mod.SEED,
+           max_pixels: int = recipe_mod.MAX_PIXELS) -> np.ndarray:
     """Image bytes -> the uint8 HWC RGB crop the seed's recipe feeds to ``normalize``/``to_chw_uint8``."""
-    return resize_crop(decode(data, name), recipe.resize_short, recipe.crop)
+    return resize_crop(decode(data, name, max_pixels), recipe.resize_short, recipe.crop)
+
+
+UNDECODABLE, TOO_LARGE = "undecodable", "too_large"
+"""The kinds of ``UndecodableImage``: the reason kinds preprocessing counts (``index.json`` ``counts``)."""
 
 
 class UndecodableImage(Exception):
-    """An image file that PIL cannot decode; the message says which file and why."""
+    """An image file preprocessing cannot use; the message says which file and why. ``kind``: ``undecodable``
+    (not an image PIL reads, truncated, or pixels with no 8-bit scale) or ``too_large`` (over the pixel limit)."""
 
-    def __init__(self, name: str, reason: str):
+    def __init__(self, name: str, reason: str, kind: str = UNDECODABLE):
         super().__init__(f"{name}: {reason}")
         self.name = name
         self.reason = reason
+        self.kind = kind
 
 
-def decode(data: bytes, name: str = "<bytes>") -> Image.Image:
-    """Decode image bytes (any format PIL reads, whatever the file is named) to an RGB image."""
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+_NO_SCALE = {"I": "32-bit integer", "F": "32-bit floating-point"}
+
+
+@contextlib.contextmanager
+def _pillow_quiet() -> Iterator[None]:
+    """Pillow's warnings that ``decode`` answers itself: the pixel limit (its own one-line reason) and palette
+    transparency (dropped, as the seed drops it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", "Palette images with Transparency", UserWarning)
+        yield
+
+
+def check_size(name: str, width: int, height: int, max_pixels: int) -> None:
+    """``UndecodableImage`` (kind ``too_large``) for an image of more than ``max_pixels``."""
+    if width * height > max_pixels:
+        raise UndecodableImage(name, f"{width}x{height} is {width * height:,} pixels, over the limit of "
+                                     f"{max_pixels:,} (--max-pixels)", TOO_LARGE)
+
+
+def _check(img: Image.Image, name: str, max_pixels: int) -> None:
+    """Refuse, from the header alone, an image over ``max_pixels`` or with pixels that have no 8-bit scale."""
+    check_size(name, *img.size, max_pixels)
+    if img.mode in _NO_SCALE and not (img.mode == "I" and img.format == "PPM"):
+        raise UndecodableImage(name, f"{_NO_SCALE[img.mode]} pixels (Pillow mode {img.mode}, {img.format}) have no "
+                                     "8-bit scale; save the image with 8 or 16 bits per channel")
+
+
+def _open(data: bytes, name: str, max_pixels: int, use: Callable[[Image.Image], T]) -> T:
+    """``use`` of the opened, checked image; PIL's failures as ``UndecodableImage`` naming the file."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.mode == "RGB":  # convert() would copy it: load the pixels (truncated data fails here)
-                img.load()
-                return img
-            return img.convert("RGB")  # convert() loads the pixels: truncated data fails here
+        with _pillow_quiet(), Image.open(io.BytesIO(data)) as img:
+            _check(img, name, max_pixels)
+            return use(img)
     except UnidentifiedImageError as e:
         raise UndecodableImage(name, "not an image file PIL can identify") from e
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:  # over twice Pillow's own limit: refused while opening
+        raise UndecodableImage(name, f"over the limit of {max_pixels:,} pixels (--max-pixels; {e})", TOO_LARGE) from e
+    except (OSError, SyntaxError, ValueError) as e:
         raise UndecodableImage(name, f"cannot decode ({e})") from e
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":  # convert() would copy it: load the pixels (truncated data fails here)
+        img.load()
+        return img
+    if img.mode in _SIXTEEN_BIT or img.mode == "I":  # I here: a 16-bit PGM (values 0..65535); others are refused
+        top = (np.asarray(img) >> 8).astype(np.uint8)  # asarray loads the pixels: truncated data fails here
+        return Image.fromarray(top).convert("RGB")
+    return img.convert("RGB")  # convert() loads the pixels: truncated data fails here
+
+
+def decode(data: bytes, name: str = "<bytes>", max_pixels: int = recipe_mod.MAX_PIXELS) -> Image.Image:
+    """Decode image bytes (any format PIL reads, whatever the file is named) to an RGB image, by the rules of the
+    module's docstring; ``UndecodableImage`` (naming the file, the reason and its kind) when it cannot be used."""
+    return _open(data, name, max_pixels, _to_rgb)
+
+
+def check(data: bytes, name: str = "<bytes>", max_pixels: int = recipe_mod.MAX_PIXELS) -> str | None:
+    """``decode``'s size and pixel-format checks from the header alone, for another decoder (OpenCV): the image's
+    Pillow mode, ``UndecodableImage`` when they refuse it, None when PIL cannot read the header."""
+    try:
+        return _open(data, name, max_pixels, lambda img: img.mode)
+    except UndecodableImage as e:
+        if e.kind == TOO_LARGE or e.__cause__ is None:  # refused by the checks, not a header PIL cannot read
+            raise
+        return None
 
 
 def resized_size(w: int, h: int, resize_short: int = recipe_mod.SEED.resize_short) -> tuple[int, int]:

@@ -8,7 +8,10 @@ agreement); the default pipeline stays PIL, bit for bit the seed's.
 
 Decoding keeps the seed's behaviour where it matters: EXIF orientation is ignored as PIL ignores
 it, and anything OpenCV cannot decode or that looks truncated goes to PIL, which decodes it or
-raises ``UndecodableImage`` naming the file.
+raises ``UndecodableImage`` naming the file. Before OpenCV decodes anything, PIL reads the header and makes
+``imaging.decode``'s checks (``imaging.check``): an image over the pixel limit or with pixels that have no 8-bit
+scale is refused as the default pipeline refuses it, before its pixels take memory. 16-bit images come out of
+OpenCV's ``IMREAD_COLOR`` as their top 8 bits, as ``imaging.decode`` gives them.
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ def require() -> ModuleType:
     return cv2
 
 
-def decode_bgr(data: bytes, name: str = "<bytes>") -> np.ndarray:
+def decode_bgr(data: bytes, name: str = "<bytes>", max_pixels: int = recipe_mod.MAX_PIXELS) -> np.ndarray:
     """Image bytes -> uint8 HWC BGR; PIL decides for what OpenCV should not decode alone."""
     cv2 = require()
+    known = imaging.check(data, name, max_pixels) is not None  # the size and pixel checks, from the header
     # OpenCV accepts a truncated JPEG with a warning; PIL refuses it, and so must this path.
     complete = not data.startswith(_JPEG_START) or data.rstrip(b"\x00").endswith(_JPEG_END)
     bgr = None
@@ -48,7 +52,9 @@ def decode_bgr(data: bytes, name: str = "<bytes>") -> np.ndarray:
         flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
         bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if bgr is None:
-        return np.ascontiguousarray(np.asarray(imaging.decode(data, name))[:, :, ::-1])
+        return np.ascontiguousarray(np.asarray(imaging.decode(data, name, max_pixels))[:, :, ::-1])
+    if not known:  # a format PIL does not read: its size checked once decoded
+        imaging.check_size(name, bgr.shape[1], bgr.shape[0], max_pixels)
     return bgr
 
 
@@ -64,6 +70,7 @@ def resize_crop(bgr: np.ndarray, resize_short: int = recipe_mod.SEED.resize_shor
     return np.ascontiguousarray(bgr[top:top + crop, left:left + crop, ::-1])
 
 
-def pixels(data: bytes, name: str = "<bytes>", recipe: recipe_mod.Recipe = recipe_mod.SEED) -> np.ndarray:
+def pixels(data: bytes, name: str = "<bytes>", recipe: recipe_mod.Recipe = recipe_mod.SEED,
+           max_pixels: int = recipe_mod.MAX_PIXELS) -> np.ndarray:
     """Image bytes -> the recipe's uint8 HWC RGB crop, the fast way."""
-    return resize_crop(decode_bgr(data, name), recipe.resize_short, recipe.crop)
+    return resize_crop(decode_bgr(data, name, max_pixels), recipe.resize_short, recipe.crop)

@@ -42,6 +42,11 @@ class Recipe:
         return d
 
 
+MAX_PIXELS = 89_478_485
+"""The largest image (width x height) preprocessing decodes, and the default of ``--max-pixels``: Pillow's own
+decompression-bomb threshold (``PIL.Image.MAX_IMAGE_PIXELS``), typed here so that a Pillow upgrade does not move it
+unseen. A larger image is refused from its header, before its pixels are decoded (``jobs.data.imaging``)."""
+
 SEED = Recipe(resize_short=256, crop=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 """The seed's GhostNet 1.0x recipe."""
 

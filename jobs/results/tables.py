@@ -262,12 +262,20 @@ def provenance_table(runs: Sequence[records.ReportRun]) -> tuple[list[str], list
 
 
 def left_out_line(left_out: records.LeftOut) -> str:
-    """``3 images left out (--skip-bad): 2 undecodable, 1 unlabelled; e.g. a.JPEG (reason), ...``"""
-    kinds = ", ".join(f"{n} {kind}" for kind, n in left_out.counts.items())
+    """``3 images of the dataset left out (skip_bad): 2 undecodable, 1 unlabelled; 2 labelled images missing from
+    the image folder; e.g. a.JPEG (reason), ...``"""
+    skipped = {kind: n for kind, n in left_out.counts.items() if kind != "missing"}
+    parts = []
+    if skipped:
+        total = sum(skipped.values())
+        parts.append(f"{total} image{'s' if total != 1 else ''} of the dataset left out (skip_bad): "
+                     + ", ".join(f"{n} {kind}" for kind, n in skipped.items()))
+    if left_out.missing:
+        parts.append(f"{left_out.missing} labelled image{'s' if left_out.missing != 1 else ''} missing from the "
+                     "image folder")
     named = "; ".join(f"{e['name']} ({e['reason']})" for e in left_out.examples)
     more = ", ..." if left_out.total > len(left_out.examples) else ""
-    return (f"{left_out.total} image{'s' if left_out.total != 1 else ''} of the dataset left out (skip_bad): "
-            f"{kinds}" + (f"; e.g. {named}{more}" if named else ""))
+    return "; ".join(parts) + (f"; e.g. {named}{more}" if named else "")
 
 
 def dataset_lines(report: records.Report) -> list[str]:
@@ -279,6 +287,12 @@ def dataset_lines(report: records.Report) -> list[str]:
     if report.left_out is not None and report.left_out.total:
         lines += [f"**Left out:** {left_out_line(report.left_out)} (listed in the preprocess shards' index.json).",
                   ""]
+    if report.left_out is not None and report.left_out.missing:
+        lines += [("Accuracy is over the images present, as the sweep intends (`dataset.allow_missing`)."
+                   if report.allow_missing else
+                   "**Every run fails the accuracy gate:** the dataset lacks images the labels file names, so its "
+                   "accuracy is not the reference's figure; set `dataset.allow_missing: true` if a partial set is "
+                   "intended."), ""]
     return lines
 
 

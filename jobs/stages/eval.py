@@ -14,6 +14,7 @@ matplotlib they are skipped with one log line.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -113,8 +114,9 @@ def _provider(summary: records.InferSummary) -> str:
 
 
 def left_out_of(dataset: shards.Dataset) -> records.LeftOut | None:
-    """The images preprocessing left out (``--skip-bad``), summed over the shards' index.json by reason kind,
-    with the first few named; None when every image is in."""
+    """The images preprocessing left out (``--skip-bad``), summed over the shards' index.json by reason kind, and
+    those the labels file names that the image folder lacks (``missing``: every shard counts the whole folder, so
+    the first shard's), with the first few named; None when every image is in."""
     counts: dict[str, int] = {}
     examples: list[dict[str, str]] = []
     for ix in dataset.index:
@@ -122,9 +124,15 @@ def left_out_of(dataset: shards.Dataset) -> records.LeftOut | None:
             if kind not in ("seen", "accepted") and n:
                 counts[kind] = counts.get(kind, 0) + int(n)
         examples += [{"name": r["name"], "reason": r["reason"]} for r in ix.get("rejected") or ()]
+    examples = examples[:records.LEFT_OUT_EXAMPLES]
+    missing = dataset.index[0].get("missing") or {}  # absent from an index written before it was counted
+    if missing.get("count"):
+        counts["missing"] = int(missing["count"])
+        examples += [{"name": n, "reason": "labelled, not in the image folder"}
+                     for n in missing.get("names", ())[:records.LEFT_OUT_EXAMPLES]]
     if not counts:
         return None
-    return records.LeftOut(counts=counts, examples=tuple(examples[:records.LEFT_OUT_EXAMPLES]))
+    return records.LeftOut(counts=counts, examples=tuple(examples))
 
 
 def _safe(name: str) -> str:
@@ -140,10 +148,14 @@ def run(args: params.EvalParams, out: store_mod.Store) -> None:
     dataset = shards.open_dataset(args.data)
     label_of = dict(zip(dataset.names, (int(v) for v in dataset.labels)))
     accelerators = dict(args.accelerators or {})
+    left_out = left_out_of(dataset)
+    refuse_missing = left_out is not None and left_out.missing > 0 and not args.allow_missing
     with commit.Output(out, "eval", args.to_dict(), args.upstream()) as output:
         runs = []
         for uri in args.runs:
             r, accuracy = evaluate_run(uri, label_of, args, reference)
+            if refuse_missing:  # accuracy over part of the labelled set is not the reference's figure
+                r = dataclasses.replace(r, gate_pass=False)
             target_dir = output.dir / "runs" / _safe(r.target) / f"bs{r.batch_size}"
             target_dir.mkdir(parents=True, exist_ok=True)
             (target_dir / records.ACCURACY).write_text(json.dumps(accuracy.to_dict(), indent=1) + "\n")
@@ -157,17 +169,18 @@ def run(args: params.EvalParams, out: store_mod.Store) -> None:
         if unknown:
             raise errors.BadInput(f"--accelerator {unknown[0]}=...: no run has target {unknown[0]!r} "
                                   f"(targets: {', '.join(target_order)})")
-        left_out = left_out_of(dataset)
         if left_out is not None:
-            log.warning("eval: %d image(s) of the dataset left out (--skip-bad): %s", left_out.total,
-                        ", ".join(f"{n} {k}" for k, n in left_out.counts.items()))
+            log.warning("eval: %s", tables.left_out_line(left_out))
+        if refuse_missing and left_out is not None:
+            log.warning("eval: every run fails the accuracy gate: %d labelled image(s) are missing from the dataset "
+                        "(--allow-missing, the sweep's dataset.allow_missing, if that is intended)", left_out.missing)
         prices = {t: records.Price(amount, currency) for t, (amount, currency) in args.price_of().items()}
         unknown = sorted(set(prices) - set(target_order))
         if unknown:
             raise errors.BadInput(f"--price {unknown[0]}=...: no run has target {unknown[0]!r} "
                                   f"(targets: {', '.join(target_order)})")
         report = records.Report(model=args.model, reference=reference, runs=tuple(runs), ratios=args.ratios,
-                                accelerators=accelerators, left_out=left_out,
+                                accelerators=accelerators, left_out=left_out, allow_missing=args.allow_missing,
                                 distinct_labels=len({int(v) for v in dataset.labels if v >= 0}),
                                 latency_limit_ms=args.latency_limit_ms,
                                 best=tables.best_batches(runs, args.latency_limit_ms, prices))

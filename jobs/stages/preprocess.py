@@ -42,12 +42,12 @@ def _is_image_name(name: str) -> bool:
     return not base.startswith((".", "_")) and not base.lower().endswith(NON_IMAGE_SUFFIXES)
 
 
-def list_images(images: store_mod.Store, limit: int | None) -> list[str]:
-    """All image names below the store, natural order, the first ``limit`` of them."""
+def list_images(images: store_mod.Store) -> list[str]:
+    """All image names below the store (paths below it), in natural order."""
     names = sorted((n for n in images.list() if _is_image_name(n)), key=imaging.natural_key)
     if not names:
         raise errors.BadInput(f"--images {images.uri}: no image files there")
-    return names[:limit] if limit is not None else names
+    return names
 
 
 def shard_slice(names: list[str], shard: int, num_shards: int) -> list[str]:
@@ -73,24 +73,35 @@ def shard_location(args: params.PreprocessParams, root: store_mod.Store) -> stor
     return root.child(shards.shard_dir_name(args.shard, args.num_shards))
 
 
-def pixel_source(recipe: recipe_mod.Recipe) -> Callable[[bytes, str], np.ndarray]:
-    """Image bytes -> the recipe's uint8 HWC RGB crop, by the recipe's pipeline (a missing OpenCV: one line)."""
+def pixel_source(recipe: recipe_mod.Recipe, max_pixels: int | None = None) -> Callable[[bytes, str], np.ndarray]:
+    """Image bytes -> the recipe's uint8 HWC RGB crop, by the recipe's pipeline (a missing OpenCV: one line);
+    images over ``max_pixels`` (default ``recipe.MAX_PIXELS``) are refused from their header."""
+    limit = recipe_mod.MAX_PIXELS if max_pixels is None else max_pixels
     if recipe.pipeline == "opencv":
         from jobs.data import imaging_opencv
 
         imaging_opencv.require()
-        return functools.partial(imaging_opencv.pixels, recipe=recipe)
-    return functools.partial(imaging.pixels, recipe=recipe)
+        return functools.partial(imaging_opencv.pixels, recipe=recipe, max_pixels=limit)
+    return functools.partial(imaging.pixels, recipe=recipe, max_pixels=limit)
+
+
+def _missing_line(missing: list[str], labels: labels_mod.LabelsFile, images: store_mod.Store) -> str:
+    named = ", ".join(missing[:MAX_NAMED]) + (", ..." if len(missing) > MAX_NAMED else "")
+    return (f"{len(missing)} of the {len(labels.labels)} images {labels.uri} labels are not in --images {images.uri}: "
+            f"{named}; accuracy will be over the images present, and the accuracy gate fails unless that is intended "
+            "(the sweep's dataset.allow_missing, eval's --allow-missing)")
 
 
 def run(args: params.PreprocessParams, root: store_mod.Store) -> None:
     out_store = shard_location(args, root)
     recipe = recipe_mod.resolve(models.get(args.model), args.pipeline)
-    pixels = pixel_source(recipe)  # before any work
+    pixels = pixel_source(recipe, args.max_pixels)  # before any work
     images = store_mod.open_store(args.images)
     info = models.get(args.model)
-    labels = labels_mod.read_labels(args.labels, info.num_classes - info.label_offset, args.model)  # before any image
-    names = shard_slice(list_images(images, args.limit), args.shard, args.num_shards)
+    labels_file = labels_mod.read_labels(args.labels, info.num_classes - info.label_offset, args.model)  # before images
+    listed = list_images(images)
+    labels, missing = labels_file.match(listed, images.uri)  # the whole listing: the same in every shard
+    names = shard_slice(listed[:args.limit], args.shard, args.num_shards)
     recipe_dict = {"model": args.model, **recipe.to_dict()}
     shape = (3, recipe.crop, recipe.crop)
     log.info("%s: shard %d of %d: %d images from %s, mode %s -> %s", STAGE, args.shard, args.num_shards,
@@ -99,6 +110,7 @@ def run(args: params.PreprocessParams, root: store_mod.Store) -> None:
     with commit.Output(out_store, STAGE, args.to_dict(), args.upstream()) as out:
         writer = shards.ShardWriter(out.dir, args.shard, args.num_shards, args.mode, shape, recipe_dict,
                                     args.images_per_part)
+        writer.missing = {"count": len(missing), "names": missing[:shards.MISSING_NAMED]}
         try:
             summary = _process(args, images, labels, names, recipe, pixels, writer, out)
         finally:
@@ -107,6 +119,8 @@ def run(args: params.PreprocessParams, root: store_mod.Store) -> None:
     if summary["counts"]["accepted"] < summary["counts"]["seen"]:
         log.warning("%s: left out %d of %d images (--skip-bad); see index.json 'rejected'", STAGE,
                     summary["counts"]["seen"] - summary["counts"]["accepted"], summary["counts"]["seen"])
+    if missing:
+        log.warning("%s: %s", STAGE, _missing_line(missing, labels_file, images))
 
 
 def _process(args, images, labels, names, recipe, pixels, writer, out) -> dict[str, Any]:
@@ -124,8 +138,7 @@ def _process(args, images, labels, names, recipe, pixels, writer, out) -> dict[s
     prog = progress.Progress(f"{STAGE} shard {args.shard}/{args.num_shards}", len(names), log)
     info_lines = []
     for name in names:
-        base = name.rsplit("/", 1)[-1]
-        label = labels.get(base)
+        label = labels.get(name)
         if label is None:
             writer.reject(name, f"no label in {args.labels}", "unlabelled")
             failing = failing or not args.skip_bad
@@ -134,7 +147,7 @@ def _process(args, images, labels, names, recipe, pixels, writer, out) -> dict[s
         try:
             hwc = pixels(images.read_bytes(name), name)
         except imaging.UndecodableImage as e:
-            writer.reject(name, e.reason, "undecodable")
+            writer.reject(name, e.reason, e.kind)
             failing = failing or not args.skip_bad
             prog.advance()
             continue
@@ -166,6 +179,7 @@ def _process(args, images, labels, names, recipe, pixels, writer, out) -> dict[s
         "num_parts": index["num_parts"],
         "counts": index["counts"],
         "rejected": index["rejected"][:20],
+        "missing": index["missing"],
         "bytes": writer.bytes_written,
         "seconds": round(seconds, 3),
         "images_per_s": round(len(names) / seconds, 1) if seconds > 0 else None,

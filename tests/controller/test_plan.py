@@ -81,6 +81,18 @@ def test_the_opencv_pipeline_rebuilds_preprocessing_and_downstream_and_passes_th
     assert all(s.params.pipeline == "seed" for s in make().steps if s.stage == "preprocess")
 
 
+def test_the_pixel_limit_reaches_preprocessing_and_allow_missing_only_eval():
+    base, limited, partial = make(), make(**{"dataset.max_pixels": 1_000_000}), make(**{"dataset.allow_missing": True})
+    pre = [s for s in limited.steps if s.stage == "preprocess"]
+    assert all(s.params.max_pixels == 1_000_000 and "--max-pixels" in s.command() for s in pre)
+    assert all(s.params.max_pixels is None and "--max-pixels" not in s.command()
+               for s in base.steps if s.stage == "preprocess")
+    (ev,) = [s for s in partial.steps if s.stage == "eval"]
+    assert ev.params.allow_missing and "--allow-missing" in ev.command()
+    changed = {t for t, k in keys_by_title(partial).items() if keys_by_title(base)[t] != k}
+    assert changed == {"eval"}
+
+
 def test_store_is_not_part_of_keys():
     s = spec.parse(BASE, "s.yaml")
     a = plan.make_plan(s, "file:///one")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
-from jobs.data import imaging
+from jobs.data import imaging, recipe
+from tests.support import images as image_files
 from tests.support.paths import FACTS
 
 GOLDEN = FACTS / "preprocess_golden.npz"
@@ -80,11 +82,69 @@ def test_resize_shorter_side_and_centre_crop(size, resized, monkeypatch):
     assert box == (left, top, left + 224, top + 224)
 
 
-def test_decode_converts_modes_to_rgb():
-    for mode in ("L", "CMYK", "RGBA", "P"):
-        buf = io.BytesIO()
-        Image.new(mode, (30, 20)).save(buf, format="PNG" if mode in ("RGBA", "P") else "JPEG")
-        assert imaging.decode(buf.getvalue(), f"x.{mode}").mode == "RGB"
+SEED_MODES = ["1", "L", "P", "P+transparency", "P+alpha bytes", "PA", "LA", "RGBA", "RGB", "CMYK", "YCbCr"]
+
+
+@pytest.mark.parametrize("mode", SEED_MODES)
+def test_eight_bit_modes_decode_to_the_seeds_pixels_without_a_warning(mode):
+    """The seed's convert('RGB') for every 8-bit mode: alpha and palette transparency dropped as it drops them, and
+    Pillow's warning about palette transparency (raw, on stderr) not printed."""
+    data = image_files.mode_image(mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = imaging.decode(data, f"x.{mode}")
+    with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as img:
+        warnings.simplefilter("ignore")
+        assert img.mode == mode.split("+")[0]
+        seed = img.convert("RGB")
+    assert got.mode == "RGB" and got.size == (image_files.W, image_files.H)
+    assert np.array_equal(np.asarray(got), np.asarray(seed))
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "I (PGM)"])
+def test_sixteen_bit_images_keep_their_top_eight_bits(mode):
+    """convert('RGB') clips 16-bit values to 255 (an all-white image); OpenCV and libpng keep the top 8 bits."""
+    data = image_files.mode_image(mode)
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.mode == mode.split(" ")[0]
+        values = np.asarray(img).astype(np.int64)
+    got = np.asarray(imaging.decode(data, "x"))
+    assert np.array_equal(got, np.repeat((values >> 8)[:, :, None], 3, axis=2).astype(np.uint8))
+    assert (got == 255).mean() < 0.01  # convert('RGB') made nearly every pixel 255
+
+
+@pytest.mark.parametrize("mode, what", [("I", "32-bit integer"), ("F", "32-bit floating-point")])
+def test_wide_pixels_with_no_8_bit_scale_are_refused_with_their_reason(mode, what):
+    with pytest.raises(imaging.UndecodableImage) as info:
+        imaging.decode(image_files.mode_image(mode), "wide.tif")
+    assert info.value.kind == "undecodable"
+    assert info.value.reason == (f"{what} pixels (Pillow mode {mode}, TIFF) have no 8-bit scale; save the image "
+                                 "with 8 or 16 bits per channel")
+
+
+def test_the_pixel_limit_is_pillows_and_refuses_from_the_header(monkeypatch):
+    assert recipe.MAX_PIXELS == Image.MAX_IMAGE_PIXELS  # typed once in recipe: a Pillow upgrade moving it shows here
+    data = image_files.mode_image("RGB")  # 40x30
+
+    def no_load(self):
+        raise AssertionError("decoded the pixels of an image over the limit")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_load)
+    with pytest.raises(imaging.UndecodableImage) as info:
+        imaging.decode(data, "big.png", max_pixels=1199)
+    assert info.value.kind == "too_large"
+    assert info.value.reason == "40x30 is 1,200 pixels, over the limit of 1,199 (--max-pixels)"
+    monkeypatch.undo()
+    assert imaging.decode(data, "fits.png", max_pixels=1200).size == (40, 30)
+
+
+@pytest.mark.parametrize("size", [(12_000, 12_000), (20_000, 10_000)])  # Pillow warns / Pillow refuses
+def test_a_decompression_bomb_is_too_large_in_one_line_without_pillows_warning(size):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(imaging.UndecodableImage) as info:
+            imaging.decode(image_files.png_header(*size), "bomb.png")
+    assert info.value.kind == "too_large" and "over the limit of 89,478,485" in info.value.reason
 
 
 @pytest.mark.parametrize("data", [b"", b"not an image at all", b"\xff\xd8\xff\xe0" + b"\x00" * 40])

@@ -16,6 +16,7 @@ from jobs.artifacts import shards
 from jobs.data import imaging, recipe
 from jobs.stages import preprocess
 from jobs.tools import fake_imagenet
+from tests.support import images as image_files
 from tests.support.paths import FACTS
 
 cv2 = pytest.importorskip("cv2", reason="OpenCV is in the test extra; the opencv pipeline is optional")
@@ -90,6 +91,36 @@ def test_a_format_opencv_lacks_goes_to_pil():
     Image.fromarray(np.full((260, 300, 3), 40, dtype=np.uint8)).save(buf, format="GIF")
     seed = imaging.pixels(buf.getvalue())
     assert np.array_equal(imaging_opencv.pixels(buf.getvalue(), recipe=RECIPE), seed)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "I (PGM)", "RGBA", "P+transparency", "LA", "1"])
+def test_modes_decode_as_the_seed_path_decodes_them(mode):
+    """OpenCV's IMREAD_COLOR keeps a 16-bit image's top 8 bits, and so does the seed path now; alpha and palette
+    transparency are dropped by both."""
+    data = image_files.mode_image(mode)
+    assert np.array_equal(imaging_opencv.decode_bgr(data, "x")[:, :, ::-1], np.asarray(imaging.decode(data, "x")))
+
+
+@pytest.mark.parametrize("mode", ["I", "F"])
+def test_wide_pixels_are_refused_as_the_seed_path_refuses_them(mode):
+    data = image_files.mode_image(mode)
+    with pytest.raises(imaging.UndecodableImage) as fast:
+        imaging_opencv.decode_bgr(data, "wide.tif")
+    with pytest.raises(imaging.UndecodableImage) as seed:
+        imaging.decode(data, "wide.tif")
+    assert (fast.value.kind, fast.value.reason) == (seed.value.kind, seed.value.reason)
+
+
+def test_an_image_over_the_limit_is_refused_before_opencv_decodes_it(monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("OpenCV decoded an image over the limit")
+
+    monkeypatch.setattr(cv2, "imdecode", boom)
+    with pytest.raises(imaging.UndecodableImage) as info:
+        imaging_opencv.pixels(image_files.png_header(12_000, 12_000), "big.png", recipe=RECIPE)
+    assert info.value.kind == "too_large" and "12000x12000 is 144,000,000 pixels" in info.value.reason
+    with pytest.raises(imaging.UndecodableImage, match="over the limit of 1,199"):
+        imaging_opencv.pixels(image_files.mode_image("RGB"), "x.png", recipe=RECIPE, max_pixels=1199)
 
 
 def test_stage_records_the_pipeline_and_keeps_default_records_unchanged(tmp_path):

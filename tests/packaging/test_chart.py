@@ -33,6 +33,7 @@ from controller import spec as spec_mod
 from controller.kubernetes import manifests
 from controller.kubernetes import settings as k8s_settings
 from jobs import devices, params
+from jobs.data import recipe
 from tests.support.paths import REPO_ROOT
 
 CHART = REPO_ROOT / "charts" / "ghostbench"
@@ -283,6 +284,7 @@ def test_schema_knows_the_accelerator_catalogue():
     assert sweep["targets"]["items"]["properties"]["accelerator"]["enum"] == [*devices.CATALOGUE, None]
     assert set(schema["properties"]["steps"]["properties"]["maxRunning"]["properties"]) == {"cpu", *devices.CATALOGUE}
     assert sweep["dataset"]["properties"]["pipeline"]["enum"] == list(params.PIPELINES)
+    assert sweep["dataset"]["properties"]["max_pixels"]["maximum"] == recipe.MAX_PIXELS
     assert sweep["targets"]["items"]["properties"]["input_mode"]["enum"] == list(spec_mod.INPUT_MODES)
     assert sweep["targets"]["items"]["properties"]["precision"]["enum"] == list(params.PRECISIONS)
 

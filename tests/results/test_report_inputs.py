@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from controller import cli
+from jobs import errors
 from jobs import store as store_mod
 from jobs.artifacts import records
 from jobs.results import tables
@@ -56,6 +57,39 @@ def test_skip_bad_sweep_reports_the_left_out_images_with_their_reasons(tmp_path,
 
     (console,) = [x for x in err.splitlines() if "left out" in x and x.startswith("sweep s:")]
     assert "2 images of the dataset left out (skip_bad): 1 unlabelled, 1 undecodable" in console
+
+
+def test_labelled_images_missing_from_the_folder_fail_the_gate_unless_the_sweep_intends_it(tmp_path, capsys):
+    """An incomplete copy of the images: accuracy was silently taken over the rest."""
+    images = tmp_path / "images"
+    names = fake_imagenet.make_image_set(images, count=4, seed=4)
+    gone = [fake_imagenet.image_name(i) for i in (4, 5, 6)]
+    fake_imagenet.write_labels(images, names + gone, [0, 1, 2, 0, 1, 2, 0])
+    doc = {"name": "s", "store": "store", "dataset": {"images": "images", "labels": "images/val_label.txt", "shards": 2},
+           "targets": [{"name": "null", "backend": "null", "batch_sizes": [2]}], "reference": {"top1": 0.0, "top5": 0.0},
+           "timing": {"warmup": 0, "min_batches": 1, "min_seconds": 0}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert cli.main(["run", str(path)]) == errors.EXIT_GATE_FAILED
+    err = capsys.readouterr().err
+    report = json.loads((tmp_path / "store" / "sweeps" / "s" / "report.json").read_text())
+    assert report["left_out"]["counts"] == {"missing": 3} and not report["all_pass"]
+    assert [e["name"] for e in report["left_out"]["examples"]] == gone
+    assert [r["gate_pass"] for r in report["runs"]] == [False] and report["runs"][0]["num_images"] == 4
+    assert records.Report.from_dict(report).to_dict() == report
+    (console,) = [x for x in err.splitlines() if "missing from the image folder" in x]
+    assert f"sweep s: 3 labelled images missing from the image folder; e.g. {gone[0]} (labelled, not in" in console
+    assert "sweep s: the dataset lacks 3 image(s) the labels file names: every run fails the accuracy gate" in err
+    md = (tmp_path / "store" / "sweeps" / "s" / "report.md").read_text()
+    assert "**Every run fails the accuracy gate:** the dataset lacks images the labels file names" in md
+
+    doc["dataset"]["allow_missing"] = True  # a partial set, on purpose: only eval runs again
+    path.write_text(yaml.safe_dump(doc))
+    assert cli.main(["run", str(path)]) == 0
+    report = json.loads((tmp_path / "store" / "sweeps" / "s" / "report.json").read_text())
+    assert report["all_pass"] and report["allow_missing"] and report["left_out"]["counts"] == {"missing": 3}
+    md = (tmp_path / "store" / "sweeps" / "s" / "report.md").read_text()
+    assert "Accuracy is over the images present, as the sweep intends (`dataset.allow_missing`)." in md
 
 
 def run_row() -> records.ReportRun:

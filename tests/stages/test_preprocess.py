@@ -69,7 +69,9 @@ def test_one_shard_parts_and_index(fake_set, tmp_path, mode, per_image, dtype):
     sd = shard_dir(out)
     manifest = commit.read_manifest(store_mod.open_store(sd))
     assert manifest is not None and manifest["stage"] == "preprocess"
-    assert manifest["record"]["counts"] == {"seen": 12, "accepted": 12, "undecodable": 0, "unlabelled": 0}
+    assert manifest["record"]["counts"] == {"seen": 12, "accepted": 12, "undecodable": 0, "unlabelled": 0,
+                                            "too_large": 0}
+    assert manifest["record"]["missing"] == {"count": 0, "names": []}
     index = json.loads((sd / "index.json").read_text())
     names = image_names(fake_set)
     assert index["mode"] == mode and index["dtype"] == np.dtype(dtype).name
@@ -186,7 +188,7 @@ def test_skip_bad_commits_without_them(images, tmp_path):
     out = tmp_path / "prep"
     assert run(images, out, "--skip-bad") == 0
     index = json.loads((shard_dir(out) / "index.json").read_text())
-    assert index["counts"] == {"seen": 12, "accepted": 10, "undecodable": 1, "unlabelled": 1}
+    assert index["counts"] == {"seen": 12, "accepted": 10, "undecodable": 1, "unlabelled": 1, "too_large": 0}
     assert [r["name"] for r in index["rejected"]] == ["ILSVRC2012_val_00000005.JPEG", "ILSVRC2012_val_00000009.JPEG"]
     assert all(r["reason"] for r in index["rejected"])
     ds = shards.open_dataset(str(out))
@@ -202,7 +204,8 @@ def test_missing_label_keeps_minus_one_in_dataset_labels(tmp_path):
 
 
 @pytest.mark.parametrize("bad_line", ["ILSVRC2012_val_00000003.JPEG", "ILSVRC2012_val_00000003.JPEG x",
-                                      "ILSVRC2012_val_00000003.JPEG 1 2", "ILSVRC2012_val_00000001.JPEG 5"])
+                                      "ILSVRC2012_val_00000003.JPEG 1 2", "ILSVRC2012_val_00000001.JPEG 5",
+                                      "ILSVRC2012_val_00000003.JPEG \u00b2"])
 def test_malformed_labels_line_names_file_and_line(images, tmp_path, capsys, bad_line):
     labels = images / fake_imagenet.LABELS_FILE
     lines = labels.read_text().splitlines()
@@ -252,7 +255,8 @@ def test_missing_labels_file_and_empty_images_are_bad_input(images, tmp_path, ca
 
 
 @pytest.mark.parametrize("args", [["--shard", "3", "--num-shards", "3"], ["--num-shards", "0"],
-                                  ["--images-per-part", "0"], ["--limit", "0"], ["--model", "resnet"]])
+                                  ["--images-per-part", "0"], ["--limit", "0"], ["--model", "resnet"],
+                                  ["--max-pixels", "0"], ["--max-pixels", "89478486"]])
 def test_bad_arguments_exit_2(fake_set, tmp_path, args):
     assert run(fake_set, tmp_path / "prep", *args) == errors.EXIT_BAD_INPUT
 

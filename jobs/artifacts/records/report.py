@@ -73,6 +73,8 @@ class ReportRun:
     accuracy: dict[str, float]
     """"1".."5" -> top-k accuracy in percent (4 decimals)."""
     gate_pass: bool
+    """Passed the accuracy gate; false also when the labels file named images the dataset lacks, unless that was
+    intended (``Report.allow_missing``)."""
     throughput_min: float = 0.0
     """The slowest timing window's images/s."""
     throughput_max: float = 0.0
@@ -160,17 +162,25 @@ class Reference:
 
 
 LEFT_OUT_EXAMPLES = 5
-"""Left-out images a report names (the preprocess shards' index.json lists them all)."""
+"""Left-out images a report names: the first this many left out by ``--skip-bad``, and the first this many missing
+(the preprocess shards' index.json lists them)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class LeftOut:
-    """Images of the dataset left out of the evaluated set (preprocess ``--skip-bad``): how many, why, which."""
+    """Images left out of the evaluated set: those preprocess ``--skip-bad`` left out, and those the labels file
+    names that are not in the image folder; how many, why, which."""
 
     counts: dict[str, int]
-    """reason kind (``undecodable``, ``unlabelled``) -> images."""
+    """reason kind (``undecodable``, ``unlabelled``, ``too_large``: left out by ``--skip-bad``; ``missing``: labelled,
+    not in the image folder) -> images."""
     examples: tuple[dict[str, str], ...] = ()
-    """The first few (``LEFT_OUT_EXAMPLES``): ``{"name": ..., "reason": ...}``."""
+    """The first few (``LEFT_OUT_EXAMPLES`` left out, then as many missing): ``{"name": ..., "reason": ...}``."""
+
+    @property
+    def missing(self) -> int:
+        """Images the labels file names that the image folder lacks."""
+        return self.counts.get("missing", 0)
 
     @property
     def total(self) -> int:
@@ -256,6 +266,9 @@ class Report:
     """target -> accelerator (``jobs.devices``), for the comparison with published figures."""
     left_out: LeftOut | None = None
     """Images left out of the evaluated set, by reason (None: none; the key is then absent from report.json)."""
+    allow_missing: bool = False
+    """Images the labels file names may be missing from the dataset (the sweep's ``dataset.allow_missing``): without
+    it, any missing fails every run's gate."""
     distinct_labels: int | None = None
     """Distinct labels among the evaluated images: how much an agreement figure says (None: not counted)."""
     latency_limit_ms: float | None = None
@@ -279,6 +292,8 @@ class Report:
             d["accelerators"] = dict(self.accelerators)
         if self.left_out is not None and self.left_out.total:
             d["left_out"] = self.left_out.to_dict()
+        if self.allow_missing:
+            d["allow_missing"] = True
         if self.distinct_labels is not None:
             d["distinct_labels"] = self.distinct_labels
         if self.latency_limit_ms is not None:
@@ -296,6 +311,7 @@ class Report:
                    runs=tuple(ReportRun.from_dict(r) for r in _field(d, "runs", source)),
                    ratios=tuple(d.get("ratios") or ()), accelerators=dict(d.get("accelerators") or {}),
                    left_out=LeftOut.from_dict(d["left_out"]) if d.get("left_out") else None,
+                   allow_missing=bool(d.get("allow_missing", False)),
                    distinct_labels=d.get("distinct_labels"), latency_limit_ms=d.get("latency_limit_ms"),
                    best={t: BestBatch.from_dict(b) for t, b in (d.get("best") or {}).items()})
 
