@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.support.s3server",  # a real S3 server (SeaweedFS `weed mini`): s3_server, s3_env, s3_bucket
     "tests.support.harness",  # infer and eval on a tiny ONNX model: harness_work
     "tests.support.acl",  # the acl backend against the fake aclruntime: acl_work, acl_fake
+    "tests.support.preprocess_set",  # the preprocess stage's fake set: fake_set, images
 ]
 
 DEMO_SEED = 1234

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import pathlib
-import shutil
 
 import numpy as np
 import pytest
@@ -16,32 +15,11 @@ from jobs.artifacts import commit, shards
 from jobs.data import imaging
 from jobs.stages import preprocess
 from jobs.tools import fake_imagenet
+from tests.support.preprocess_set import run
 
 F32_BYTES = 3 * 224 * 224 * 4  # 602,112
 U8_BYTES = 3 * 224 * 224  # 150,528
 HEADER = 128
-
-
-@pytest.fixture(scope="module")
-def fake_set(tmp_path_factory) -> pathlib.Path:
-    d = tmp_path_factory.mktemp("fake_imagenet")
-    names = fake_imagenet.make_image_set(d, count=12, seed=3)
-    fake_imagenet.write_labels(d, names, [(7 * i) % 1000 for i in range(len(names))])
-    return d
-
-
-@pytest.fixture
-def images(tmp_path, fake_set) -> pathlib.Path:
-    """A private copy of the fake set that a test may spoil."""
-    d = tmp_path / "images"
-    shutil.copytree(fake_set, d)
-    return d
-
-
-def run(images: pathlib.Path, out: pathlib.Path, *extra: str, labels: pathlib.Path | None = None) -> int:
-    labels = labels or images / fake_imagenet.LABELS_FILE
-    return preprocess.main(["--images", str(images), "--labels", str(labels), "--out", str(out), "--quiet",
-                            *extra])
 
 
 def shard_dir(out: pathlib.Path, i: int = 0, n: int = 1) -> pathlib.Path:

@@ -16,32 +16,12 @@ from jobs import errors
 from jobs import store as store_mod
 from jobs.artifacts import commit, shards
 from jobs.data import imaging
-from jobs.stages import preprocess
 from jobs.tools import fake_imagenet
 from tests.support import images as image_files
+from tests.support.preprocess_set import run
 
 SIZES = [(500, 375), (375, 500), (500, 333), (160, 120), (256, 300), (333, 257), (640, 480),
          (300, 256), (400, 400), (281, 499), (500, 281), (199, 263)]  # fake_imagenet's, in order
-
-
-@pytest.fixture(scope="module")
-def fake_set(tmp_path_factory) -> pathlib.Path:
-    d = tmp_path_factory.mktemp("fake_imagenet")
-    names = fake_imagenet.make_image_set(d, count=12, seed=3)
-    fake_imagenet.write_labels(d, names, [(7 * i) % 1000 for i in range(len(names))])
-    return d
-
-
-@pytest.fixture
-def images(tmp_path, fake_set) -> pathlib.Path:
-    d = tmp_path / "images"
-    shutil.copytree(fake_set, d)
-    return d
-
-
-def run(images: pathlib.Path, out: pathlib.Path, *extra: str, labels: pathlib.Path | None = None) -> int:
-    labels = labels or images / fake_imagenet.LABELS_FILE
-    return preprocess.main(["--images", str(images), "--labels", str(labels), "--out", str(out), "--quiet", *extra])
 
 
 def index_of(out: pathlib.Path, i: int = 0, n: int = 1) -> dict:
