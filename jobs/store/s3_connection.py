@@ -63,9 +63,15 @@ def endpoint_problem(url: str) -> str | None:
     most a ``/`` after it, as the chart's ``store.endpoint`` schema says. A path is refused because S3 requests
     are signed over the path: behind a reverse proxy that strips it the server answers SignatureDoesNotMatch
     (right credentials, wrong path signed), and one that keeps it makes the bucket "not exist"."""
-    p = urllib.parse.urlsplit(url)
+    try:
+        p = urllib.parse.urlsplit(url)
+        port = p.port  # parsed on access: "host:notaport" and ports over 65535 raise here
+    except ValueError as e:
+        return f"expected http(s)://host[:port] ({e})"
     if p.scheme not in ("http", "https") or not p.hostname:
         return "expected http://host[:port] or https://host[:port]"
+    if port == 0:
+        return "expected a port from 1 to 65535"
     if "@" in p.netloc:
         return "credentials in the URL are not accepted; use the AWS credential chain"
     if p.path not in ("", "/"):
@@ -151,6 +157,10 @@ class Connection:
 
     def _make_client(self) -> Any:
         quiet_sdk_logs()  # before the client: it logs where it found the credentials
+        for variable in ENDPOINT_SOURCES:  # before botocore, which fails on some of them with a bare ValueError
+            value = os.environ.get(variable)
+            if value and (problem := endpoint_problem(value)):
+                raise errors.BadInput(f"{variable}={s3_errors.public_endpoint_text(value)}: {problem}")
         try:
             core = botocore.session.Session()  # reads the environment and the profile, as boto3 does
             session = boto3.session.Session(botocore_session=core)
@@ -187,6 +197,8 @@ class Connection:
             raise errors.BadInput(f"s3://{self.bucket}: {s3_errors.one_line(e)}") from e
         except botocore.exceptions.BotoCoreError as e:
             raise errors.BadInput(f"s3://{self.bucket}: S3 client configuration: {self._redact(str(e))}") from e
+        except ValueError as e:  # botocore's "Invalid endpoint: ..." (from the profile: the variables were checked)
+            raise errors.BadInput(f"{endpoint_source()}: {self._redact(str(e))}; expected http(s)://host[:port]") from e
         if endpoint or custom:  # a configured endpoint (AWS's own are built by botocore)
             problem = endpoint_problem(client.meta.endpoint_url or "")
             if problem:

@@ -88,9 +88,23 @@ def public_endpoint(url: str | None) -> str:
         return "AWS S3"
     p = urllib.parse.urlsplit(url)
     host = p.hostname or ""
-    if p.port:
-        host += f":{p.port}"
+    try:
+        port = p.port
+    except ValueError:  # not a number, or out of range: shown as written
+        port = p.netloc.rpartition(":")[2]
+    if port:
+        host += f":{port}"
     return f"{p.scheme}://{host}" if p.scheme else host
+
+
+def public_endpoint_text(url: str) -> str:
+    """An endpoint URL as the user wrote it, less any user info (``user:secret@``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    netloc, slash, path = rest.partition("/")
+    netloc = netloc.rpartition("@")[2]
+    return f"{scheme}{sep}{netloc}{slash}{path}"
 
 
 def unwrap(e: BaseException) -> BaseException:

@@ -841,6 +841,17 @@ def test_an_endpoint_with_a_path_is_refused_naming_the_path(monkeypatch, variabl
         store.open_store("s3://bucket/p").exists("x")
 
 
+@pytest.mark.parametrize("url", ["127.0.0.1:9000", "http://[bad", "http://127.0.0.1:99999", "http://127.0.0.1:x"])
+def test_a_malformed_endpoint_is_one_line_and_exit_2(url):
+    """botocore fails on these with a bare ValueError (a traceback, exit 1): checked before it builds a client."""
+    env = {**os.environ, "AWS_ENDPOINT_URL_S3": url, "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    r = subprocess.run(ghostbench("status", "demo", "--store", "s3://bucket"), check=False, capture_output=True,
+                       text=True, cwd=REPO_ROOT, timeout=120, env=env)
+    assert r.returncode == errors.EXIT_BAD_INPUT, r.stderr
+    assert _one_error_line(r.stderr).startswith(f"ghostbench status: error: AWS_ENDPOINT_URL_S3={url}: expected")
+
+
 def test_an_endpoint_with_a_path_from_the_command_line_is_one_line_and_exit_2(s3_env, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_env.endpoint + "/s3")  # the server is there: the path is the cause
     r = subprocess.run(ghostbench("report", "X", "--store", "s3://bucket/p"), check=False, capture_output=True,
@@ -854,7 +865,9 @@ def test_an_endpoint_with_a_path_from_the_command_line_is_one_line_and_exit_2(s3
 @pytest.mark.parametrize("url, ok", [
     ("http://minio:9000", True), ("https://s3.example.org", True), ("http://minio:9000/", True),
     ("http://minio:9000/s3", False), ("http://minio:9000/s3/", False), ("http://user:pw@minio:9000", False),
-    ("ftp://minio:9000", False), ("minio:9000", False),
+    ("ftp://minio:9000", False), ("minio:9000", False), ("http://[::1]:9000", True), ("http://minio:9000?x=1", False),
+    ("http://minio:9000#f", False), ("http://minio:99999", False), ("http://minio:notaport", False),
+    ("http://minio:65535", True), ("http://[bad", False),
 ])
 def test_one_endpoint_rule_in_the_store_and_the_chart(url, ok):
     """The chart's ``store.endpoint`` schema and the store accept the same endpoints (``""``, AWS, aside)."""
