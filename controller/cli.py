@@ -270,7 +270,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         report = records.Report.from_json(store.read_text(f"{runner.sweep_dir(sweep)}/report.json"))
         failing = report.failing()
         for r in failing:
-            print(f"accuracy gate FAILED: {tables.failing_line(r)}", file=sys.stderr)
+            print(f"accuracy gate FAILED: {tables.failing_line(r, report.missing_fails)}", file=sys.stderr)
         if failing:
             return errors.EXIT_GATE_FAILED
     return 0

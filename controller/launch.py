@@ -87,9 +87,10 @@ def execute(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: store_mod.Stor
     if failing:
         ref = report.reference
         print(f"sweep {plan.sweep}: ACCURACY GATE FAILED for {len(failing)} of {len(report.runs)} run(s) (more than "
-              f"{ref.gate:g} point below top-1 {ref.top1:.2f} / top-5 {ref.top5:.2f}, or non-finite logits):",
+              f"{ref.gate:g} point below top-1 {ref.top1:.2f} / top-5 {ref.top5:.2f}, non-finite logits, or labelled "
+              "images missing):",
               file=sys.stderr)
         for r in failing:
-            print(f"  {tables.failing_line(r)}", file=sys.stderr)
+            print(f"  {tables.failing_line(r, report.missing_fails)}", file=sys.stderr)
         return errors.EXIT_GATE_FAILED
     return errors.EXIT_OK

@@ -296,14 +296,20 @@ def dataset_lines(report: records.Report) -> list[str]:
     return lines
 
 
-def _gate(r: records.ReportRun) -> str:
-    return "pass" if r.gate_pass else "FAIL (non-finite logits)" if r.nonfinite else "FAIL"
+def _gate(r: records.ReportRun, missing: int = 0) -> str:
+    if r.gate_pass:
+        return "pass"
+    why = [w for w, on in (("non-finite logits", r.nonfinite), ("images missing", missing)) if on]
+    return f"FAIL ({', '.join(why)})" if why else "FAIL"
 
 
-def failing_line(r: records.ReportRun) -> str:
-    """A run below the gate, for the console: ``t bs2: top-1 33.33%, top-5 66.67%`` and, where its logits held NaN or
-    infinities, ``, non-finite logits in 12 of 12 images``."""
+def failing_line(r: records.ReportRun, missing: int = 0) -> str:
+    """A run below the gate, for the console: ``t bs2: top-1 33.33%, top-5 66.67%`` and why beyond its accuracy: where
+    its logits held NaN or infinities, ``, non-finite logits in 12 of 12 images``; where ``missing`` labelled images
+    were missing from the dataset (``Report.missing_fails``), ``, 28 labelled images missing from the dataset``."""
     bad = f", non-finite logits in {r.nonfinite} of {r.num_images} images" if r.nonfinite else ""
+    if missing:
+        bad += f", {missing} labelled image{'s' if missing != 1 else ''} missing from the dataset"
     return f"{r.target} bs{r.batch_size}: top-1 {r.accuracy['1']:.2f}%, top-5 {r.accuracy.get('5', 0.0):.2f}%{bad}"
 
 
@@ -378,7 +384,7 @@ def to_markdown(report: records.Report, plots: Sequence[str] | None = None, plot
         acc_rows.append([r.target, str(r.batch_size), str(r.num_images),
                          f"{a['1']:.2f}", f"{a.get('5', 0.0):.2f}",
                          f"{a['1'] - ref.top1:+.2f}", f"{a.get('5', 0.0) - ref.top5:+.2f}",
-                         _gate(r)])
+                         _gate(r, report.missing_fails)])
     heading = ("Agreement with the reference model" if ref.kind == "agreement"
                else "Accuracy against the published ImageNet accuracy")
     out += [(f"## {heading} (top-1 {ref.top1:.2f}, top-5 {ref.top5:.2f}; "

@@ -80,8 +80,12 @@ def test_labelled_images_missing_from_the_folder_fail_the_gate_unless_the_sweep_
     (console,) = [x for x in err.splitlines() if "missing from the image folder" in x]
     assert f"sweep s: 3 labelled images missing from the image folder; e.g. {gone[0]} (labelled, not in" in console
     assert "sweep s: the dataset lacks 3 image(s) the labels file names: every run fails the accuracy gate" in err
+    assert "  null bs2: top-1 " in err and ", 3 labelled images missing from the dataset" in err  # why, per run
     md = (tmp_path / "store" / "sweeps" / "s" / "report.md").read_text()
     assert "**Every run fails the accuracy gate:** the dataset lacks images the labels file names" in md
+    assert "| FAIL (images missing) |" in md
+    assert cli.main(["report", "s", "--store", str(tmp_path / "store"), "--check-gate"]) == errors.EXIT_GATE_FAILED
+    assert "accuracy gate FAILED: null bs2: " in (e := capsys.readouterr().err) and "3 labelled images missing" in e
 
     doc["dataset"]["allow_missing"] = True  # a partial set, on purpose: only eval runs again
     path.write_text(yaml.safe_dump(doc))

@@ -284,6 +284,12 @@ class Report:
         """The runs below the accuracy gate, in the report's order."""
         return [r for r in self.runs if not r.gate_pass]
 
+    @property
+    def missing_fails(self) -> int:
+        """How many labelled images are missing from the dataset where that fails every run's gate (0: none, or the
+        sweep intends a partial set)."""
+        return 0 if self.left_out is None or self.allow_missing else self.left_out.missing
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"model": self.model, "reference": dataclasses.asdict(self.reference),
                              "runs": [r.to_dict() for r in self.runs], "all_pass": self.all_pass}
