@@ -380,7 +380,8 @@ def _check_plugins(ld: _Loader, t: TargetSpec, p: str) -> None:
         backends.check(t.backend, t.device, t.backend_options, t.precision)
     except errors.OptionError as e:
         where = {None: "device", "precision": "precision"}.get(e.option, f"backend_options.{e.option}")
-        raise SpecError(f"{ld.source}: {p}{where}: {e.detail}") from e
+        detail = registry.option_detail(e.detail, t.backend_options, e.option)  # how YAML read an unquoted name
+        raise SpecError(f"{ld.source}: {p}{where}: {detail}") from e
     if t.backend == "null":
         return
     for bs in t.batch_sizes:
@@ -389,7 +390,8 @@ def _check_plugins(ld: _Loader, t: TargetSpec, p: str) -> None:
         except errors.OptionError as e:
             where = "batch_sizes" if e.option == "dynamic_batch_sizes" and "batch size" in e.detail \
                 else "precision" if e.option == "precision" else f"convert_options.{e.option}"
-            raise SpecError(f"{ld.source}: {p}{where}: {e.detail}") from e
+            detail = registry.option_detail(e.detail, t.convert_options, e.option)
+            raise SpecError(f"{ld.source}: {p}{where}: {detail}") from e
 
 
 def convert_options(t: TargetSpec) -> dict[str, Any]:

@@ -73,6 +73,17 @@ def unquoted_hint(given: Any, names: Iterable[str] = (), key: str = "") -> str:
     return f"{shown} (YAML reads {spelled} unquoted as {what}: a name spelled so must be quoted)"
 
 
+def option_detail(detail: str, options: Mapping[str, Any], option: str | None) -> str:
+    """An ``OptionError``'s detail for a YAML file: where it says ``expected one of A, B, got X`` and YAML read the
+    option's value as no string (null, a boolean, a number), ``got ...`` says how YAML read it and how to quote it
+    (``unquoted_hint``); otherwise the detail as it is."""
+    head, sep, _ = detail.rpartition(", got ")
+    if not sep or not head.startswith("expected one of ") or option is None or option not in options:
+        return detail
+    hint = unquoted_hint(options[option], head[len("expected one of "):].split(", "), option)
+    return f"{head}, got {hint}" if hint else detail
+
+
 def check_option_names(options: Mapping[str, Any], allowed: Iterable[str]) -> None:
     """``OptionError`` naming the first option not in ``allowed`` (with a did-you-mean)."""
     allowed = list(allowed)

@@ -66,3 +66,18 @@ def test_the_hint_names_whichever_registry_name_yaml_reads_so():
     assert registry.unquoted_hint(1.0, ["1.0"], "model").endswith('write model: "1.0" (quoted)')
     assert registry.unquoted_hint("null", ["null"], "backend") == ""  # quoted: a string, nothing to say
     assert registry.unquoted_hint([None], ["null"], "backend") == ""
+
+
+@pytest.mark.parametrize("value, read", [("null", "got nothing (YAML reads null"), ("yes", "got True (YAML reads yes"),
+                                         ("1", "got 1 (YAML reads")])
+def test_an_unquoted_option_value_says_how_yaml_read_it(tmp_path, value, read):
+    message = _error(tmp_path, TARGET % f'backend: "null", backend_options: {{logits: {value}}}')
+    assert "targets[0].backend_options.logits: expected one of ramp, tied, nonfinite, " + read in message
+    assert "must be quoted" in message
+
+
+def test_an_option_value_that_names_a_choice_yaml_misreads_is_named_quoted():
+    detail = "expected one of on, off, got True"  # a choice spelled as YAML's boolean
+    assert registry.option_detail(detail, {"mode": True}, "mode") == (
+        'expected one of on, off, got True: unquoted, YAML reads on as a boolean; for mode on write mode: "on" (quoted)')
+    assert registry.option_detail(detail, {"mode": "x"}, "mode") == detail  # a string: nothing to add
