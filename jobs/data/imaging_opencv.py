@@ -7,8 +7,10 @@ to the seed's, not equal (docs/performance.md gives the measured differences and
 agreement); the default pipeline stays PIL, bit for bit the seed's.
 
 Decoding keeps the seed's behaviour where it matters: EXIF orientation is ignored as PIL ignores
-it, and anything OpenCV cannot decode or that looks truncated goes to PIL, which decodes it or
-raises ``UndecodableImage`` naming the file. Before OpenCV decodes anything, PIL reads the header and makes
+it; OpenCV decodes JPEG and PNG only, whose values it maps to 8 bits as PIL does (other formats differ: a PGM
+whose maxval is not 255 or 65535 is rescaled by PIL and not by OpenCV), and anything else, anything OpenCV
+cannot decode and anything that looks truncated goes to PIL, which decodes it or raises ``UndecodableImage``
+naming the file. Before OpenCV decodes anything, PIL reads the header and makes
 ``imaging.decode``'s checks (``imaging.check``): an image over the pixel limit or with pixels that have no 8-bit
 scale is refused as the default pipeline refuses it, before its pixels take memory. 16-bit images come out of
 OpenCV's ``IMREAD_COLOR`` as their top 8 bits, as ``imaging.decode`` gives them.
@@ -27,6 +29,7 @@ from jobs.data import recipe as recipe_mod
 
 _JPEG_START = b"\xff\xd8"
 _JPEG_END = b"\xff\xd9"
+_PNG_START = b"\x89PNG\r\n\x1a\n"
 
 
 @functools.cache
@@ -48,7 +51,7 @@ def decode_bgr(data: bytes, name: str = "<bytes>", max_pixels: int = recipe_mod.
     # OpenCV accepts a truncated JPEG with a warning; PIL refuses it, and so must this path.
     complete = not data.startswith(_JPEG_START) or data.rstrip(b"\x00").endswith(_JPEG_END)
     bgr = None
-    if complete:
+    if complete and data.startswith((_JPEG_START, _PNG_START)):
         flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
         bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if bgr is None:

@@ -157,3 +157,10 @@ def test_missing_opencv_is_one_line_with_its_exit_code(tmp_path, monkeypatch, ca
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("ghostbench preprocess:")]
     assert len(lines) == 1 and "ghostbench[opencv]" in lines[0]
     assert not (tmp_path / "out" / shards.shard_dir_name(0, 1) / "_manifest.json").exists()
+
+
+@pytest.mark.parametrize("maxval, dtype, value", [(4095, ">u2", 2048), (100, "u1", 50), (255, "u1", 77)])
+def test_a_pgm_of_any_maxval_gives_the_seed_paths_pixels(maxval, dtype, value):
+    """PIL rescales a PNM's values by its maxval, OpenCV does not: the fast path leaves such formats to PIL."""
+    data = f"P5\n300 300\n{maxval}\n".encode() + np.full((300, 300), value, dtype).tobytes()
+    assert np.array_equal(imaging_opencv.pixels(data, "a.pgm"), imaging.pixels(data, "a.pgm"))
