@@ -150,7 +150,8 @@ class KubernetesSettings:
     """Retries of a failed pod (per Job) before the Job fails; exit codes 2 and 3 are never retried."""
     active_deadline_seconds: dict[str, int] = dataclasses.field(default_factory=lambda: {
         "export": 3600, "convert": 3600, "preprocess": 6 * 3600, "infer": 4 * 3600, "eval": 3600})
-    """Stage -> seconds a Job may run (pending time included) before Kubernetes fails it."""
+    """Stage -> seconds a Job may run (pending time included) before Kubernetes fails it; a stage a settings
+    file leaves out keeps its default here."""
     ttl_seconds_after_finished: int = 7 * 24 * 3600
     """Seconds a finished Job (and its pods' logs) is kept before Kubernetes deletes it."""
     log_tail_lines: int = 20
@@ -220,6 +221,9 @@ def parse_settings(data: Any, source: str = "settings") -> KubernetesSettings:
             raise SettingsError(f"{source}: {key}: unknown field{registry.did_you_mean(str(key), allowed)}; "
                                 f"allowed: {', '.join(allowed)}")
         values[key] = _check(value, hints[key], key, source)
+    if "active_deadline_seconds" in values:  # a stage left out keeps its own default, not some other figure
+        values["active_deadline_seconds"] = {**KubernetesSettings().active_deadline_seconds,
+                                             **values["active_deadline_seconds"]}
     settings = KubernetesSettings(**values)
     _validate(settings, source)
     return settings

@@ -193,6 +193,15 @@ def test_settings_file(tmp_path):
         k8s_settings.load_settings(tmp_path / "missing.yaml")
 
 
+def test_a_deadline_left_out_keeps_its_stage_default():
+    # {export: 600} once gave infer (4 h by default) the 1 h fallback of manifests.job
+    settings = k8s_settings.parse_settings({"active_deadline_seconds": {"export": 600}})
+    defaults = k8s_settings.KubernetesSettings().active_deadline_seconds
+    assert settings.active_deadline_seconds == {**defaults, "export": 600}
+    job = manifests.job("s", golden_steps()["infer-cpu"], settings)
+    assert job["spec"]["activeDeadlineSeconds"] == defaults["infer"] == 4 * 3600
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.kubernetes.test_manifests",
                                      description=__doc__.splitlines()[0])

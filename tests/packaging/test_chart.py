@@ -277,6 +277,61 @@ def test_bad_values_are_rejected_by_the_schema(helm, args, message):
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
 
 
+# -- null values: Helm deletes a key set to null (--set x=null) before it validates (helm/helm#8665) -------
+
+def _schema_node(schema: dict, node: dict) -> dict:
+    while "$ref" in node:
+        node = schema["definitions"][node["$ref"].rsplit("/", 1)[1]]
+    return node
+
+
+def _keys_null_would_delete(schema: dict, value: typing.Any, node: dict, path: str = "") -> list[tuple[str, dict]]:
+    """(values path, its parent's schema node) of every key of values.yaml that `--set <path>=null` deletes:
+    all but `sweep:` (a sweep file, whose left-out fields take controller/spec.py's defaults; its `required`
+    is the spec's, see test_schema_speaks_the_whole_sweep_language) and what is inside a Kubernetes
+    resources block (null is how a values file drops a default request or limit: Helm merges maps)."""
+    if node.get("$ref") == "#/definitions/resources":
+        return []
+    node = _schema_node(schema, node)
+    props = node.get("properties") or {}
+    out = []
+    for key, child in (value.items() if isinstance(value, dict) else ()):
+        if key in props and child is not None and not (path == "" and key == "sweep"):
+            out.append((f"{path}{key}", node))
+            out += _keys_null_would_delete(schema, child, props[key], f"{path}{key}.")
+    return out
+
+
+def _null_deletable() -> list[tuple[str, dict]]:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    return _keys_null_would_delete(schema, yaml.safe_load((CHART / "values.yaml").read_text()), schema)
+
+
+def test_every_default_is_required_so_null_is_refused():
+    """Helm deletes a null key, then validates: a key the schema does not require is simply gone, and the
+    controller pod fails on `ttl_seconds_after_finished: null`, or infer silently gets another deadline."""
+    keys = _null_deletable()
+    assert {"steps.ttlSecondsAfterFinished", "steps.backoffLimit", "steps.maxRunning", "steps.maxRunning.cpu",
+            "steps.activeDeadlineSeconds.infer", "controller.maxParallel"} <= {k for k, _ in keys}
+    missing = [path for path, parent in keys if path.rsplit(".", 1)[-1] not in parent.get("required", ())]
+    assert not missing, f"values.schema.json must list these keys as required (a null deletes them): {missing}"
+
+
+def test_null_values_are_refused_by_helm(helm):
+    wrong = []
+    for path, _ in _null_deletable():
+        parent, _, key = path.rpartition(".")
+        proc = run_helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--set", f"{path}=null")
+        if proc.returncode == 0 or f"- {parent or '(root)'}: {key} is required" not in proc.stderr:
+            wrong.append(f"{path}=null: exit {proc.returncode}, {proc.stderr.strip()[-200:]!r}")
+    assert not wrong, "\n".join(wrong)
+    # inside a resources block null drops a default limit, as Helm documents: still accepted
+    job = next(o for o in template(helm, None, "--set", "controller.resources.limits.memory=null")
+               if o["kind"] == "Job")
+    assert "limits" not in job["spec"]["template"]["spec"]["containers"][0]["resources"] or \
+        "memory" not in job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+
+
 def test_schema_knows_the_accelerator_catalogue():
     schema = json.loads((CHART / "values.schema.json").read_text())
     sweep = schema["properties"]["sweep"]["properties"]
