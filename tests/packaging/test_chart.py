@@ -237,11 +237,34 @@ def test_secret_created_from_values(helm):
     assert "s3cr3t" not in json.dumps([o for o in objects if o["kind"] != "Secret"])
 
 
+def _controller_job(helm, *extra: str) -> dict:
+    return next(o for o in template(helm, None, *extra) if o["kind"] == "Job")
+
+
 def test_changed_sweep_is_a_new_controller_job(helm):
     def name(*extra):
-        return next(o for o in template(helm, None, *extra) if o["kind"] == "Job")["metadata"]["name"]
+        return _controller_job(helm, *extra)["metadata"]["name"]
     assert name() == name()
     assert name() != name("--set", "sweep.dataset.shards=2")
+
+
+@pytest.mark.parametrize("change", [
+    ["--set", "controller.maxParallel=3"],
+    ["--set", "controller.resources.limits.memory=2Gi"],
+    ["--set", "serviceAccount.name=bench-runner"],
+    ["--set", "images.cpu.tag=0.1.1"],
+    ["--set", "controller.nodeSelector.pool=batch"],
+    ["--set", "images.pullSecrets={regcred}"],
+], ids=lambda change: change[1].split("=")[0])
+def test_a_changed_pod_template_is_a_new_controller_job(helm, change):
+    """A Job's pod template is immutable: `helm upgrade` with the same Job name and another template is
+    refused ("field is immutable", helm/helm#7725). So the name changes with whatever the template depends
+    on; an identical install keeps it (an upgrade that changes nothing leaves the running controller be)."""
+    before, again, after = _controller_job(helm), _controller_job(helm), _controller_job(helm, *change)
+    assert before["metadata"]["name"] == again["metadata"]["name"]
+    assert before["spec"]["template"] != after["spec"]["template"]  # the change is in the pod template ...
+    assert before["metadata"]["name"] != after["metadata"]["name"]  # ... so it is another Job
+    assert len(after["metadata"]["name"]) <= 63
 
 
 @pytest.mark.parametrize("args, message", [
