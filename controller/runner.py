@@ -58,6 +58,9 @@ class StepStatus:
     """The step's output, relative to the store root (``artifacts/<stage>/<key>``)."""
     log: str
     """Where its log is kept in the store (``<out>.log``)."""
+    log_missing: str = ""
+    """Why its log could not be kept there, in one line (e.g. the pod was deleted before it was read); empty
+    when it was. Set whether the step succeeded or failed."""
     started: str | None = None
     """ISO 8601 UTC time the executor started it (None: not in this run)."""
     finished: str | None = None
@@ -281,6 +284,7 @@ def run(plan: plan_mod.Plan, store: store_mod.Store, executor: base.Executor,
             for step, outcome in ended:
                 st = statuses[step.key]
                 st.finished, st.exit_code = _now(), outcome.exit_code
+                st.log_missing = outcome.log_missing
                 st.seconds = round(clock() - running.pop(step.key), 3)
                 committed = commit.read_manifest(store.child(step.out)) is not None
                 if outcome.exit_code == 0 and committed:

@@ -19,6 +19,8 @@ class Outcome:
     """One line on what happened when it failed."""
     log_tail: str = ""
     """The last lines of its log, for the sweep status."""
+    log_missing: str = ""
+    """Why its log could not be kept in the store (e.g. its pod was deleted first); empty when it was."""
 
 
 class Executor(abc.ABC):

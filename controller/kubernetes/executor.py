@@ -11,6 +11,7 @@
   checks the store for the committed output.
 - When a step ends, its pod's log is copied into the store next to its output (as the local executor
   keeps it); a failed step's outcome carries the Job's reason, the pod's exit code and the log's tail.
+  A log that could not be kept (its pod was deleted first) is said so: console, status.json, the stored log.
 - Jobs run at once are bounded per device class (``KubernetesSettings.max_running``).
 - ``stop`` (the sweep is interrupted) stops watching and leaves the Jobs running: a rerun adopts
   them. ``ghostbench cancel SWEEP`` deletes them.
@@ -320,30 +321,37 @@ class KubernetesExecutor(base.Executor):
             pods = self._pods(e, cache)
             phase = "Succeeded" if e.failure is None else "Failed"
             pod = next((p for p in pods if (p.get("status") or {}).get("phase") == phase), None)
-            log = self._copy_log(e, pod)
+            log, missing = self._copy_log(e, pod)
             if e.failure is None:
-                self._done.put((e.step, base.Outcome(0)))
+                self._done.put((e.step, base.Outcome(0, log_missing=missing)))
                 continue
             exit_code = _exit_code(pod) if pod is not None else None
             reason = e.failure + (f"; exit code {exit_code}" if exit_code is not None else "")
             tail = "\n".join(log.splitlines()[-self.settings.log_tail_lines:])
-            self._done.put((e.step, base.Outcome(exit_code, reason, tail)))
+            self._done.put((e.step, base.Outcome(exit_code, reason, tail, log_missing=missing)))
 
-    def _copy_log(self, ended: _Ended, pod: dict[str, Any] | None) -> str:
-        """The pod's log, also written to the store at the step's log (a lost log never fails a step)."""
+    def _copy_log(self, ended: _Ended, pod: dict[str, Any] | None) -> tuple[str, str]:
+        """The pod's log, also written to the store at the step's log, and why it could not be kept ("" when it
+        was). A lost log never fails a step; it is said on the console, in status.json and in the stored log."""
+        name = (pod.get("metadata") or {}).get("name", "") if pod is not None else ""
+        text, missing = "", ""
         if pod is None:
-            return ""
-        name = (pod.get("metadata") or {}).get("name", "")
+            missing = (f"no pod of Job {ended.job} was left to read it from (deleted first: the Job's "
+                       "ttlSecondsAfterFinished, a kubectl delete, or its node went away)")
+        else:
+            try:
+                text = self.api.read_pod_log(name, manifests.CONTAINER, limit_bytes=self.settings.log_limit_bytes)
+            except k8s_api.ApiError as e:
+                missing = f"reading the log of pod {name} failed: {e}"
+        header = f"# Job {ended.job}, pod {name or '(none)'}, namespace {self.settings.namespace}\n"
         try:
-            text = self.api.read_pod_log(name, manifests.CONTAINER, limit_bytes=self.settings.log_limit_bytes)
-        except k8s_api.ApiError:
-            return ""
-        header = f"# Job {ended.job}, pod {name}, namespace {self.settings.namespace}\n"
-        try:
-            self.store.write_text(ended.step.log, header + text)
+            self.store.write_text(ended.step.log, header + (f"# the log could not be kept: {missing}\n" if missing
+                                                             else text))
         except Exception as e:  # noqa: BLE001 - the log is a convenience; the outcome must still be reported
-            self._notify(f"note: could not keep the log of {ended.step.title} in the store: {e}")
-        return text
+            missing = missing or f"writing it to the store failed: {e}"
+        if missing:
+            self._notify(f"note: the log of {ended.step.title} could not be kept: {missing}")
+        return text, missing
 
     # -- watching --
 

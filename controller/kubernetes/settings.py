@@ -24,6 +24,14 @@ ASCEND_DRIVER_PATHS = ("/usr/local/Ascend/driver", "/usr/local/dcmi", "/usr/loca
                        "/etc/ascend_install.info")
 """Host paths an Ascend pod needs when the node has no Ascend Docker Runtime to inject them."""
 
+MIN_TTL_SECONDS = 3600
+"""The shortest ``ttl_seconds_after_finished`` accepted (the chart's schema has the same minimum). The controller
+reads a Job's pod log (and a failed pod's exit code) once the watch tells it the Job ended; a Job that Kubernetes
+deletes first takes its pods and their logs with it. The controller may hear late: while the API server does
+not answer (it keeps trying for ``api_deadline_seconds``, 600 s by default: the TTL must be at least that too),
+and while its own pod is restarted after a crash or an eviction (container back-off up to 5 minutes, scheduling,
+an image pull). One hour covers both with room to spare; 0 (delete at once) lost 5 of 8 logs in a test sweep."""
+
 _QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # The API server's rules for label values and label/annotation keys (apimachinery IsValidLabelValue,
@@ -153,7 +161,8 @@ class KubernetesSettings:
     """Stage -> seconds a Job may run (pending time included) before Kubernetes fails it; a stage a settings
     file leaves out keeps its default here."""
     ttl_seconds_after_finished: int = 7 * 24 * 3600
-    """Seconds a finished Job (and its pods' logs) is kept before Kubernetes deletes it."""
+    """Seconds a finished Job (and its pods' logs) is kept before Kubernetes deletes it; at least
+    ``MIN_TTL_SECONDS`` and ``api_deadline_seconds``, so that the controller can read the logs first."""
     log_tail_lines: int = 20
     """Lines of a failed pod's log kept in the sweep status."""
     log_limit_bytes: int = 4 << 20
@@ -274,6 +283,11 @@ def _validate(s: KubernetesSettings, source: str) -> None:
             fail(name, "an integer >= 1", getattr(s, name))
     if not _QUANTITY_RE.match(s.scratch_size_limit):
         fail("scratch_size_limit", "a resource quantity such as 20Gi", s.scratch_size_limit)
+    min_ttl = max(MIN_TTL_SECONDS, s.api_deadline_seconds)
+    if s.ttl_seconds_after_finished < min_ttl:
+        fail("ttl_seconds_after_finished", f"at least {min_ttl} seconds (a finished Job must be kept until the "
+             "controller has read its pods' logs; MIN_TTL_SECONDS and api_deadline_seconds)",
+             s.ttl_seconds_after_finished)
     if s.run_as_user == 0:
         fail("run_as_user", "a non-root UID (not 0)", 0)
     for name, secret_key in s.store_secret_keys.items():

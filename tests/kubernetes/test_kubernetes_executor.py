@@ -11,7 +11,9 @@ import os
 import signal
 import subprocess
 import sys
+import queue
 import threading
+import types
 
 import pytest
 import yaml
@@ -245,6 +247,74 @@ def test_jobs_at_once_are_bounded_per_device_class(tmp_path):
     executor.max_parallel = 2
     assert not executor.can_start(npu[0], [shard0, infers[1]])  # --jobs caps all classes together
     executor.close()
+
+
+class _PodsGone:
+    """An API on which each Job has ended by the time it is created, and its pods are gone (a TTL of 0 deleted
+    the Job) or its log cannot be read (``log_error``)."""
+
+    def __init__(self, log_error=None):
+        self.log_error = log_error
+        self.events = queue.Queue()
+
+    def create_job(self, body, **kwargs):
+        name = body["metadata"]["name"]
+        job = {**body, "metadata": {**body["metadata"], "uid": f"u-{name}"},
+               "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+        self.events.put(types.SimpleNamespace(type="ADDED", object=job, resource_version="2"))
+        return job
+
+    def list_jobs(self, selector, **kwargs):
+        return [], "1"
+
+    def watch_jobs(self, selector, version, timeout, **kwargs):
+        while (event := self.events.get()) is not None:  # None: close()
+            yield event
+
+    def get_job(self, name, **kwargs):
+        return None
+
+    def list_pods(self, selector, **kwargs):
+        if self.log_error is None:
+            return []
+        return [{"metadata": {"name": f"pod-{i}", "ownerReferences": [{"uid": uid}],
+                              "annotations": {manifests.COMPLETION_INDEX_ANNOTATION: str(i)}},
+                 "status": {"phase": "Succeeded"}} for uid in self.uids for i in range(2)]
+
+    def read_pod_log(self, name, container, **kwargs):
+        raise self.log_error
+
+    def interrupt_watches(self):
+        self.events.put(None)
+
+
+@pytest.mark.parametrize("log_error, why", [
+    (None, "no pod of Job"),
+    (k8s_api.ApiError("read the log of pod x: 404 Not Found", status=404), "reading the log of pod"),
+], ids=["pod-deleted", "log-unreadable"])
+def test_a_log_that_could_not_be_kept_is_said_so(tmp_path, log_error, why):
+    # Before: the step's log was silently missing from the store (5 of 8 with ttlSecondsAfterFinished: 0).
+    spec_path = make_sweep(tmp_path)
+    plan = load_plan(spec_path)
+    store = store_mod.open_store(tmp_path / "store")
+    api = _PodsGone(log_error)
+    api.uids = [f"u-{manifests.job_name(plan.sweep, s)}" for s in plan.steps]
+    notes = []
+    executor = k8s_executor.KubernetesExecutor(store, sweep=plan.sweep, settings=k8s_settings.parse_settings({}),
+                                               api=api, notify=notes.append)
+    try:
+        result = runner.run(plan, store, executor)
+    finally:
+        executor.close()
+    started = [s for s in plan.steps if result.statuses[s.key].started]  # (they commit nothing: they fail)
+    assert started
+    status = json.loads((tmp_path / "store" / "sweeps" / plan.sweep / "status.json").read_text())
+    for step in started:
+        missing = status["steps"][step.key]["log_missing"]
+        assert why in missing
+        assert f"note: the log of {step.title} could not be kept: {missing}" in notes
+        assert f"the log could not be kept: {missing}" in (tmp_path / "store" / step.log).read_text()
+    assert all(not status["steps"][s.key]["log_missing"] for s in plan.steps if s not in started)
 
 
 def test_parse_indexes():

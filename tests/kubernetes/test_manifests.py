@@ -177,6 +177,11 @@ def test_job_names_are_deterministic_dns_labels_even_for_long_sweep_names():
     ({"driver_mounts": "yes"}, "driver_mounts: expected true or false"),
     ({"tolerations": {"key": "x"}}, "tolerations: expected a list"),
     ({"image_pull_policy": "Sometimes"}, "image_pull_policy: expected one of Always, IfNotPresent, Never"),
+    # a Job deleted as it finishes takes its pods' logs with it, before the controller reads them
+    ({"ttl_seconds_after_finished": 0}, "ttl_seconds_after_finished: expected at least 3600 seconds"),
+    ({"ttl_seconds_after_finished": 3599}, "ttl_seconds_after_finished: expected at least 3600 seconds"),
+    ({"api_deadline_seconds": 7200, "ttl_seconds_after_finished": 3600},
+     "ttl_seconds_after_finished: expected at least 7200 seconds"),
 ])
 def test_settings_errors_name_the_field(data, message):
     with pytest.raises(k8s_settings.SettingsError, match=re.escape(message)):

@@ -294,6 +294,8 @@ def test_a_changed_pod_template_is_a_new_controller_job(helm, change):
     (["--set", "securityContext.runAsUser=0"], "runAsUser"),
     (["--set", "images.pullPolicy=Sometimes"], "pullPolicy"),
     (["--set", "accelerators.driverMounts=maybe"], "driverMounts"),
+    (["--set", "steps.ttlSecondsAfterFinished=0"], "ttlSecondsAfterFinished"),  # the logs would go with the Jobs
+    (["--set", "steps.ttlSecondsAfterFinished=3599"], "ttlSecondsAfterFinished"),
 ])
 def test_bad_values_are_rejected_by_the_schema(helm, args, message):
     proc = run_helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *args)
@@ -357,6 +359,9 @@ def test_null_values_are_refused_by_helm(helm):
 
 def test_schema_knows_the_accelerator_catalogue():
     schema = json.loads((CHART / "values.schema.json").read_text())
+    # the shortest TTL that leaves the controller time to read a finished step's log
+    assert schema["properties"]["steps"]["properties"]["ttlSecondsAfterFinished"]["minimum"] == \
+        k8s_settings.MIN_TTL_SECONDS >= k8s_settings.KubernetesSettings().api_deadline_seconds
     sweep = schema["properties"]["sweep"]["properties"]
     # no "": spec.parse refuses an empty accelerator (null, or the key left out, for the CPU)
     assert sweep["targets"]["items"]["properties"]["accelerator"]["enum"] == [*devices.CATALOGUE, None]
