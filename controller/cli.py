@@ -254,7 +254,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for key, s in doc.steps.items():
         extra = f"  {s.seconds:.1f}s" if s.seconds is not None else ""
         reason = f"  ({s.reason})" if s.reason else ""
-        print(f"  {s.state:<11} {key}  {s.title}{extra}{reason}")
+        waiting = f"  (waiting: {s.waiting})" if s.waiting and s.state == runner.RUNNING else ""
+        print(f"  {s.state:<11} {key}  {s.title}{extra}{reason}{waiting}")
     return code
 
 
@@ -346,7 +347,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
     sweep = spec_mod.load(args.sweep).name if _is_sweep_file(args.sweep) else args.sweep
     settings = k8s_settings.load_settings(args.settings, args.namespace)
-    api = k8s_api.Api.connect(settings.namespace, settings.context)
+    api = k8s_api.Api.connect(settings.namespace, settings.context, deadline_s=settings.api_deadline_seconds)
     try:
         deleted = executor.cancel(api, sweep)
     finally:

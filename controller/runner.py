@@ -73,6 +73,9 @@ class StepStatus:
     """Why it failed or is blocked, in one line (empty when done)."""
     log_tail: str = ""
     """The last lines of its log when it failed."""
+    waiting: str = ""
+    """Why a running step does not run yet, in one line (its pod cannot start its container, or the scheduler
+    finds no node: the reason, the message, the pod, for how long so far); empty otherwise."""
 
 
 @dataclasses.dataclass
@@ -249,6 +252,7 @@ def run(plan: plan_mod.Plan, store: store_mod.Store, executor: base.Executor,
                 for s in plan.steps}
     steps = plan.by_key()
     running: dict[str, float] = {}
+    shown: dict[str, str] = {}  # step key -> the waiting cause last printed
     ran = 0
 
     def changed(event: str) -> None:
@@ -279,10 +283,14 @@ def run(plan: plan_mod.Plan, store: store_mod.Store, executor: base.Executor,
             if not running:
                 break
             ended = executor.wait(poll_s)
-            if not ended:
+            noted = _note_waiting(statuses, running, executor.waiting(), shown)
+            if noted is not None:
+                changed(noted)  # (a new cause: a progress line; else only status.json's times change)
+            elif not ended:
                 on_change(statuses, "")  # a tick: lets a progress display refresh
             for step, outcome in ended:
                 st = statuses[step.key]
+                st.waiting = ""
                 st.finished, st.exit_code = _now(), outcome.exit_code
                 st.log_missing = outcome.log_missing
                 st.seconds = round(clock() - running.pop(step.key), 3)
@@ -310,6 +318,25 @@ def run(plan: plan_mod.Plan, store: store_mod.Store, executor: base.Executor,
         _publish_reports(plan, store)
     write_status(plan, store, statuses, "succeeded" if result.ok else "failed")
     return result
+
+
+def _note_waiting(statuses: dict[str, StepStatus], running: dict[str, float], waiting: dict[str, base.Waiting],
+                  shown: dict[str, str]) -> str | None:
+    """Copy the executor's waiting notes into the running steps' statuses. Returns a progress line naming
+    the causes that are new, "" when only the times changed (status.json is written again, no line), None
+    when nothing changed."""
+    new, touched = [], False
+    for key in running:
+        st, note = statuses[key], waiting.get(key)
+        line = note.line if note else ""
+        if line != st.waiting:
+            st.waiting, touched = line, True
+        why = note.why if note else ""
+        if why != shown.get(key, ""):
+            shown[key] = why
+            if why:
+                new.append(f"waiting {st.title}: {line}")
+    return "; ".join(new) if new else ("" if touched else None)
 
 
 def _publish_reports(plan: plan_mod.Plan, store: store_mod.Store) -> None:

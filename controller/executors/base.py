@@ -23,6 +23,16 @@ class Outcome:
     """Why its log could not be kept in the store (e.g. its pod was deleted first); empty when it was."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Waiting:
+    """Why a started step does not run yet (e.g. its pod cannot pull its image, or finds no node)."""
+
+    why: str
+    """The cause in one line, e.g. ``ImagePullBackOff: Back-off pulling image "x"``."""
+    line: str
+    """``why`` and what changes while it lasts: where, for how long so far."""
+
+
 class Executor(abc.ABC):
     """Starts steps and reports their ends. All methods are called from one thread."""
 
@@ -41,6 +51,10 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def stop(self) -> None:
         """Stop every running step (the sweep is being interrupted)."""
+
+    def waiting(self) -> dict[str, Waiting]:  # an optional hook: deliberately not abstract
+        """Step key -> why that started step does not run yet, for the steps the executor knows to be stuck."""
+        return {}
 
     def close(self) -> None:  # an optional hook: deliberately not abstract
         """Release what the executor holds (threads, connections) once the sweep is over. Steps still

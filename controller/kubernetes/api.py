@@ -11,6 +11,11 @@ afresh (an ``exec`` credential plugin runs again, a ``tokenFile`` or the service
 which the kubelet rotates, is read again) and repeats the call once. A second 401 raises
 ``CredentialsRejected``, a ``BadInput`` (exit code 2) and deliberately not an ``ApiError``: callers
 that retry ApiErrors until a deadline must not retry credentials that the server keeps refusing.
+A 403 Forbidden is an answer too: ``Forbidden`` (exit 2) names the verb, the resource and who asked.
+
+Transient failures (429 Too Many Requests, 5xx, timeouts and broken connections) are retried with
+backoff, honouring ``Retry-After``, until the server has given no other answer for ``deadline_s`` (the
+settings' ``api_deadline_seconds``, as the executor's watch does); then the last ApiError is raised.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,6 +36,7 @@ from jobs import errors
 try:
     import kubernetes.client
     import kubernetes.config
+    import urllib3.util.retry
     from kubernetes.client.exceptions import ApiException
 except ImportError:  # pragma: no cover - exercised only without the extra
     kubernetes = None  # type: ignore[assignment]
@@ -37,14 +45,29 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 INSTALL_HINT = "pip install 'ghostbench[kubernetes]'"
 CONNECT_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 60.0
+DEADLINE_S = 600.0
+"""Default of ``Api(deadline_s=)``: the settings' ``api_deadline_seconds``."""
+MAX_BACKOFF_S = 30.0
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait after the ``failures``-th failure in a row: 0.5, 1, 2, ... at most MAX_BACKOFF_S."""
+    return min(MAX_BACKOFF_S, 0.5 * 2 ** min(max(failures, 1) - 1, 8))
 
 
 class ApiError(errors.GhostbenchError):
     """The API server refused a call or could not be reached."""
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
+        """Seconds the server asked to wait (``Retry-After``), if it said."""
+
+    @property
+    def transient(self) -> bool:
+        """429, 5xx, or no HTTP answer at all (a timeout, a refused or broken connection): worth retrying."""
+        return self.status is None or self.status == 429 or self.status >= 500
 
 
 class CredentialsRejected(errors.BadInput):
@@ -53,6 +76,17 @@ class CredentialsRejected(errors.BadInput):
     Not an ``ApiError`` on purpose: nothing that retries ApiErrors may swallow it; it ends the command."""
 
     status = 401
+
+
+class Forbidden(errors.BadInput):
+    """403 Forbidden: the server knows who asks, and their Role does not allow the call. Only a change to the
+    RBAC rules can fix it, so nothing retries it: like ``CredentialsRejected``, not an ``ApiError``."""
+
+    status = 403
+
+
+_FORBIDDEN_RE = re.compile(r'User "(?P<user>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]*)"'
+                           r'(?: in API group "(?P<group>[^"]*)")?(?: in the namespace "(?P<ns>[^"]*)")?')
 
 
 class NotFound(ApiError):
@@ -84,19 +118,35 @@ def _require_client() -> None:
         raise errors.MissingDependency(f"the kubernetes client is not installed; install it with: {INSTALL_HINT}")
 
 
+def _message(e: Exception) -> str:
+    """The message of the Status the server answered with (else the HTTP reason)."""
+    message = getattr(e, "reason", "") or ""
+    body = getattr(e, "body", None)
+    if body:
+        try:
+            message = json.loads(body).get("message") or message
+        except (ValueError, AttributeError):
+            pass
+    return str(message)
+
+
+def _retry_after(e: Exception) -> float | None:
+    """``Retry-After`` (seconds or an HTTP date), parsed by urllib3's Retry, as the client's pool would."""
+    value = (getattr(e, "headers", None) or {}).get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return float(urllib3.util.retry.Retry().parse_retry_after(str(value)))
+    except Exception:  # noqa: BLE001 - urllib3's InvalidHeader: a malformed header is ignored
+        return None
+
+
 def _error(e: Exception, what: str) -> ApiError:
     """One ApiError naming the call, from whatever the client raised."""
     status = getattr(e, "status", None)
     if isinstance(e, ApiException) and status:
-        message = getattr(e, "reason", "") or ""
-        body = getattr(e, "body", None)
-        if body:
-            try:
-                message = json.loads(body).get("message") or message
-            except (ValueError, AttributeError):
-                pass
         cls = {404: NotFound, 409: Conflict, 410: Gone}.get(status, ApiError)
-        return cls(f"{what}: {status} {message}".rstrip(), status)
+        return cls(f"{what}: {status} {_message(e)}".rstrip(), status, _retry_after(e))
     return ApiError(f"{what}: {type(e).__name__}: {e}")
 
 
@@ -105,14 +155,23 @@ class Api:
     the credentials (after a 401) replaces the client for every thread at once."""
 
     def __init__(self, api_client: Any, namespace: str, *, reload: Callable[[], Any] | None = None,
-                 credentials: str = "no credentials"):
+                 credentials: str = "no credentials", deadline_s: float = DEADLINE_S,
+                 sleep: Callable[[float], Any] = time.sleep, clock: Callable[[], float] = time.monotonic):
         """``reload``: returns a freshly loaded ``Configuration`` (None: nothing to reload);
-        ``credentials``: names them in messages (a kubeconfig's context and user, the service account)."""
+        ``credentials``: names them in messages (a kubeconfig's context and user, the service account);
+        ``deadline_s``: how long transient failures of one call are retried; ``sleep``/``clock``: the
+        backoff's (tests pass fakes; the executor passes its stop Event's wait(): when that returns True,
+        the retries end with the last error)."""
         _require_client()
         self.namespace = namespace
         self.credentials = credentials
+        self.deadline_s = deadline_s
+        self.sleep = sleep
+        self.clock = clock
         self.reloads = 0
         """How many times the credentials were loaded again after a 401 (for tests and diagnostics)."""
+        self.retries = 0
+        """Calls repeated after a transient failure (for tests and diagnostics)."""
         self._reload = reload
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()
@@ -132,7 +191,7 @@ class Api:
             self._generation += 1
 
     @classmethod
-    def connect(cls, namespace: str, context: str = "") -> Api:
+    def connect(cls, namespace: str, context: str = "", **options: Any) -> Api:
         """Inside a cluster: the pod's service account; elsewhere: the kubeconfig (``KUBECONFIG``, else
         ``~/.kube/config``) and its current context, or ``context``."""
         _require_client()
@@ -141,7 +200,7 @@ class Api:
         config_file = os.environ.get("KUBECONFIG") or None
 
         def load() -> Any:
-            configuration = kubernetes.client.Configuration()
+            configuration = _configuration()
             if in_cluster:
                 kubernetes.config.load_incluster_config(client_configuration=configuration)
             else:
@@ -158,16 +217,17 @@ class Api:
         except OSError as e:
             raise errors.BadInput(f"cannot read the Kubernetes configuration: {e}") from None
         credentials = _in_cluster_credentials() if in_cluster else _kubeconfig_credentials(config_file, context)
-        return cls(kubernetes.client.ApiClient(configuration), namespace, reload=load, credentials=credentials)
+        return cls(kubernetes.client.ApiClient(configuration), namespace, reload=load, credentials=credentials,
+                   **options)
 
     @classmethod
-    def for_host(cls, host: str, namespace: str) -> Api:
-        """An unauthenticated client for ``host`` (a test server, or ``kubectl proxy``)."""
+    def for_host(cls, host: str, namespace: str, **options: Any) -> Api:
+        """An unauthenticated client for ``host`` (a test server, or ``kubectl proxy``); ``options``: as __init__."""
         _require_client()
-        configuration = kubernetes.client.Configuration()
+        configuration = _configuration()
         configuration.host = host
         return cls(kubernetes.client.ApiClient(configuration), namespace,
-                   credentials="no credentials (an unauthenticated client)")
+                   credentials="no credentials (an unauthenticated client)", **options)
 
     def close(self) -> None:
         self.interrupt_watches()
@@ -185,9 +245,32 @@ class Api:
         finally:
             response.release_conn()
 
-    def _call(self, what: str, group: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        """``method`` of the ``group`` API ("batch" or "core"), raw. On a 401: the credentials are loaded
-        again and the call repeated once; a second 401 raises CredentialsRejected."""
+    def _call(self, what: str, group: str, method: str, *args: Any, retry: bool = True, **kwargs: Any) -> Any:
+        """``method`` of the ``group`` API ("batch" or "core"), raw. Transient failures (``ApiError.transient``)
+        are repeated after a backoff (or the server's ``Retry-After``) until ``deadline_s`` has passed since
+        the first (``retry``: False for callers with their own loop, the watch). 403 raises Forbidden."""
+        failing_since: float | None = None
+        failures = 0
+        while True:
+            try:
+                return self._call_once(what, group, method, *args, **kwargs)
+            except ApiError as e:
+                if not (retry and e.transient):
+                    raise
+                now = self.clock()
+                failing_since = now if failing_since is None else failing_since
+                waited = now - failing_since
+                if waited >= self.deadline_s:
+                    raise ApiError(f"{e} (no other answer for {waited:.0f}s, {failures + 1} tries)", e.status) from None
+                failures += 1
+                self.retries += 1
+                delay = e.retry_after if e.retry_after is not None else backoff(failures)
+                if self.sleep(max(0.0, min(delay, self.deadline_s - waited))) is True:
+                    raise  # an Event's wait() that was set: the caller is closing, retry no more
+
+    def _call_once(self, what: str, group: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One call; on a 401 the credentials are loaded again and the call repeated once (a second 401
+        raises CredentialsRejected)."""
         kwargs.setdefault("_request_timeout", (CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S))
         for attempt in (1, 2):
             with self._lock:
@@ -195,6 +278,8 @@ class Api:
             try:
                 return getattr(client, method)(*args, _preload_content=False, **kwargs)
             except Exception as e:  # noqa: BLE001 - ApiException, urllib3 and socket errors alike
+                if isinstance(e, ApiException) and getattr(e, "status", None) == 403:
+                    raise self._forbidden(e, what) from None
                 if not (isinstance(e, ApiException) and getattr(e, "status", None) == 401):
                     raise _error(e, what) from None
                 if attempt == 2 or self._reload is None:
@@ -233,22 +318,40 @@ class Api:
         return CredentialsRejected(f"the API server at {self.host} rejected the credentials of {self.credentials}"
                                    f"{why} ({error}); renew them (log in again) and rerun")
 
+    def _forbidden(self, e: Exception, what: str) -> Forbidden:
+        """One line: who may not do what, on which resource, and where to allow it."""
+        message = _message(e)
+        m = _FORBIDDEN_RE.search(message)
+        if m is None:
+            return Forbidden(f"the API server at {self.host} forbids {what} to {self.credentials} (403 Forbidden: "
+                             f"{message}); allow it in the controller's Role (docs/kubernetes.md#rbac) and rerun")
+        user, verb = m["user"], m["verb"]
+        resource = m["resource"] + (f".{m['group']}" if m["group"] else "")
+        parts = user.split(":")
+        who = (f'service account "{parts[3]}" of namespace "{parts[2]}"'
+               if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"] else f'user "{user}"')
+        where = f' in namespace "{m["ns"]}"' if m["ns"] else ""
+        return Forbidden(f"the API server at {self.host} forbids {who} to {verb} {resource}{where} (403 Forbidden, "
+                         f"{what}); add the verb {verb!r} on {resource!r} to the Role bound to it "
+                         "(docs/kubernetes.md#rbac) and rerun")
+
     # -- Jobs --
 
     def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
         name = body["metadata"]["name"]
         return self._json(self._call(f"create Job {name}", "batch", "create_namespaced_job", self.namespace, body))
 
-    def get_job(self, name: str) -> dict[str, Any] | None:
+    def get_job(self, name: str, retry: bool = True) -> dict[str, Any] | None:
         try:
-            return self._json(self._call(f"get Job {name}", "batch", "read_namespaced_job", name, self.namespace))
+            return self._json(self._call(f"get Job {name}", "batch", "read_namespaced_job", name, self.namespace,
+                                         retry=retry))
         except NotFound:
             return None
 
-    def list_jobs(self, label_selector: str) -> tuple[list[dict[str, Any]], str]:
+    def list_jobs(self, label_selector: str, retry: bool = True) -> tuple[list[dict[str, Any]], str]:
         """The Jobs matching the selector, and the list's resourceVersion (to watch from)."""
         doc = self._json(self._call(f"list Jobs {label_selector}", "batch", "list_namespaced_job", self.namespace,
-                                    label_selector=label_selector))
+                                    label_selector=label_selector, retry=retry))
         return doc.get("items") or [], str(doc.get("metadata", {}).get("resourceVersion", ""))
 
     def watch_jobs(self, label_selector: str, resource_version: str, timeout_seconds: int) -> Iterator[WatchEvent]:
@@ -257,8 +360,8 @@ class Api:
         and ApiError when the stream breaks (watch again from the last version seen)."""
         what = f"watch Jobs {label_selector}"
         response = self._call(what, "batch", "list_namespaced_job", self.namespace, label_selector=label_selector,
-                              resource_version=resource_version, timeout_seconds=timeout_seconds, watch=True,
-                              allow_watch_bookmarks=True,
+                              retry=False, resource_version=resource_version, timeout_seconds=timeout_seconds,
+                              watch=True, allow_watch_bookmarks=True,
                               _request_timeout=(CONNECT_TIMEOUT_S, timeout_seconds + REQUEST_TIMEOUT_S))
         with self._lock:
             self._watches.add(response)
@@ -315,9 +418,9 @@ class Api:
 
     # -- Pods --
 
-    def list_pods(self, label_selector: str) -> list[dict[str, Any]]:
+    def list_pods(self, label_selector: str, retry: bool = True) -> list[dict[str, Any]]:
         doc = self._json(self._call(f"list Pods {label_selector}", "core", "list_namespaced_pod", self.namespace,
-                                    label_selector=label_selector))
+                                    label_selector=label_selector, retry=retry))
         return doc.get("items") or []
 
     def read_pod_log(self, name: str, container: str, tail_lines: int | None = None,
@@ -333,6 +436,15 @@ class Api:
             return response.data.decode("utf-8", "replace")
         finally:
             response.release_conn()
+
+
+def _configuration() -> Any:
+    """A client Configuration whose connection pool retries a failed connection (urllib3's Retry, 3 times) but
+    never sleeps on a status itself: 429 and 5xx are ``Api._call``'s to retry, with an interruptible sleep,
+    until the deadline (urllib3 would sleep whatever ``Retry-After`` says, uninterruptibly, on GETs only)."""
+    configuration = kubernetes.client.Configuration()
+    configuration.retries = urllib3.util.retry.Retry(total=3, respect_retry_after_header=False)
+    return configuration
 
 
 def _kubeconfig_credentials(config_file: str | None, context: str) -> str:

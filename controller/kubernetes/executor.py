@@ -13,6 +13,10 @@
   keeps it); a failed step's outcome carries the Job's reason, the pod's exit code and the log's tail.
   A log that could not be kept (its pod was deleted first) is said so: console, status.json, the stored log.
 - Jobs run at once are bounded per device class (``KubernetesSettings.max_running``).
+- Stuck pods (``pods``) show in ``waiting()`` and fail their step after a timeout (the Job is deleted).
+  A create that fails for one shard fails every shard of its Indexed Job: no other shard creates it.
+- A 403 or credentials refused again end the sweep (exit 2); after a 403, ``stop`` deletes the Jobs
+  this run created: they were started for nothing.
 - ``stop`` (the sweep is interrupted) stops watching and leaves the Jobs running: a rerun adopts
   them. ``ghostbench cancel SWEEP`` deletes them.
 """
@@ -31,12 +35,14 @@ from typing import Any
 from controller import plan as plan_mod
 from controller.executors import base
 from controller.kubernetes import api as k8s_api
-from controller.kubernetes import manifests
+from controller.kubernetes import manifests, pods
 from controller.kubernetes import settings as k8s_settings
+from jobs import errors
 from jobs import store as store_mod
 
 COMPLETE, FAILED = "Complete", "Failed"
-MAX_BACKOFF_S = 30.0
+POD_CHECK_S = 30.0
+"""How often the pods of the active Jobs are read (``KubernetesExecutor(pod_check_s=)``)."""
 
 
 def _conditions(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -77,6 +83,8 @@ class _Tracked:
     indexed: bool
     steps: dict[int, plan_mod.Step]
     reported: set[int] = dataclasses.field(default_factory=set)
+    selector: str = ""
+    """Label selector of its pods (``pods.selector``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,19 +102,30 @@ class KubernetesExecutor(base.Executor):
     def __init__(self, store: store_mod.Store, max_parallel: int | None = None, *, sweep: str,
                  settings: k8s_settings.KubernetesSettings | None = None, api: k8s_api.Api | None = None,
                  sleep: Callable[[float], None] | None = None, clock: Callable[[], float] = time.monotonic,
-                 notify: Callable[[str], None] | None = None):
+                 notify: Callable[[str], None] | None = None, pod_check_s: float = POD_CHECK_S):
         """``max_parallel``: Jobs at once over all device classes (None: only the per-class limits).
-        ``api``: default, a connection from the kubeconfig or the pod's service account.
-        ``sleep``/``clock``: for the watch's backoff and the API deadline (tests pass fakes)."""
+        ``api``: default, a connection from the kubeconfig or the pod's service account, retrying until
+        ``api_deadline_seconds`` with this ``sleep`` and ``clock``.
+        ``sleep``/``clock``: for the watch's backoff, the API deadline and the pods' waiting times (tests
+        pass fakes). ``pod_check_s``: how often the active Jobs' pods are read."""
         self.store = store
         self.sweep = sweep
         self.settings = settings or k8s_settings.KubernetesSettings()
         self.max_parallel = max_parallel
-        self._own_api = api is None
-        self.api = api or k8s_api.Api.connect(self.settings.namespace, self.settings.context)
         self._stopping = threading.Event()
         self._sleep = sleep or self._stopping.wait
         self._clock = clock
+        self._own_api = api is None
+        self.api = api or k8s_api.Api.connect(self.settings.namespace, self.settings.context,
+                                              deadline_s=self.settings.api_deadline_seconds, sleep=self._sleep,
+                                              clock=clock)
+        self._pod_check = pods.Checker(lambda selector: self.api.list_pods(selector, retry=False), clock,
+                                       pod_check_s, self.settings.pod_start_timeout_seconds,
+                                       self.settings.unschedulable_timeout_seconds)
+        self._created: dict[str, str] = {}
+        """Job name -> uid of the Jobs this run created (deleted after a 403: started for nothing)."""
+        self._unsubmitted: dict[str, str] = {}
+        """Job name -> why its creation failed: the other shards of that Indexed Job fail with it."""
         self._notify = notify or (lambda text: print(text, file=sys.stderr, flush=True))
         self._lock = threading.Lock()
         self._done: queue.Queue[tuple[plan_mod.Step, base.Outcome] | None] = queue.Queue()  # None: _fatal set
@@ -116,8 +135,9 @@ class KubernetesExecutor(base.Executor):
         self._deleted: set[str] = set()
         """UIDs of Jobs the watch saw deleted."""
         self._watcher: threading.Thread | None = None
-        self._fatal: k8s_api.CredentialsRejected | None = None
-        """Set by the watch thread when the API server rejects the credentials: wait() raises it."""
+        self._fatal: errors.BadInput | None = None
+        """Set when the API server rejects the credentials or forbids a call (CredentialsRejected, Forbidden):
+        wait() raises it."""
         self.stats: collections.Counter[str] = collections.Counter()
         """created, adopted, recreated, lists, watches, watch_errors, gone: for tests and diagnostics."""
         if store.local_path("sweeps") is not None:
@@ -148,19 +168,26 @@ class KubernetesExecutor(base.Executor):
             if tracked is not None:
                 tracked.steps[index or 0] = step
                 ended = self._evaluate(tracked, self._seen.get(name))
+            unsubmitted = self._unsubmitted.get(name)
         if tracked is not None:
             self._finish(ended)
             return
+        if unsubmitted is not None:  # another shard of this Indexed Job could not create it: neither may this one
+            self._done.put((step, base.Outcome(None, unsubmitted)))
+            return
         try:
             job = self._submit(name, step)
-        except k8s_api.ApiError as e:
-            self._done.put((step, base.Outcome(None, f"could not submit Job {name}: {e}")))
+        except (k8s_api.ApiError, _Refused) as e:
+            why = f"could not submit Job {name}: {e}" if isinstance(e, k8s_api.ApiError) else str(e)
+            with self._lock:
+                self._unsubmitted[name] = why
+            self._done.put((step, base.Outcome(None, why)))
             return
-        except _Refused as e:
-            self._done.put((step, base.Outcome(None, str(e))))
-            return
+        except (k8s_api.Forbidden, k8s_api.CredentialsRejected) as e:
+            self._fatal = e
+            raise
         with self._lock:
-            tracked = _Tracked(name, _uid(job), index is not None, {index or 0: step})
+            tracked = _Tracked(name, _uid(job), index is not None, {index or 0: step}, selector=pods.selector(job))
             self._tracked[name] = tracked
             ended = self._evaluate(tracked, job)
             seen = self._seen.get(name)
@@ -172,15 +199,25 @@ class KubernetesExecutor(base.Executor):
         self._finish(ended)
 
     def wait(self, timeout: float) -> list[tuple[plan_mod.Step, base.Outcome]]:
-        ended = [e for e in base.drain(self._done, timeout) if e is not None]  # type: ignore[arg-type]
+        try:
+            self._check_pods()
+        except (k8s_api.Forbidden, k8s_api.CredentialsRejected) as e:
+            self._fatal = e
+        ended = [] if self._fatal else [e for e in base.drain(self._done, timeout) if e is not None]  # type: ignore
         if self._fatal is not None:
             raise self._fatal  # retrying cannot help: the sweep ends (exit 2)
         return ended
 
+    def waiting(self) -> dict[str, base.Waiting]:
+        return dict(self._pod_check.waiting)
+
     def stop(self) -> None:
-        """The sweep is interrupted: stop watching; the Jobs go on, and a rerun adopts them."""
+        """The sweep is interrupted: stop watching; the Jobs go on, and a rerun adopts them. After a 403 the
+        Jobs this run created are deleted instead: nothing is left running that was started for nothing."""
         with self._lock:
             running = sorted(t.name for t in self._tracked.values() if len(t.reported) < len(t.steps))
+        if isinstance(self._fatal, k8s_api.Forbidden):
+            running = self._delete_created(running)
         self.close()
         if running:
             self._notify(f"{len(running)} Job(s) left running in namespace {self.settings.namespace} "
@@ -197,21 +234,30 @@ class KubernetesExecutor(base.Executor):
         if self._own_api:
             self.api.close()
 
+    def _delete_created(self, running: list[str]) -> list[str]:
+        """Delete the Jobs in ``running`` that this run created; the names left running."""
+        deleted: list[str] = []
+        try:
+            for name in (n for n in running if n in self._created):
+                self.api.delete_job(name, uid=self._created[name])
+                deleted.append(name)
+        except (k8s_api.ApiError, k8s_api.Forbidden, k8s_api.CredentialsRejected) as e:
+            self._notify(f"could not delete the Jobs this run had created ({e})")
+        if deleted:
+            self._notify(f"deleted {len(deleted)} Job(s) this run had created, for nothing: {', '.join(deleted)}")
+        return [n for n in running if n not in deleted]
+
     # -- submitting --
 
     def _submit(self, name: str, step: plan_mod.Step) -> dict[str, Any]:
         body = manifests.job(self.sweep, step, self.settings)
         try:
-            job = self.api.create_job(body)
-            self.stats["created"] += 1
-            return job
+            return self._create(body)
         except k8s_api.Conflict:
-            pass
+            pass  # (also when a retried create had reached the server: adopted below)
         existing = self.api.get_job(name)
         if existing is None:  # deleted in between
-            job = self.api.create_job(body)
-            self.stats["created"] += 1
-            return job
+            return self._create(body)
         labels = (existing.get("metadata") or {}).get("labels") or {}
         if labels.get(manifests.SWEEP_LABEL) != self.sweep:
             raise _Refused(f"a Job named {name} exists and is not this sweep's (label {manifests.SWEEP_LABEL}="
@@ -227,8 +273,15 @@ class KubernetesExecutor(base.Executor):
                            f"it to end or delete it with: ghostbench cancel {self.sweep}")
         # Finished, yet the runner wants the step: its output is not in the store. Run it again.
         self.api.delete_job(name, uid=_uid(existing))
-        job = self.api.create_job(body)
+        job = self._create(body)
         self.stats["recreated"] += 1
+        return job
+
+    def _create(self, body: dict[str, Any]) -> dict[str, Any]:
+        job = self.api.create_job(body)
+        self.stats["created"] += 1
+        with self._lock:
+            self._created[_name(job)] = _uid(job)
         return job
 
     # -- tracking --
@@ -285,7 +338,7 @@ class KubernetesExecutor(base.Executor):
             candidates = [t for t in self._tracked.values()
                           if t.name not in listed and len(t.reported) < len(t.steps)]
         for tracked in candidates:
-            job = self.api.get_job(tracked.name)
+            job = self.api.get_job(tracked.name, retry=False)  # (the watch's loop retries)
             if job is None or _uid(job) != tracked.uid:
                 with self._lock:
                     ended = self._fail_all(tracked, "the Job was deleted")
@@ -318,9 +371,9 @@ class KubernetesExecutor(base.Executor):
     def _finish(self, ended: list[_Ended]) -> None:
         cache: dict[str, list[dict[str, Any]]] = {}
         for e in ended:
-            pods = self._pods(e, cache)
+            found = self._pods(e, cache)
             phase = "Succeeded" if e.failure is None else "Failed"
-            pod = next((p for p in pods if (p.get("status") or {}).get("phase") == phase), None)
+            pod = next((p for p in found if (p.get("status") or {}).get("phase") == phase), None)
             log, missing = self._copy_log(e, pod)
             if e.failure is None:
                 self._done.put((e.step, base.Outcome(0, log_missing=missing)))
@@ -368,7 +421,7 @@ class KubernetesExecutor(base.Executor):
         while not self._stopping.is_set():
             try:
                 if not version:
-                    items, version = self.api.list_jobs(selector)
+                    items, version = self.api.list_jobs(selector, retry=False)  # (this loop retries)
                     self.stats["lists"] += 1
                     for job in items:
                         self._observe("MODIFIED", job)
@@ -383,7 +436,7 @@ class KubernetesExecutor(base.Executor):
             except k8s_api.Gone:
                 self.stats["gone"] += 1
                 version = ""  # too old: list again
-            except k8s_api.CredentialsRejected as e:  # even after a reload: no retrying, the sweep ends
+            except (k8s_api.CredentialsRejected, k8s_api.Forbidden) as e:  # answers: no retrying, the sweep ends
                 self._fatal = e
                 self._done.put(None)
                 return
@@ -400,7 +453,27 @@ class KubernetesExecutor(base.Executor):
                     self._fail_everything(f"no answer from the API server for {now - failing_since:.0f}s ({e}); the "
                                           "Job may still be running: rerun the sweep to adopt it")
                     failing_since = None
-                self._sleep(min(MAX_BACKOFF_S, 0.5 * 2 ** min(failures - 1, 8)))
+                retry_after = getattr(e, "retry_after", None)  # a 429's Retry-After, honoured
+                self._sleep(retry_after if retry_after is not None else k8s_api.backoff(failures))
+
+
+    # -- pods that do not run --
+
+    def _check_pods(self) -> None:
+        """Note the active Jobs' stuck pods (``waiting()``); fail the steps of a Job whose pod has been stuck
+        past its timeout, and delete the Job (a rerun creates it again)."""
+        with self._lock:
+            active = [pods.Active(t, t.selector, t.indexed, {i: s.key for i, s in t.steps.items()
+                                                            if i not in t.reported})
+                      for t in self._tracked.values() if len(t.reported) < len(t.steps)]
+        for tracked, s in self._pod_check.check(active):
+            with self._lock:  # (reported first: the watch then takes the deletion for what it is)
+                ended = self._fail_all(tracked, f"{s.failure()}; its Job is deleted; {s.fix()}")
+            try:
+                self.api.delete_job(tracked.name, uid=tracked.uid)
+            except k8s_api.ApiError as e:
+                self._notify(f"could not delete Job {tracked.name}: {e}")
+            self._finish(ended)
 
 
 class _Refused(Exception):

@@ -171,7 +171,15 @@ class KubernetesSettings:
     """Server-side timeout of one watch request; the executor then resumes from where it was."""
     api_deadline_seconds: int = 600
     """When the API server has not answered for this long, the steps being waited on fail (their Jobs
-    may still run: a rerun adopts them)."""
+    may still run: a rerun adopts them). A call answered 429, 5xx or not at all is retried until then."""
+    pod_start_timeout_seconds: int = 300
+    """A step pod whose container cannot be created for this long (image pull back-off, an invalid image
+    name, a missing Secret or ConfigMap key: nothing that passes by itself) fails its step and its Job is
+    deleted; 0: never (the Job's ``active_deadline_seconds`` still ends it)."""
+    unschedulable_timeout_seconds: int = 0
+    """A step pod the scheduler finds no node for (``Unschedulable``, e.g. all NPUs busy) for this long fails
+    its step and its Job is deleted. 0 (the default): never, because on a shared cluster a queue frees up;
+    the wait and the resource that is short are shown meanwhile, and ``active_deadline_seconds`` bounds it."""
 
 
 class SettingsError(errors.BadInput):

@@ -195,10 +195,10 @@ class _Unreachable:
         self.created.append(body)
         return {**body, "metadata": {**body["metadata"], "uid": "u1"}, "status": {}}
 
-    def list_jobs(self, selector):
+    def list_jobs(self, selector, retry=True):
         raise k8s_api.ApiError("list Jobs: connection refused")
 
-    def list_pods(self, selector):
+    def list_pods(self, selector, retry=True):
         raise k8s_api.ApiError("list Pods: connection refused")
 
     def interrupt_watches(self):

@@ -17,6 +17,16 @@ makes every older resourceVersion too old (the client must list again). ``hold(p
 pods of matching Jobs from starting until ``release(name)``, so a test can act while a Job is running.
 Every request is recorded, and ``creates`` counts Jobs created per name.
 
+Error answers: ``fault(code, ...)`` answers matching requests with a Status of that code (429 with a
+``Retry-After`` header, 500, 503 ...) while a condition holds; ``deny(verb, resource)`` answers 403
+Forbidden as the RBAC authorizer does for a Role without that verb (``Forbidden`` message naming the
+user, ``service_account`` by default). Pods that never start: ``stall(predicate, waiting=(reason,
+message))`` leaves the matching Jobs' pods Pending with that container waiting reason
+(``ImagePullBackOff``, ``InvalidImageName`` ...), ``stall(predicate, unschedulable=message)`` leaves them
+Pending with the condition ``PodScheduled`` False, reason ``Unschedulable`` and the scheduler's message,
+until the Job is deleted. A Job gets ``spec.selector`` (``batch.kubernetes.io/controller-uid``) and its
+pods the labels a real Job controller gives them.
+
 Authentication: by default the fake asks for none. ``require_token(token)`` makes it accept only that
 bearer token from then on (a rotation, or an expiry: every other token, and none, gets 401
 Unauthorized, as a real server answers an expired token); streams already open go on, as on a real
@@ -138,6 +148,16 @@ class FakeCluster:
         """The bearer tokens accepted (None: no authentication, every request is served)."""
         self.unauthorized = 0
         """Requests answered 401 Unauthorized."""
+        self.service_account = "system:serviceaccount:ghostbench-test:ghostbench"
+        """The user named in 403 answers."""
+        self.denied: set[tuple[str, str]] = set()
+        """(verb, resource) the RBAC authorizer refuses, e.g. ("list", "jobs"), ("get", "pods/log")."""
+        self.forbidden = 0
+        """Requests answered 403 Forbidden."""
+        self.faults: list[dict[str, Any]] = []
+        self.faulted = 0
+        """Requests answered by a fault."""
+        self._stalls: list[tuple[Callable[[dict[str, Any]], bool], dict[str, Any]]] = []
         self._drop_next = 0
         self._expire_next = 0
         self._holds: list[Callable[[dict[str, Any]], bool]] = []
@@ -227,6 +247,54 @@ class FakeCluster:
             self._cond.notify_all()
             return False
 
+    def deny(self, verb: str, resource: str) -> None:
+        """The RBAC authorizer refuses ``verb`` (create, get, list, watch, delete) on ``resource`` (jobs, pods,
+        pods/log) from now on: 403 Forbidden."""
+        with self._cond:
+            self.denied.add((verb, resource))
+
+    def fault(self, code: int, method: str = "", path: str = "", when: Callable[[], bool] = lambda: True,
+              times: int | None = None, retry_after: str | None = None, reason: str = "") -> None:
+        """Answer requests whose method is ``method`` (any if empty) and whose path contains ``path`` with a
+        Status of ``code`` while ``when()`` holds, at most ``times`` times (None: no limit); ``retry_after``:
+        the ``Retry-After`` header."""
+        with self._cond:
+            self.faults.append({"code": code, "method": method, "path": path, "when": when, "times": times,
+                                "retry_after": retry_after,
+                                "reason": reason or {429: "TooManyRequests", 500: "InternalError",
+                                                     503: "ServiceUnavailable"}.get(code, "Failure")})
+
+    def _fault(self, method: str, path: str) -> dict[str, Any] | None:
+        with self._cond:
+            for f in self.faults:
+                if f["method"] in ("", method) and f["path"] in path and f["times"] != 0 and f["when"]():
+                    if f["times"] is not None:
+                        f["times"] -= 1
+                    self.faulted += 1
+                    self._cond.notify_all()
+                    return f
+        return None
+
+    def _denial(self, verb: str, resource: str, namespace: str) -> dict[str, Any] | None:
+        """The 403 Status the RBAC authorizer answers, or None when the call is allowed."""
+        with self._cond:
+            if (verb, resource) not in self.denied:
+                return None
+            self.forbidden += 1
+            self._cond.notify_all()
+        group = "batch" if resource == "jobs" else ""
+        kind = f"{resource}.{group}" if group else resource.split("/")[0]
+        message = (f'{kind} is forbidden: User "{self.service_account}" cannot {verb} resource "{resource}" in API '
+                   f'group "{group}" in the namespace "{namespace}"')
+        return {**_status(403, "Forbidden", message), "details": {"group": group, "kind": resource.split("/")[0]}}
+
+    def stall(self, predicate: Callable[[dict[str, Any]], bool], waiting: tuple[str, str] | None = None,
+              unschedulable: str | None = None) -> None:
+        """Pods of Jobs created from now on that match never start: their container waits with ``waiting``
+        (reason, message), or the scheduler finds no node (``unschedulable``: its message)."""
+        with self._cond:
+            self._stalls.append((predicate, {"waiting": waiting, "unschedulable": unschedulable}))
+
     def drop_next_watch(self) -> None:
         """The next watch stream about to deliver an event is cut instead (the event stays to be delivered)."""
         with self._cond:
@@ -289,6 +357,8 @@ class FakeCluster:
             job.setdefault("apiVersion", "batch/v1")
             job.setdefault("kind", "Job")
             job["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+            job["spec"].setdefault("selector", {"matchLabels": {"batch.kubernetes.io/controller-uid":
+                                                                job["metadata"]["uid"]}})
             job["status"] = {}
             self._bump(job)
             self.jobs[(namespace, name)] = job
@@ -529,6 +599,27 @@ class FakeCluster:
                 self._cond.notify_all()
                 return
             self.pods[(namespace, pod_name)] = pod
+            stall = next((how for predicate, how in self._stalls if predicate(self.jobs[(namespace, job_name)])),
+                         None)
+            if stall is not None:  # Pending until the Job is deleted, as a real cluster leaves it
+                if stall["unschedulable"] is not None:
+                    pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "lastProbeTime": None,
+                                                    "lastTransitionTime": _now(), "reason": "Unschedulable",
+                                                    "message": stall["unschedulable"]}]
+                else:
+                    reason, message = stall["waiting"]
+                    pod["status"].update(conditions=[
+                        {"type": "PodScheduled", "status": "True", "lastTransitionTime": _now()},
+                        {"type": "ContainersReady", "status": "False", "lastTransitionTime": _now(),
+                         "reason": "ContainersNotReady", "message": "containers with unready status: [stage]"}],
+                        containerStatuses=[{"name": container["name"], "image": container.get("image", ""),
+                                            "imageID": "", "ready": False, "restartCount": 0, "started": False,
+                                            "state": {"waiting": {"reason": reason, "message": message}}}])
+                self._cond.notify_all()
+                self._cond.wait_for(lambda: self._alive(namespace, job_name, uid) is None)
+                results[index] = NOT_RUN
+                self._cond.notify_all()
+                return
             try:
                 env = self._resolve_env(namespace, pod, container)
             except LookupError as e:  # a kubelet would leave the pod waiting: CreateContainerConfigError
@@ -624,14 +715,14 @@ class FakeCluster:
 
 
 def _handler(cluster: FakeCluster) -> type[http.server.BaseHTTPRequestHandler]:
-    routes = [
-        ("GET", re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs$"), "jobs"),
-        ("POST", re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs$"), "create_job"),
-        ("GET", re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs/([^/]+)$"), "get_job"),
-        ("DELETE", re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs/([^/]+)$"), "delete_job"),
-        ("GET", re.compile(r"^/api/v1/namespaces/([^/]+)/pods$"), "list_pods"),
-        ("GET", re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/log$"), "pod_log"),
-        ("POST", re.compile(r"^/api/v1/namespaces/([^/]+)/(configmaps|secrets)$"), "create_config"),
+    routes = [  # (method, path, action, RBAC verb and resource)
+        ("GET", re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs$"), "jobs", ("list", "jobs")),
+        ("POST", re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs$"), "create_job", ("create", "jobs")),
+        ("GET", re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs/([^/]+)$"), "get_job", ("get", "jobs")),
+        ("DELETE", re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs/([^/]+)$"), "delete_job", ("delete", "jobs")),
+        ("GET", re.compile(r"^/api/v1/namespaces/([^/]+)/pods$"), "list_pods", ("list", "pods")),
+        ("GET", re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/log$"), "pod_log", ("get", "pods/log")),
+        ("POST", re.compile(r"^/api/v1/namespaces/([^/]+)/(configmaps|secrets)$"), "create_config", None),
     ]
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -644,9 +735,12 @@ def _handler(cluster: FakeCluster) -> type[http.server.BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             return json.loads(self.rfile.read(length)) if length else {}
 
-        def _send(self, code: int, payload: Any, content_type: str = "application/json") -> None:
+        def _send(self, code: int, payload: Any, content_type: str = "application/json",
+                  headers: dict[str, str] | None = None) -> None:
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(code)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -660,9 +754,23 @@ def _handler(cluster: FakeCluster) -> type[http.server.BaseHTTPRequestHandler]:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))  # keep the connection usable
                 self._send(401, _status(401, "Unauthorized", "Unauthorized"))
                 return
-            for m, pattern, action in routes:
+            for m, pattern, action, rbac in routes:
                 match = pattern.match(url.path)
                 if m == method and match:
+                    fault = cluster._fault(method, url.path)
+                    if fault is not None:
+                        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                        self._send(fault["code"], _status(fault["code"], fault["reason"], "injected by the test"),
+                                   headers={"Retry-After": fault["retry_after"]} if fault["retry_after"] else None)
+                        return
+                    if rbac is not None:
+                        verb = "watch" if action == "jobs" and query.get("watch", "").lower() in ("true", "1", "t") \
+                            else rbac[0]
+                        denial = cluster._denial(verb, rbac[1], match.group(1))
+                        if denial is not None:
+                            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                            self._send(403, denial)
+                            return
                     try:
                         getattr(self, action)(*match.groups(), query)
                     except ApiFailure as e:

@@ -160,6 +160,8 @@ capabilities:
   "scratch_size_limit" .Values.steps.scratchSizeLimit
   "backoff_limit" .Values.steps.backoffLimit
   "active_deadline_seconds" .Values.steps.activeDeadlineSeconds
-  "ttl_seconds_after_finished" .Values.steps.ttlSecondsAfterFinished }}
+  "ttl_seconds_after_finished" .Values.steps.ttlSecondsAfterFinished
+  "pod_start_timeout_seconds" .Values.steps.podStartTimeoutSeconds
+  "unschedulable_timeout_seconds" .Values.steps.unschedulableTimeoutSeconds }}
 {{- toYaml $settings }}
 {{- end }}
