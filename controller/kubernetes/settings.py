@@ -224,6 +224,12 @@ def _check(value: Any, tp: Any, path: str, source: str) -> Any:
     raise TypeError(f"settings field type {tp!r} is not handled")  # a bug in this module
 
 
+KEYED_DEFAULTS = ("active_deadline_seconds", "resources", "images", "stage_images")
+"""Fields keyed by stage or image whose keys a settings file may give only some of: the keys it leaves out keep
+their defaults (a stage's resources block as a whole). Left out once: infer's deadline fell to a 1 h fallback,
+the other stages lost their resource requests, and an accelerator step found no image."""
+
+
 def parse_settings(data: Any, source: str = "settings") -> KubernetesSettings:
     """Validate a loaded YAML mapping; every error names the field, what is allowed and what was given."""
     if data is None:
@@ -238,9 +244,10 @@ def parse_settings(data: Any, source: str = "settings") -> KubernetesSettings:
             raise SettingsError(f"{source}: {key}: unknown field{registry.did_you_mean(str(key), allowed)}; "
                                 f"allowed: {', '.join(allowed)}")
         values[key] = _check(value, hints[key], key, source)
-    if "active_deadline_seconds" in values:  # a stage left out keeps its own default, not some other figure
-        values["active_deadline_seconds"] = {**KubernetesSettings().active_deadline_seconds,
-                                             **values["active_deadline_seconds"]}
+    defaults = KubernetesSettings()
+    for key in KEYED_DEFAULTS:  # a key left out keeps its own default, not some other figure or nothing
+        if key in values:
+            values[key] = {**getattr(defaults, key), **values[key]}
     settings = KubernetesSettings(**values)
     _validate(settings, source)
     return settings

@@ -207,6 +207,25 @@ def test_a_deadline_left_out_keeps_its_stage_default():
     assert job["spec"]["activeDeadlineSeconds"] == defaults["infer"] == 4 * 3600
 
 
+def test_resources_and_images_left_out_keep_their_defaults():
+    # {infer: ...} once left export, convert, preprocess and eval with no requests at all, and {cpu: ...} left an
+    # accelerator step without an image (a KeyError building its Job)
+    settings = k8s_settings.parse_settings({"resources": {"infer": {"requests": {"cpu": "8"}}},
+                                            "images": {"cpu": "registry.example/ghostbench/cpu:1"}})
+    defaults = k8s_settings.KubernetesSettings()
+    assert settings.resources == {**defaults.resources, "infer": {"requests": {"cpu": "8"}}}
+    assert settings.images == {**defaults.images, "cpu": "registry.example/ghostbench/cpu:1"}
+    steps = golden_steps()
+    assert manifests.job("s", steps["infer-cpu"], settings)["spec"]["template"]["spec"]["containers"][0][
+        "resources"] == {"requests": {"cpu": "8"}}
+    export = next(s for s in steps.values() if s.stage == "export")
+    assert manifests.job("s", export, settings)["spec"]["template"]["spec"]["containers"][0]["resources"][
+        "requests"] == {k: str(v) for k, v in defaults.resources["export"]["requests"].items()}
+    npu = next(s for s in steps.values() if s.accelerator)
+    assert manifests.job("s", npu, settings)["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        defaults.images[manifests.image_key(npu, settings)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.kubernetes.test_manifests",
                                      description=__doc__.splitlines()[0])
