@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from controller.executors import base
 from controller.kubernetes import api as k8s_api
+from controller.kubernetes import manifests
 
 T = TypeVar("T")
 
@@ -33,7 +34,6 @@ CANNOT_START = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"
                           "CreateContainerConfigError", "CreateContainerError"})
 """Container waiting reasons that do not pass by themselves (ContainerCreating and PodInitializing do)."""
 UNSCHEDULABLE = "Unschedulable"
-COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 _INSUFFICIENT_RE = re.compile(r"Insufficient (\S+?)[.,]?(?=\s|$)")
 
 
@@ -139,7 +139,8 @@ def by_index(pods: list[dict[str, Any]], indexed: bool, since: Since) -> dict[in
             continue
         annotations = (pod.get("metadata") or {}).get("annotations") or {}
         labels = (pod.get("metadata") or {}).get("labels") or {}
-        index = int(annotations.get(COMPLETION_INDEX) or labels.get(COMPLETION_INDEX) or 0) if indexed else 0
+        key = manifests.COMPLETION_INDEX_ANNOTATION  # also a label since Kubernetes 1.28
+        index = int(annotations.get(key) or labels.get(key) or 0) if indexed else 0
         if index not in found:
             found[index] = since.seen(s)
     return found
