@@ -79,7 +79,7 @@ def execute(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: store_mod.Stor
     report = records.Report.from_json(store.read_text(f"{runner.sweep_dir(plan.sweep)}/report.json"))
     if report.left_out is not None:
         print(f"sweep {plan.sweep}: {tables.left_out_line(report.left_out)}", file=sys.stderr)
-        if report.left_out.missing and not report.allow_missing:
+        if report.missing_fails:
             print(f"sweep {plan.sweep}: the dataset lacks {report.left_out.missing} image(s) the labels file names: "
                   "every run fails the accuracy gate (dataset.allow_missing: true if a partial set is intended)",
                   file=sys.stderr)
