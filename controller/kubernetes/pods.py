@@ -79,11 +79,12 @@ class Stuck:
 
     def why(self) -> str:
         """``ImagePullBackOff: Back-off pulling image "x"``; ``Unschedulable: short of huawei.com/Ascend310P (...)``."""
+        message = " ".join(self.message.split())  # one line, whatever the kubelet or the scheduler wrote
         if self.unschedulable:
-            short = short_resources(self.message)
-            return f"{UNSCHEDULABLE}: " + (f"short of {', '.join(short)} ({self.message.strip()})" if short
-                                          else f"no node fits ({self.message.strip()})")
-        return f"{self.reason}: {self.message.strip()}" if self.message.strip() else self.reason
+            short = short_resources(message)
+            return f"{UNSCHEDULABLE}: " + (f"short of {', '.join(short)} ({message})" if short
+                                          else f"no node fits ({message})")
+        return f"{self.reason}: {message}" if message else self.reason
 
     def line(self) -> str:
         return f"{self.why()}; pod {self.pod}, {duration(self.seconds)} so far"

@@ -84,6 +84,9 @@ def test_pod_status_reading():
     assert pods.selector({"spec": {"selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u1"}}}}) == \
         "batch.kubernetes.io/controller-uid=u1"
     assert pods.duration(45) == "45s" and pods.duration(310) == "5m10s" and pods.duration(7380) == "2h03m"
+    two_lines = {"metadata": {"name": "p"}, "status": {"phase": "Pending", "containerStatuses": [{"state": {"waiting": {
+        "reason": "CreateContainerConfigError", "message": 'secret "s3" not found\n  (namespace bench)'}}}]}}
+    assert pods.stuck(two_lines).why() == 'CreateContainerConfigError: secret "s3" not found (namespace bench)'
 
 
 def test_image_pull_back_off_is_shown_then_fails_the_sweep_after_pod_start_timeout(tmp_path, cluster):

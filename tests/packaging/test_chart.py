@@ -255,6 +255,9 @@ def test_changed_sweep_is_a_new_controller_job(helm):
     ["--set", "images.cpu.tag=0.1.1"],
     ["--set", "controller.nodeSelector.pool=batch"],
     ["--set", "images.pullSecrets={regcred}"],
+    ["--set", "store.endpoint=http://minio:9000"],  # the controller reads the store's ConfigMap when it starts
+    ["--set", "store.region=eu-west-1"],
+    ["--set-string", "store.extraEnv.AWS_MAX_ATTEMPTS=5"],
 ], ids=lambda change: change[1].split("=")[0])
 def test_a_changed_pod_template_is_a_new_controller_job(helm, change):
     """A Job's pod template is immutable: `helm upgrade` with the same Job name and another template is
