@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     _kubernetes_args(p)
     p.add_argument("--pending", action="store_true",
                    help="only the Jobs of steps not committed in the store (reads the store)")
+    p.add_argument("--kubernetes-version", type=_kubernetes_version, default=None, metavar="MAJOR.MINOR",
+                   help="the cluster's Kubernetes version, for what depends on it (per_index_backoff: auto); "
+                        "default: the oldest supported, as the controller assumes when the server does not say")
 
     p = sub.add_parser("cancel", help="delete a sweep's Kubernetes Jobs and their pods")
     p.add_argument("sweep", help="the sweep: its id (its name), or its sweep file (YAML), whose `name` is used")
@@ -146,24 +149,26 @@ def _open_store(uri: str | None, spec: spec_mod.SweepSpec | None = None) -> stor
     return store_mod.open_store(uri or (spec.store if spec else spec_mod.DEFAULT_STORE))
 
 
-def check_labels(spec: spec_mod.SweepSpec, remote: bool = True) -> None:
+def check_labels(spec: spec_mod.SweepSpec, remote: bool = True, source: str | None = None) -> None:
     """Read the sweep's labels file now (``BadInput`` naming its line): a 1-based or malformed file is refused
-    before any step starts, not after the exports and conversions. ``remote=False`` (``plan``, which needs no
+    before any step starts, not after the exports and conversions; the model's sources too
+    (``models_spec.check_sources``: checksums, an imported graph, a factory). ``remote=False`` (``plan``, which needs no
     credentials) checks a local file only."""
-    from jobs import models
+    from controller import models_spec
     from jobs.data import labels
 
+    models_spec.check_sources(spec, source or spec.name)  # the model's local files, its graph, its factory
     if not remote and urllib.parse.urlparse(spec.dataset.labels).scheme not in ("", "file"):
         return
-    info = models.get(spec.model.name)
-    labels.read_labels(spec.dataset.labels, info.num_classes - info.label_offset, info.name)
+    card = models_spec.card(spec.model)
+    labels.read_labels(spec.dataset.labels, card.num_classes - card.label_offset, card.name)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     spec = spec_mod.load(args.spec)
     store = _open_store(args.store, spec)
     plan = plan_mod.make_plan(spec, store.uri)
-    check_labels(spec)
+    check_labels(spec, source=str(args.spec))
     options: dict[str, Any] = {}
     if args.executor == "kubernetes":
         from controller.kubernetes import settings as k8s_settings
@@ -179,7 +184,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     spec = spec_mod.load(args.spec)
     store = _open_store(args.store, spec)
     plan = plan_mod.make_plan(spec, store.uri)
-    check_labels(spec, remote=False)
+    check_labels(spec, remote=False, source=str(args.spec))
     done = runner.committed_keys(plan, store)
     if args.json:
         doc = plan.to_dict()
@@ -238,7 +243,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if gone:  # a controller killed mid-sweep left "running" behind
         doc.state, doc.interrupted = "interrupted", f"{gone}; rerun the sweep to resume"
         for st in doc.steps.values():  # the steps it was running are not running any more
-            if st.state == runner.RUNNING:
+            if st.state in runner.ACTIVE:
                 st.state, st.reason = "interrupted", "its controller is gone"
     code = 0 if doc.state in ("succeeded", "running") else 1  # exit codes: 0 running or done, 1 otherwise
     gate = ""
@@ -254,7 +259,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for key, s in doc.steps.items():
         extra = f"  {s.seconds:.1f}s" if s.seconds is not None else ""
         reason = f"  ({s.reason})" if s.reason else ""
-        waiting = f"  (waiting: {s.waiting})" if s.waiting and s.state == runner.RUNNING else ""
+        waiting = f"  (waiting: {s.waiting})" if s.waiting and s.state in runner.ACTIVE else ""
         print(f"  {s.state:<11} {key}  {s.title}{extra}{reason}{waiting}")
     return code
 
@@ -322,6 +327,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _kubernetes_version(text: str) -> tuple[int, int]:
+    major, dot, minor = text.lstrip("v").partition(".")
+    if not (dot and major.isdigit() and minor.split(".")[0].isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a version such as 1.33, got {text!r}")
+    return int(major), int(minor.split(".")[0])
+
+
 def cmd_manifests(args: argparse.Namespace) -> int:
     from controller.kubernetes import manifests
     from controller.kubernetes import settings as k8s_settings
@@ -334,7 +346,7 @@ def cmd_manifests(args: argparse.Namespace) -> int:
     if args.pending:
         done = runner.committed_keys(plan, store)
         steps = [s for s in steps if s.key not in done]
-    objs = manifests.jobs_for(plan, settings, steps)
+    objs = manifests.jobs_for(plan, settings, steps, manifests.per_index(settings, args.kubernetes_version))
     sys.stdout.write(manifests.dump(objs))
     print(f"{len(objs)} Job(s) for {len(steps)} step(s) of sweep {plan.sweep}; nothing submitted", file=sys.stderr)
     return 0

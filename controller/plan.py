@@ -17,6 +17,7 @@ import posixpath
 from typing import Any
 
 import jobs
+from controller import models_spec
 from controller import spec as spec_mod
 from jobs import models, params
 from jobs.artifacts import shards
@@ -121,9 +122,15 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
     Every step's parameters are validated here (``BadInput``), so nothing starts that its stage would refuse.
     """
     store = store or spec.store
-    info = models.get(spec.model.name)
-    weights = spec.model.weights or info.weights_uri
-    checksum = (spec.model.checksum or info.checksum).lower()
+    model = spec.model
+    card = models_spec.card(model)
+    if model.source == "registry":  # the registry's weights unless the sweep names others; no card on the command
+        info = models.get(model.name)
+        weights: str | None = model.weights or info.weights_uri
+        checksum = (model.checksum or info.checksum).lower()
+        card_args = None
+    else:
+        weights, checksum, card_args = model.weights, (model.checksum or "").lower(), card.to_dict()
     steps: list[Step] = []
     modes = list(dict.fromkeys(t.input_mode for t in spec.targets))
 
@@ -134,8 +141,8 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
 
     exports: dict[str, Step] = {}
     for mode in dict.fromkeys(export_mode(t) for t in spec.targets if t.backend != "null"):  # null needs no model
-        p = params.ExportParams(model=info.name, weights=weights, checksum=checksum, opset=spec.model.opset,
-                                input_dtype=mode, out="")
+        p = params.ExportParams(model=model.name, weights=weights, checksum=checksum, opset=model.opset,
+                                input_dtype=mode, onnx=model.onnx, factory=model.factory, card=card_args, out="")
         key = content_key("export", p.key_fields(), [])
         out = f"artifacts/export/{key}"
         exports[mode] = add(Step(key, dataclasses.replace(p, out=_uri(store, out)), f"export {mode}", out,
@@ -145,7 +152,7 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
     ds = spec.dataset
     for mode in modes:
         root_params = params.PreprocessParams(images=ds.images, labels=ds.labels, num_shards=ds.shards, mode=mode,
-                                              skip_bad=ds.skip_bad, limit=ds.limit, model=info.name,
+                                              skip_bad=ds.skip_bad, limit=ds.limit, model=model.name, card=card_args,
                                               pipeline=ds.pipeline, max_pixels=ds.max_pixels, out="")
         root_key = content_key("preprocess", root_params.key_fields(), [])
         root = f"artifacts/preprocess/{root_key}"
@@ -195,12 +202,15 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
 
     ref = spec.reference
     label_root, label_shards = preprocess_roots[modes[0]]
+    published = models_spec.published_of(model) if model.published or model.source == "registry" else (None, None)
+    top1, top5 = published
     p = params.EvalParams(
-        runs=tuple(_uri(store, s.out) for s in infers), data=_uri(store, label_root), model=info.name,
-        reference_top1=ref.top1 if ref.top1 is not None else info.published_top1,
-        reference_top5=ref.top5 if ref.top5 is not None else info.published_top5,
+        runs=tuple(_uri(store, s.out) for s in infers), data=_uri(store, label_root), model=model.name,
+        reference_top1=ref.top1 if ref.top1 is not None else top1,
+        reference_top5=ref.top5 if ref.top5 is not None else top5,
         reference_kind=ref.kind, gate=ref.gate, allow_missing=spec.dataset.allow_missing,
-        num_classes=info.num_classes, ratios=spec.report.ratios,
+        num_classes=card.num_classes, ratios=spec.report.ratios,
+        label_offset=card.label_offset if card_args else None, model_source=models_spec.source_line(model),
         accelerators={t.name: t.accelerator for t in spec.targets if t.accelerator} or None,
         latency_limit_ms=spec.report.latency_limit_ms,
         prices={t.name: f"{t.price_per_hour!r}:{t.currency}" for t in spec.targets if t.price_per_hour is not None}

@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from jobs import backends, converters, devices, errors, models, params, registry
+from controller import models_spec, spec_fields
+from jobs import backends, converters, devices, errors, params, registry
 from jobs.data import recipe
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32)
@@ -26,20 +27,12 @@ INPUT_MODES = params.INPUT_MODES
 DEFAULT_STORE = "ghostbench-store"
 
 
-class SpecError(errors.BadInput):
-    """The sweep file is malformed; the message names the field."""
+SpecError = spec_fields.SpecError
+_Loader = spec_fields.Loader
+_resolve = spec_fields.resolve
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    name: str = "ghostnet_1.0x"
-    """Registry name of the classifier (see ``jobs.models``)."""
-    weights: str | None = None
-    """URI of the state_dict: a path, file://, https:// or a store URI. None: the official address."""
-    checksum: str | None = None
-    """``md5:HEX`` or ``sha256:HEX`` of the weights file. None: the official checksum."""
-    opset: int = 11
-    """ONNX opset of the export (11: what the seed's ATC accepts)."""
+ModelSpec = models_spec.ModelSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +136,7 @@ class SweepSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        d["model"] = self.model.to_dict()
         for t in d["targets"]:
             t["batch_sizes"] = list(t["batch_sizes"])
         d["targets"] = list(d["targets"])
@@ -156,96 +150,8 @@ _CURRENCY_RE = re.compile(r"^[^\s:]{1,16}\Z")
 """A price's currency: what ``--price TARGET=AMOUNT:CURRENCY`` carries (no spaces, no colon)."""
 
 
-class _Loader:
-    """Walks the YAML tree, checking each field against its dataclass."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, path: str, expected: str, given: Any, names: Any = None) -> None:
-        """``names``: where a name was expected, the names meant (``backend: null`` -> ``write backend: "null"``)."""
-        got = names is not None and registry.unquoted_hint(given, names, path.rsplit(".", 1)[-1]) or repr(given)
-        raise SpecError(f"{self.source}: {path}: expected {expected}, got {got}")
-
-    def obj(self, cls: type, data: Any, path: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            self.fail(path or "(top level)", "a mapping", data)
-        allowed = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in allowed:
-                raise SpecError(f"{self.source}: {path + '.' if path else ''}{key}: unknown field"
-                                f"{registry.did_you_mean(str(key), allowed)}; "
-                                f"allowed: {', '.join(allowed)}")
-        for key in required:
-            if key not in data:
-                raise SpecError(f"{self.source}: {path + '.' if path else ''}{key}: required field is missing")
-        return data
-
-    def str_(self, data: dict, key: str, path: str, default: Any, pattern: re.Pattern | None = None,
-             what: str = "a non-empty string", nullable: bool = False, names: Any = ()) -> Any:
-        if key not in data:
-            return default
-        v = data[key]
-        if v is None and nullable:
-            return None
-        if not isinstance(v, str) or not v or (pattern is not None and not pattern.match(v)):
-            self.fail(f"{path}{key}", what, v, names)
-        return v
-
-    def int_(self, data: dict, key: str, path: str, default: Any, minimum: int = 0, nullable: bool = False):
-        if key not in data:
-            return default
-        v = data[key]
-        if v is None and nullable:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            self.fail(f"{path}{key}", f"an integer >= {minimum}" + (" or null" if nullable else ""), v)
-        return v
-
-    def float_(self, data: dict, key: str, path: str, default: Any, minimum: float = 0.0, nullable: bool = False):
-        if key not in data:
-            return default
-        v = data[key]
-        if v is None and nullable:
-            return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < minimum:
-            self.fail(f"{path}{key}", f"a number >= {minimum:g}" + (" or null" if nullable else ""), v)
-        return float(v)
-
-    def bool_(self, data: dict, key: str, path: str, default: bool) -> bool:
-        v = data.get(key, default)
-        if not isinstance(v, bool):
-            self.fail(f"{path}{key}", "true or false", v)
-        return v
-
-    def choice(self, data: dict, key: str, path: str, default: str, allowed: tuple[str, ...]) -> str:
-        v = data.get(key, default)
-        if v not in allowed:
-            self.fail(f"{path}{key}", f"one of {', '.join(allowed)}", v, allowed)
-        return v
-
-    def uri(self, data: dict, key: str, path: str, default: Any, schemes: tuple[str, ...],
-            nullable: bool = False) -> Any:
-        v = self.str_(data, key, path, default, what="a URI or path", nullable=nullable)
-        if v is default or v is None:
-            return v
-        scheme = urllib.parse.urlparse(v).scheme
-        if scheme not in schemes:
-            self.fail(f"{path}{key}", f"a path or a URI with scheme {', '.join(s + '://' for s in schemes if s)}", v)
-        if scheme == "s3" and not urllib.parse.urlparse(v).netloc:
-            self.fail(f"{path}{key}", "s3://bucket/prefix with a bucket name", v)
-        return v
-
-    def options(self, data: dict, key: str, path: str) -> dict[str, Any]:
-        v = data.get(key, {})
-        if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
-            self.fail(f"{path}{key}", "a mapping of option names to values", v)
-        return dict(v)
-
-
 _STORE_SCHEMES = ("", "file", "s3")
 _INPUT_SCHEMES = ("", "file", "s3")
-_WEIGHTS_SCHEMES = ("", "file", "s3", "https", "http")
 
 
 def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None) -> SweepSpec:
@@ -257,22 +163,7 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
     if name is None:
         name = _default_name(source)
 
-    m = ld.obj(ModelSpec, top.get("model", {}), "model")
-    model = ModelSpec(
-        name=ld.str_(m, "name", "model.", ModelSpec.name, names=list(models.REGISTRY)),
-        weights=_resolve(ld.uri(m, "weights", "model.", None, _WEIGHTS_SCHEMES, nullable=True), base_dir),
-        checksum=ld.str_(m, "checksum", "model.", None, re.compile(r"^(md5:[0-9a-fA-F]{32}|sha256:[0-9a-fA-F]{64})$"),
-                         "md5:<32 hex digits> or sha256:<64 hex digits>", nullable=True),
-        opset=ld.int_(m, "opset", "model.", 11, minimum=7),
-    )
-    if bool(model.weights) != bool(model.checksum):
-        missing = "checksum" if model.weights else "weights"
-        raise SpecError(f"{source}: model.{missing}: required when model.{'weights' if model.weights else 'checksum'} "
-                        "is given (weights are always checked against a checksum)")
-    try:
-        models.get(model.name)
-    except errors.BadInput as e:
-        raise SpecError(f"{source}: model.name: {e}") from e
+    model = models_spec.parse(ld, top.get("model", {}), base_dir)
 
     d = ld.obj(DatasetSpec, top["dataset"], "dataset", required=("images", "labels"))
     dataset = DatasetSpec(
@@ -338,6 +229,7 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
         kind=ld.choice(r, "kind", "reference.", "imagenet", ("imagenet", "agreement")),
         gate=ld.float_(r, "gate", "reference.", 1.0),
     )
+    models_spec.reference_needed(model, reference.top1, reference.top5, source)
     rp = ld.obj(ReportSpec, top.get("report", {}), "report")
     ratios = rp.get("ratios", [])
     if not isinstance(ratios, list):
@@ -465,21 +357,6 @@ PATH_OPTIONS = ("acl_json_path",)
 def _resolve_options(options: dict[str, Any], base_dir: pathlib.Path | None) -> dict[str, Any]:
     return {k: _resolve(v, base_dir) if k in PATH_OPTIONS and isinstance(v, str) and v else v
             for k, v in options.items()}
-
-
-def _resolve(uri: str | None, base_dir: pathlib.Path | None) -> str | None:
-    """The one rule for every path in a sweep file (store, model.weights, dataset.images, dataset.labels, path
-    options): a relative path, plain or ``file:``, is relative to the sweep file, so a spec means the same from
-    any cwd. Only the default store (no ``store:`` field) is relative to the current directory."""
-    if uri is None or base_dir is None:
-        return uri
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme == "file" and not parsed.netloc and not parsed.path.startswith("/"):
-        return (base_dir / urllib.parse.unquote(parsed.path)).resolve().as_uri()  # file:data/x
-    if parsed.scheme:
-        return uri
-    path = pathlib.Path(uri).expanduser()
-    return str(path if path.is_absolute() else (base_dir / path).resolve())
 
 
 def load(path: str | pathlib.Path) -> SweepSpec:

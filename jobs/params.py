@@ -13,23 +13,23 @@ source of:
 So renaming a field or a flag here changes all of them at once, and nothing parses a command line
 back. ``validate`` checks what can be checked without a device (ranges, choices, and each plugin's
 own options through its registry); the planner calls it before any step starts, the stage again.
+The machinery that turns a dataclass into all of these is ``jobs.paramspec``; ``param``, ``flag_of`` and
+``StageParams`` are re-exported here.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import functools
-import json
-import typing
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-from jobs import errors
+from jobs import errors, paramspec
 from jobs.data import recipe as recipe_mod
 from jobs.devices import power as power_mod
 
-P = TypeVar("P", bound="StageParams")
+param = paramspec.param
+flag_of = paramspec.flag_of
+StageParams = paramspec.StageParams
+_at_least = paramspec.at_least
 
 CONTROLLER_PID_ENV = "GHOSTBENCH_CONTROLLER_PID"
 """Set by the local executor for the step processes it starts: its pid, whose death ends the stage
@@ -45,239 +45,23 @@ PRECISIONS = ("fp32", "tf32", "fp16", "int8")
 int8 is reserved for calibrated engines and refused by every backend for now."""
 """How the infer stage samples device power while it times (``jobs.devices.power``): auto (NVML on cuda/tensorrt, npu-smi
 on npu/cann, off elsewhere), one method by name (an error when it cannot run), or off."""
+CARD_HELP = ("the model card of a model outside the registry (repeatable; jobs.models.card.FIELDS), e.g. "
+             "num_classes=1000, mean=[0.485,0.456,0.406]; values parse as JSON")
 REFERENCE_KINDS = ("imagenet", "agreement")
 """imagenet: published ImageNet accuracy; agreement: the labels are a reference model's own predictions."""
-
-
-def param(default: Any = dataclasses.MISSING, *, help: str, flag: str = "", metavar: str | None = None,
-          choices: Sequence[Any] | None = None, key: bool = True, upstream: bool = False,
-          label: str = "") -> Any:
-    """A stage parameter: a dataclass field with what its flag, key and label need.
-
-    ``help``: the flag's help text (say the unit). ``flag``: default ``--name-with-dashes``.
-    ``key=False``: not part of the content key (a location, not content). ``upstream``: the URI of
-    another step's committed output (its key enters this step's key instead). ``label``: the Job
-    label (``ghostbench.io/<label>``) that carries this field's value.
-    """
-    meta = {"help": help, "flag": flag, "metavar": metavar, "choices": tuple(choices) if choices else None,
-            "key": key and not upstream, "upstream": upstream, "label": label}
-    if isinstance(default, (list, dict)):
-        raise TypeError("use tuples and default_factory-free immutable defaults")  # a bug in this module
-    return dataclasses.field(default=default, metadata=meta)
-
-
-def flag_of(f: dataclasses.Field) -> str:
-    """The command-line flag of a params field (``--batch-size`` for ``batch_size``, or its own ``flag``)."""
-    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    # cached: with postponed annotations every call compiles each annotation again (1 ms a step's command)
-    return typing.get_type_hints(cls)
-
-
-def _base_type(tp: Any) -> tuple[Any, bool]:
-    """``(T, optional)`` for ``T | None`` or ``T``."""
-    args = typing.get_args(tp)
-    if type(None) in args and len(args) == 2:
-        return next(a for a in args if a is not type(None)), True
-    return tp, False
-
-
-def _parse_pairs(pairs: Sequence[str], flag: str, json_values: bool) -> dict[str, Any]:
-    """``["a=1", "b=x"]`` from a repeatable flag; with ``json_values`` values parse as JSON where they can."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        k, sep, v = pair.partition("=")
-        if not sep or not k:
-            raise errors.BadInput(f"{flag} {pair!r}: expected KEY=VALUE")
-        if json_values:
-            try:
-                out[k] = json.loads(v)
-            except ValueError:
-                out[k] = v
-        else:
-            out[k] = v
-    return out
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class StageParams:
-    """What every stage takes: where its output is committed."""
-
-    stage: ClassVar[str] = ""
-    """The stage's name: its module is ``jobs.stages.<stage>``."""
-    description: ClassVar[str] = ""
-
-    out: str = param(help="store location for this stage's output (a path, file:///dir, or s3://bucket/prefix)",
-                     metavar="URI", key=False)
-
-    def __post_init__(self) -> None:
-        # one value, one form: an empty mapping is "none given" (None), a list is a tuple
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, dict) and not v:
-                object.__setattr__(self, f.name, None)
-            elif isinstance(v, list):
-                object.__setattr__(self, f.name, tuple(v))
-
-    # -- the command line -------------------------------------------------------------------------
-
-    @classmethod
-    def build_parser(cls) -> argparse.ArgumentParser:
-        """The stage's parser: one flag per field, plus ``--force`` and ``--quiet`` (how to run, not what)."""
-        p = argparse.ArgumentParser(prog=f"python -m jobs.stages.{cls.stage}", description=cls.description)
-        hints = _hints(cls)
-        for f in cls._ordered_fields():
-            tp, optional = _base_type(hints[f.name])
-            meta = f.metadata
-            kwargs: dict[str, Any] = {"dest": f.name, "help": meta["help"]}
-            required = f.default is dataclasses.MISSING
-            if tp is bool:
-                kwargs.update(action="store_true")
-            elif typing.get_origin(tp) in (tuple, dict):
-                kwargs.update(action="append", metavar=meta["metavar"] or ("KEY=VALUE" if typing.get_origin(tp) is dict
-                                                                           else "VALUE"))
-            else:
-                kwargs.update(type=tp, metavar=meta["metavar"])
-                if meta["choices"]:
-                    kwargs["choices"] = meta["choices"]
-            if not required and tp is not bool and f.default not in (None, ()):
-                kwargs["help"] += f" (default: {f.default})"
-            if required:
-                kwargs["required"] = True
-            else:
-                kwargs["default"] = None if typing.get_origin(tp) in (tuple, dict) else f.default
-            p.add_argument(flag_of(f), **kwargs)
-        p.add_argument("--force", action="store_true", help="rebuild even when a committed output already exists at --out")
-        p.add_argument("--quiet", action="store_true", help="log warnings and errors only")
-        return p
-
-    @classmethod
-    def from_args(cls: type[P], ns: argparse.Namespace) -> P:
-        """The parameters from a parsed command line, validated (``BadInput`` naming the flag)."""
-        hints = _hints(cls)
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            tp, _ = _base_type(hints[f.name])
-            v = getattr(ns, f.name)
-            if typing.get_origin(tp) is tuple:
-                v = tuple(v or ())
-            elif typing.get_origin(tp) is dict:
-                v = _parse_pairs(v or (), flag_of(f), json_values=typing.get_args(tp)[1] is Any)
-            values[f.name] = v
-        params = cls(**values)
-        params.validate()
-        return params
-
-    @classmethod
-    def parse(cls: type[P], argv: Sequence[str]) -> P:
-        """``from_args(build_parser().parse_args(argv))``: the inverse of ``argv``."""
-        return cls.from_args(cls.build_parser().parse_args(list(argv)))
-
-    def argv(self, overrides: Mapping[str, str] | None = None) -> list[str]:
-        """The stage's arguments for these parameters: every field that is set, ``--out`` last.
-
-        ``overrides`` replaces a field's value by a literal (a Job passes ``$(JOB_COMPLETION_INDEX)`` as
-        ``--shard``, which Kubernetes expands per pod).
-        """
-        hints = _hints(type(self))
-        args: list[str] = []
-        for f in self._ordered_fields():
-            v = getattr(self, f.name)
-            tp, _ = _base_type(hints[f.name])
-            flag = flag_of(f)
-            if overrides and f.name in overrides:
-                args += [flag, overrides[f.name]]
-                continue
-            if v is None or v is False:
-                continue
-            if v is True:
-                args.append(flag)
-            elif typing.get_origin(tp) is tuple:
-                for item in v:
-                    args += [flag, str(item)]
-            elif typing.get_origin(tp) is dict:
-                json_values = typing.get_args(tp)[1] is Any
-                for k in sorted(v):
-                    args += [flag, f"{k}={json.dumps(v[k]) if json_values else v[k]}"]
-            else:
-                args += [flag, str(v)]
-        return args
-
-    def command(self, overrides: Mapping[str, str] | None = None) -> list[str]:
-        """``python``'s arguments that run this step: ``-m jobs.stages.<stage> ...``."""
-        return ["-m", f"jobs.stages.{self.stage}", *self.argv(overrides)]
-
-    @classmethod
-    def _ordered_fields(cls) -> list[dataclasses.Field]:
-        fields = [f for f in dataclasses.fields(cls) if f.name != "out"]
-        return fields + [f for f in dataclasses.fields(cls) if f.name == "out"]
-
-    # -- the plan's view ---------------------------------------------------------------------------
-
-    def key_fields(self, exclude: Sequence[str] = ()) -> dict[str, Any]:
-        """The fields that enter the step's content key (JSON-ready): not ``out``, not upstream outputs."""
-        out = {}
-        for f in dataclasses.fields(self):
-            if f.metadata["key"] and f.name not in exclude:
-                v = getattr(self, f.name)
-                out[f.name] = list(v) if isinstance(v, tuple) else v
-        return out
-
-    def upstream(self) -> list[str]:
-        """The URIs of the committed outputs this step reads."""
-        found: list[str] = []
-        for f in dataclasses.fields(self):
-            if f.metadata["upstream"]:
-                v = getattr(self, f.name)
-                found += list(v) if isinstance(v, tuple) else ([v] if v else [])
-        return found
-
-    def job_labels(self) -> dict[str, str]:
-        """``label -> value`` for the fields that carry a Job label (``ghostbench.io/<label>``)."""
-        return {f.metadata["label"]: str(getattr(self, f.name)) for f in dataclasses.fields(self)
-                if f.metadata["label"] and getattr(self, f.name) is not None}
-
-    def to_dict(self) -> dict[str, Any]:
-        """Every field, JSON-ready: what the step's record in ``plan.json`` and the manifest's params hold."""
-        return {f.name: (list(v) if isinstance(v, tuple) else v)
-                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
-
-    @classmethod
-    def from_dict(cls: type[P], data: dict[str, Any]) -> P:
-        """The inverse of ``to_dict``."""
-        hints = _hints(cls)
-        values = {}
-        for f in dataclasses.fields(cls):
-            if f.name in data:
-                v = data[f.name]
-                tp, _ = _base_type(hints[f.name])
-                values[f.name] = tuple(v) if typing.get_origin(tp) is tuple and v is not None else v
-        return cls(**values)
-
-    def validate(self) -> None:
-        """Check what needs no device and no input; ``BadInput`` naming the flag. Stages extend it."""
-        if not self.out:
-            raise errors.BadInput("--out: expected a store location")
-
-
-def _at_least(value: int | float | None, minimum: int | float, flag: str) -> None:
-    if value is not None and value < minimum:
-        raise errors.BadInput(f"{flag}: expected a number >= {minimum}, got {value}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ExportParams(StageParams):
     stage: ClassVar[str] = "export"
-    description: ClassVar[str] = "Verified PyTorch weights -> model.onnx (opset 11 by default), with a parity check."
+    description: ClassVar[str] = ("Verified PyTorch weights -> model.onnx (opset 11 by default), with a parity check; "
+                                  "or an imported ONNX classifier, checked (--onnx).")
 
-    model: str = param(help="registered model name (jobs.models), e.g. ghostnet_1.0x", metavar="NAME")
-    weights: str = param(help="state_dict file: a path, file:// URI, https:// URL or store object URI; only its "
-                              "checksum enters the step's key, so moving the file reruns nothing",
-                         metavar="URI", key=False)
-    checksum: str = param(help="checksum of the weights file, md5:HEX or sha256:HEX; verified before loading",
+    model: str = param(help="model name: registered (jobs.models), e.g. ghostnet_1.0x, or any with --card", metavar="NAME")
+    weights: str | None = param(None, help="state_dict file (not with --onnx): a path, file:// URI, https:// URL or "
+                                "store object URI; only its checksum enters the key, so moving it reruns nothing",
+                                metavar="URI", key=False)
+    checksum: str = param(help="checksum of the weights (or --onnx) file, md5:HEX or sha256:HEX; verified before use",
                           metavar="ALGO:HEX")
     opset: int = param(11, help="ONNX opset to write (11: what the seed's ATC accepts)")
     input_dtype: str = param("float32", choices=INPUT_MODES, label="input-mode",
@@ -285,15 +69,28 @@ class ExportParams(StageParams):
                                   "normalization folded into the graph")
     keep_noops: bool = param(False, help="keep no-op Slice/Identity nodes as the exporter wrote them")
     parity_batch: int = param(4, metavar="N", help="images in the torch-vs-onnxruntime parity batch")
+    onnx: str | None = param(None, metavar="URI", key=False, help="import this ONNX classifier instead of exporting "
+                             "(jobs.models.onnx_import; its --checksum enters the key)")
+    factory: str | None = param(None, metavar="MODULE:FUNCTION", key_when_set=True,
+                                help="export the network this package.module:function returns (imported with importlib)")
+    card: dict[str, Any] | None = param(None, key_when_set=True, help=CARD_HELP)
 
     def validate(self) -> None:
         super().validate()
         _at_least(self.opset, 7, "--opset")
         _at_least(self.parity_batch, 1, "--parity-batch")
         from jobs import models
-        from jobs.models import weights
+        from jobs.models import card, weights
 
-        models.get(self.model)
+        if self.onnx and self.factory:
+            raise errors.BadInput("--onnx, --factory: give one source of the model, not both")
+        if (self.onnx or self.factory) and not self.card:
+            raise errors.BadInput(f"--card: required with --{'onnx' if self.onnx else 'factory'} (num_classes, ...)")
+        if bool(self.onnx) == bool(self.weights):
+            raise errors.BadInput("--weights: not used with --onnx" if self.onnx else "--weights: required")
+        models.resolve_card(self.model, self.card)
+        if self.factory:
+            card.check_factory(self.factory)
         weights.parse_checksum(self.checksum, "--checksum")
 
 
@@ -348,7 +145,8 @@ class PreprocessParams(StageParams):
                                         "Pillow's decompression-bomb threshold)")
     limit: int | None = param(None, metavar="K", help="use only the first K images in natural order (before "
                                                       "sharding)")
-    model: str = param("ghostnet_1.0x", help="model whose preprocessing recipe to use (jobs.models)")
+    model: str = param("ghostnet_1.0x", help="model whose preprocessing recipe to use (jobs.models, or --card)")
+    card: dict[str, Any] | None = param(None, key_when_set=True, help=CARD_HELP)
     pipeline: str = param("seed", choices=PIPELINES,
                           help="seed: decode and resize with PIL, bit for bit the seed's output; opencv: OpenCV's "
                                "decoder and INTER_LINEAR resize, about 2x faster, close to but not equal to the "
@@ -365,6 +163,9 @@ class PreprocessParams(StageParams):
         if self.max_pixels is not None and not 1 <= self.max_pixels <= recipe_mod.MAX_PIXELS:
             raise errors.BadInput(f"--max-pixels: expected 1..{recipe_mod.MAX_PIXELS} (Pillow's decompression-bomb "
                                   f"threshold), got {self.max_pixels}")
+        from jobs import models
+
+        models.resolve_card(self.model, self.card).recipe(self.pipeline)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -436,6 +237,10 @@ class EvalParams(StageParams):
     allow_missing: bool = param(False, help="runs may pass the gate although the labels file names images the dataset "
                                             "lacks (a partial set, on purpose); without it they fail it")
     num_classes: int = param(1000, help="classes of the model (the seed's accuracy.json states it)")
+    label_offset: int | None = param(None, key_when_set=True, help="added to a 0-based label to get the model's class "
+                                     "index (1 for 1001-class models; default: 0)")
+    model_source: str | None = param(None, key_when_set=True, help="where the model came from, for the reports (e.g. "
+                                     "'ONNX file, sha256:...'; default: the registry's)")
     ratios: tuple[str, ...] = param((), flag="--ratio", metavar="A/B",
                                     help="throughput ratio of target A to target B to tabulate (repeatable; default: "
                                          "each target against the first), e.g. ascend310p/t4 as the seed's table")
@@ -452,7 +257,9 @@ class EvalParams(StageParams):
 
     def price_of(self) -> dict[str, tuple[float, str]]:
         """target -> (price per hour, currency) from ``--price`` (``BadInput`` naming the flag)."""
-        return {target: parse_price(value, f"--price {target}={value}")
+        from jobs.results import tables
+
+        return {target: tables.parse_price(value, f"--price {target}={value}")
                 for target, value in (self.prices or {}).items()}
 
     def validate(self) -> None:
@@ -465,6 +272,7 @@ class EvalParams(StageParams):
         self.price_of()
         _at_least(self.gate, 0, "--gate")
         _at_least(self.num_classes, 1, "--num-classes")
+        _at_least(self.label_offset, 0, "--label-offset")
         from jobs import devices
 
         for target, name in (self.accelerators or {}).items():
@@ -476,20 +284,6 @@ class EvalParams(StageParams):
             a, sep, b = ratio.partition("/")
             if not sep or not a or not b or a == b:
                 raise errors.BadInput(f"--ratio {ratio!r}: expected A/B naming two different targets")
-
-
-def parse_price(text: str, where: str) -> tuple[float, str]:
-    """``"AMOUNT:CURRENCY"`` (``0.35:USD``) -> ``(0.35, "USD")``: an amount >= 0 per hour, a currency without spaces."""
-    amount, sep, currency = str(text).partition(":")
-    try:
-        value = float(amount)
-    except ValueError:
-        value = -1.0
-    if not sep or not currency or len(currency) > 16 or any(c.isspace() or c == ":" for c in currency) \
-            or not value >= 0 or value == float("inf"):
-        raise errors.BadInput(f"{where}: expected AMOUNT:CURRENCY, a price per hour >= 0 and a currency, "
-                              "e.g. 0.35:USD")
-    return value, currency
 
 
 STAGES: dict[str, type[StageParams]] = {p.stage: p for p in (ExportParams, ConvertParams, PreprocessParams,

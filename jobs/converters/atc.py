@@ -40,10 +40,15 @@ PRECISION_MODES = ("force_fp32", "force_fp16", "allow_fp32_to_fp16", "must_keep_
 # a target's precision -> the precision modes that compute in it, the first being the one used by default
 PRECISION_MODES_BY_PRECISION = {"fp32": ("must_keep_origin_dtype", "force_fp32"),
                                 "fp16": ("force_fp16", "allow_fp32_to_fp16", "allow_mix_precision")}
-OPTIONS = ("soc_version", "aipp", "dynamic_batch_sizes", "timeout_s", "log", "precision_mode")
+OPTIONS = ("soc_version", "aipp", "dynamic_batch_sizes", "timeout_s", "log", "precision_mode", "max_opset")
+MIN_OPSET = 9
+"""The lowest ONNX opset ATC takes (CANN 5.x accepts opset 9-13; CANN 7 and later up to 18)."""
+DEFAULT_MAX_OPSET = 13
+"""The highest by default: the seed's toolkit (CANN 5.1); ``max_opset`` up to ``LATEST_MAX_OPSET`` for CANN 7+."""
+LATEST_MAX_OPSET = 18
 NOT_INSTALLED = "atc is not installed here; this stage runs in the ATC image (images/atc)"
 KEPT_LOGS = "ghostbench-atc-logs"
-MODEL = "ghostnet_1.0x"  # the normalization constants AIPP applies come from this model's recipe
+MODEL = "ghostnet_1.0x"  # the normalization AIPP applies when the export record gives none (the seed's)
 # Where the recorded argument list says the files were: the export's and this engine's folders.
 EXPORT_PLACEHOLDER = "<export>"
 ENGINE_PLACEHOLDER = "<engine>"
@@ -68,6 +73,14 @@ class AtcOptions:
     """ATC's ``--precision_mode``, always passed (ATC's own default, force_fp16, is not what fp32 means)."""
     precision: str = "fp32"
     """The target's precision the mode was chosen for."""
+    max_opset: int = DEFAULT_MAX_OPSET
+    """The highest ONNX opset the toolkit takes: 13 for CANN 5.x (the seed's), up to 18 for CANN 7 and later."""
+
+    @classmethod
+    def opsets(cls, options: Mapping[str, Any]) -> tuple[int, int | None]:
+        """(lowest, highest) ONNX opset this target converts with these options."""
+        top = options.get("max_opset", DEFAULT_MAX_OPSET)
+        return MIN_OPSET, top if isinstance(top, int) and not isinstance(top, bool) else DEFAULT_MAX_OPSET
 
     @classmethod
     def check(cls, options: Mapping[str, Any], batch_size: int, precision: str = "fp32") -> AtcOptions:
@@ -107,8 +120,12 @@ class AtcOptions:
         if mode not in PRECISION_MODES_BY_PRECISION[precision]:
             raise errors.OptionError("precision_mode", f"{mode!r} does not compute in {precision}; for {precision} "
                                      f"use one of {', '.join(PRECISION_MODES_BY_PRECISION[precision])}")
+        top = options.get("max_opset", DEFAULT_MAX_OPSET)
+        if isinstance(top, bool) or not isinstance(top, int) or not DEFAULT_MAX_OPSET <= top <= LATEST_MAX_OPSET:
+            raise errors.OptionError("max_opset", f"expected {DEFAULT_MAX_OPSET} (CANN 5.x) to {LATEST_MAX_OPSET} "
+                                     f"(CANN 7 and later), got {top!r}")
         return cls(soc_version=soc, aipp=aipp, dynamic_batch_sizes=tuple(sorted(sizes)), timeout_s=float(timeout),
-                   log=level, precision_mode=mode, precision=precision)
+                   log=level, precision_mode=mode, precision=precision, max_opset=top)
 
 
 def output_prefix(batch_size: int, dynamic_batch_sizes: Sequence[int] = ()) -> str:
@@ -133,20 +150,25 @@ def build_args(model: str, output: str, batch_size: int, soc_version: str, opts:
     return args
 
 
-def aipp_values(model: str = MODEL) -> dict[str, list[float]]:
-    """AIPP's per-channel constants for the model's recipe: out = (pixel - min_chn) * var_reci_chn.
+def aipp_values(normalization: tuple[Sequence[float], Sequence[float]] | None = None) -> dict[str, list[float]]:
+    """AIPP's per-channel constants for the model's (mean, std) on the 0..1 scale (None: the seed's GhostNet recipe):
+    out = (pixel - min_chn) * var_reci_chn.
 
     With pixels in 0..255: ``min_chn = 255 * mean`` and ``var_reci_chn = 1 / (255 * std)``, which
     equals the seed's ``(pixel / 255 - mean) / std``.
     """
-    info = models.get(model)
-    return {"min_chn": [round(255.0 * m, 6) for m in info.mean],
-            "var_reci_chn": [round(1.0 / (255.0 * s), 10) for s in info.std]}
+    if normalization is None:
+        info = models.get(MODEL)
+        normalization = (info.mean, info.std)
+    mean, std = normalization
+    return {"min_chn": [round(255.0 * m, 6) for m in mean],
+            "var_reci_chn": [round(1.0 / (255.0 * s), 10) for s in std]}
 
 
-def aipp_config(size: int, model: str = MODEL) -> str:
-    """The static AIPP config for RGB888_U8 input of ``size`` x ``size`` pixels (ATC ``--insert_op_conf``)."""
-    v = aipp_values(model)
+def aipp_config(size: int, normalization: tuple[Sequence[float], Sequence[float]] | None = None) -> str:
+    """The static AIPP config for RGB888_U8 input of ``size`` x ``size`` pixels (ATC ``--insert_op_conf``), with the
+    model's (mean, std) (None: the seed's)."""
+    v = aipp_values(normalization)
     lines = [
         "# ghostbench: on-chip normalization of uint8 RGB pixels (ATC --insert_op_conf).",
         "# The model then takes uint8 NHWC [N, H, W, 3]; per channel (R, G, B):",
@@ -202,6 +224,7 @@ class ModelInput:
     channels: int
     size: int
     output: str
+    opset: int = 0
 
 
 def inspect_model(model_path: pathlib.Path) -> ModelInput:
@@ -227,8 +250,9 @@ def inspect_model(model_path: pathlib.Path) -> ModelInput:
     if dtype is None or len(dims) != 4 or None in dims[1:] or dims[2] != dims[3]:
         raise errors.BadInput(f"{model_path.name}: input {inp.name!r} is not a float32 or uint8 NCHW square image "
                               f"(type {t.elem_type}, shape {dims})")
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     return ModelInput(name=inp.name, dtype=dtype, channels=int(dims[1]), size=int(dims[2]),
-                      output=model.graph.output[0].name)
+                      output=model.graph.output[0].name, opset=opset)
 
 
 def _run(argv: list[str], log_path: pathlib.Path, timeout_s: float, cwd: pathlib.Path) -> tuple[int | None, float]:
@@ -279,7 +303,10 @@ def _placeholders(args: list[str], model_path: pathlib.Path, out_dir: pathlib.Pa
 
 
 def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, options: dict,
-            precision: str = "fp32") -> records.EngineRecord:
+            precision: str = "fp32", normalization: tuple[Sequence[float], Sequence[float]] | None = None
+            ) -> records.EngineRecord:
+    """Build the ``.om`` in ``out_dir``: ``--input_shape`` from the graph's input name and size, AIPP (with
+    ``aipp``) from ``normalization``; ``BadInput`` for options, a model or an opset ATC cannot take."""
     opts = AtcOptions.check(options, batch_size, precision)
     atc = shutil.which("atc")
     if atc is None:
@@ -289,6 +316,9 @@ def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, op
     else:
         soc, soc_from = opts.soc_version, "option"
     model = inspect_model(model_path)
+    if not MIN_OPSET <= model.opset <= opts.max_opset:
+        raise errors.BadInput(f"{model_path.name}: opset {model.opset}; atc takes opset {MIN_OPSET} to "
+                              f"{opts.max_opset} (option max_opset: up to {LATEST_MAX_OPSET} for CANN 7 and later)")
     if opts.aipp and model.dtype != "float32":
         raise errors.BadInput(f"{model_path.name}: aipp=true needs the float32 export; this one takes "
                               f"{model.dtype} and already normalizes in the graph (AIPP would normalize twice)")
@@ -300,7 +330,7 @@ def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, op
     aipp_path = None
     if opts.aipp:
         aipp_path = out_dir / AIPP_FILE
-        aipp_path.write_text(aipp_config(model.size))
+        aipp_path.write_text(aipp_config(model.size, normalization))
     args = build_args(str(model_path), str(out_dir / prefix), batch_size, soc, opts,
                       aipp_config=str(aipp_path) if aipp_path else None, input_name=model.name,
                       channels=model.channels, size=model.size)
@@ -331,10 +361,10 @@ def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, op
     size, ch = model.size, model.channels
     if opts.aipp:
         om_input = {"name": model.name, "dtype": "uint8", "format": "NHWC", "shape": [batch, size, size, ch]}
-        normalization = "AIPP on the chip (aipp.cfg); the .om takes uint8 RGB pixels"
+        normalized_by = "AIPP on the chip (aipp.cfg); the .om takes uint8 RGB pixels"
     else:
         om_input = {"name": model.name, "dtype": model.dtype, "format": "NCHW", "shape": [batch, ch, size, size]}
-        normalization = ("in the graph (uint8 export)" if model.dtype == "uint8"
+        normalized_by = ("in the graph (uint8 export)" if model.dtype == "uint8"
                          else "none: the data are normalized float32 tensors")
     return records.EngineRecord(target="atc", file=om.name, batch_size=batch, input=om_input, details={
         "dynamic_batch_sizes": dynamic,
@@ -342,9 +372,9 @@ def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, op
         "soc_version_from": soc_from,
         "data_layout": "NCHW",
         "output": {"name": model.output},
-        "normalization": normalization,
+        "normalization": normalized_by,
         "aipp": ({"file": AIPP_FILE, "input_format": "RGB888_U8", "src_image_size": [size, size],
-                  **aipp_values()} if opts.aipp else None),
+                  **aipp_values(normalization)} if opts.aipp else None),
         "precision": opts.precision,
         "precision_mode": opts.precision_mode,
         "atc": {"args": recorded, "version": version, "exit_code": code, "seconds": round(seconds, 3),

@@ -42,6 +42,11 @@ class EngineOptions:
     """Keep the batch dimension dynamic instead of fixing it to the batch size."""
 
     @classmethod
+    def opsets(cls, options: Mapping[str, Any]) -> tuple[int, int | None]:
+        """(lowest, highest) ONNX opset: ONNX Runtime loads opset 7 and later (its own load names a newer one)."""
+        return 7, None
+
+    @classmethod
     def check(cls, options: Mapping[str, Any], batch_size: int, precision: str = "fp32") -> EngineOptions:
         """The precision is the session's (a provider switch, see jobs.backends.onnxruntime.config): the engine
         file stays float32; int8 needs a calibrated engine, not built yet."""
@@ -71,8 +76,9 @@ def fix_batch(model: onnx.ModelProto, batch_size: int) -> onnx.ModelProto:
 
 
 def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, options: dict,
-            precision: str = "fp32") -> records.EngineRecord:
-    """Build ``engine.onnx`` in ``out_dir``; the record for ``engine.json``. ``BadInput`` for a bad model."""
+            precision: str = "fp32", normalization: Any = None) -> records.EngineRecord:
+    """Build ``engine.onnx`` in ``out_dir``; the record for ``engine.json``. ``BadInput`` for a bad model.
+    ``normalization`` is not used: the graph (or the data) normalizes; any input size and name are kept."""
     import onnx
     import onnxruntime as ort
 

@@ -50,6 +50,18 @@ unseen. A larger image is refused from its header, before its pixels are decoded
 SEED = Recipe(resize_short=256, crop=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 """The seed's GhostNet 1.0x recipe."""
 
+PRESETS: dict[str, Recipe] = {
+    "ghostnet": SEED,
+    "resnet": Recipe(resize_short=256, crop=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+    "inceptionv3": Recipe(resize_short=342, crop=299, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+    "inceptionv4": Recipe(resize_short=342, crop=299, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+}
+"""Named preprocessing recipes (a sweep file's ``model.preprocessing``), with the values of the Ascend ModelZoo's
+``imagenet_torch_preprocess.py`` ``model_config`` for each family (keys ``resize``, ``centercrop``, ``mean``,
+``std``; PIL BILINEAR everywhere): ``ghostnet`` is the seed's own (``SEED``), ``resnet`` the one the ResNet,
+MobileNet and most 224-pixel guides pass, ``inceptionv3`` and ``inceptionv4`` the 299-pixel ones. Sources and the
+guides that use each: docs/stages.md, "Preprocessing presets"."""
+
 
 class Card(Protocol):
     """What ``resolve`` reads of a model card (``jobs.models.ModelInfo``)."""

@@ -8,10 +8,12 @@ classifier means adding one ``ModelInfo`` to ``REGISTRY``; nothing else in the p
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from jobs import errors, registry
 from jobs.data import recipe
+from jobs.models import card as card_mod
 
 if TYPE_CHECKING:  # torch is imported only by stages that build a network
     import torch
@@ -96,6 +98,14 @@ def get(name: str) -> ModelInfo:
     except KeyError as e:
         raise errors.BadInput(f"model {name!r} is not known{registry.did_you_mean(name, REGISTRY)}; known models: "
                               f"{', '.join(sorted(REGISTRY))}") from e
+
+
+def resolve_card(name: str, card: Mapping[str, Any] | None = None) -> card_mod.ModelCard:
+    """The model card a stage works with: ``card`` (``--card`` pairs, for an imported or factory model) when given,
+    else the registry entry's. ``BadInput`` for an unknown name without a card, or a malformed card."""
+    if card:
+        return card_mod.ModelCard.from_dict(name, card)
+    return card_mod.of_info(get(name))
 
 
 def build(info: ModelInfo) -> torch.nn.Module:

@@ -55,13 +55,13 @@ def parse_checksum(checksum: str, field: str = "checksum") -> tuple[str, str]:
     return algo, digest
 
 
-def verify(path: pathlib.Path, checksum: str, uri: str) -> None:
-    """Bad input unless the file at ``path`` has ``checksum``; ``uri`` names it in the message."""
+def verify(path: pathlib.Path, checksum: str, uri: str, what: str = "weights") -> None:
+    """Bad input unless the file at ``path`` has ``checksum``; ``what`` and ``uri`` name it in the message."""
     algo, expected = parse_checksum(checksum)
     actual = commit.file_digest(path, algo)
     if actual != expected:
-        raise errors.BadInput(f"weights {public_uri(uri)}: {algo} is {actual}, expected {expected}")
-    log.info("weights %s: %s verified", public_uri(uri), algo)
+        raise errors.BadInput(f"{what} {public_uri(uri)}: {algo} is {actual}, expected {expected}")
+    log.info("%s %s: %s verified", what, public_uri(uri), algo)
 
 
 def public_uri(uri: str) -> str:
@@ -76,8 +76,10 @@ def public_uri(uri: str) -> str:
     return urllib.parse.urlunsplit((parsed.scheme, netloc, parsed.path, "", ""))
 
 
-def fetch(uri: str, checksum: str, dest_dir: pathlib.Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> pathlib.Path:
-    """A local path to the weights at ``uri``, verified against ``checksum``.
+def fetch(uri: str, checksum: str, dest_dir: pathlib.Path, timeout_s: float = DEFAULT_TIMEOUT_S,
+          what: str = "weights") -> pathlib.Path:
+    """A local path to the weights (or, with ``what``, another file: an imported ONNX model) at ``uri``, verified
+    against ``checksum``; ``BadInput`` naming ``what`` when it is missing or its checksum differs.
 
     Local files are verified in place; downloads and remote store objects are copied into
     ``dest_dir`` (a download already there with the right checksum is reused).
@@ -88,20 +90,20 @@ def fetch(uri: str, checksum: str, dest_dir: pathlib.Path, timeout_s: float = DE
     if scheme in ("http", "https"):
         path = _download(uri, checksum, dest_dir, timeout_s)
     else:
-        path = _from_store(uri, dest_dir)
-    verify(path, checksum, uri)
+        path = _from_store(uri, dest_dir, what)
+    verify(path, checksum, uri, what)
     return path
 
 
-def _from_store(uri: str, dest_dir: pathlib.Path) -> pathlib.Path:
+def _from_store(uri: str, dest_dir: pathlib.Path, what: str = "weights") -> pathlib.Path:
     store, name = store_mod.split_object_uri(uri)
     local = store.local_path(name)
     if local is not None:
         if not local.is_file():
-            raise errors.BadInput(f"weights {public_uri(uri)}: no such file")
+            raise errors.BadInput(f"{what} {public_uri(uri)}: no such file")
         return local
     if not store.exists(name):
-        raise errors.BadInput(f"weights {public_uri(uri)}: no such object")
+        raise errors.BadInput(f"{what} {public_uri(uri)}: no such object")
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / pathlib.PurePosixPath(name).name
     store.get_file(name, target)

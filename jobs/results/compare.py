@@ -52,7 +52,7 @@ PUBLISHED = "published"
 DEFAULT_THRESHOLD = 0.05
 VERDICTS = (stats.FASTER, stats.SAME, stats.SLOWER, stats.INCONCLUSIVE)
 INCONCLUSIVE_POLICIES = ("pass", "fail")
-PUBLISHED_MODEL = "ghostnet_1.0x"
+PUBLISHED_MODEL = published.SEED_MODEL
 PUBLISHED_PRECISION = "fp16"
 """The seed's Ascend rows: ATC's default force_fp16; the T4 rows: trtexec --fp16."""
 PUBLISHED_INPUT_MODE = "float32"

@@ -204,7 +204,8 @@ def throughput_figure(report: records.Report):
                         elinewidth=1.5, label=f"{target} ({precision[target]})", zorder=3)
             sizes += xs
             values += [v for v in ys if v > 0]
-        for acc, points in published_series().items():
+        seed_model = report.model == published.SEED_MODEL  # the seed's figures are GhostNet's alone
+        for acc, points in (published_series() if seed_model else {}).items():
             colour, dashes, marker = PUBLISHED_STYLE[acc]
             xs, ys = [p[0] for p in points], [p[1] for p in points]
             ax.plot(xs, ys, color=colour, dashes=dashes, marker=marker, markerfacecolor="white", linewidth=1.6,
@@ -225,7 +226,8 @@ def throughput_figure(report: records.Report):
             ax.set_ylabel("Images/s (compute only)")
         ax.set_title(f"{report.model}: throughput per batch size")
         _legend(ax, [f"{t} ({precision[t]})" for t in series])
-        _caption(fig, PUBLISHED_BASIS)
+        if seed_model:
+            _caption(fig, PUBLISHED_BASIS)
     return fig
 
 

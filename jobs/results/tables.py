@@ -358,6 +358,9 @@ def to_markdown(report: records.Report, plots: Sequence[str] | None = None, plot
     ref = report.reference
     runs = report.runs
     out = [f"# ghostbench report: {report.model}", ""]
+    if report.model_source:
+        out += [f"Model: {report.model}, {report.model_source}.", ""]
+    seed_model = report.model == published.SEED_MODEL  # the seed's throughput table is GhostNet's alone
     if ref.kind == "agreement":
         out += [("> Accuracy here is **agreement with the PyTorch reference model's own predictions**, not "
                  "ImageNet accuracy: the weights are not the official ones and the labels are the reference "
@@ -368,7 +371,7 @@ def to_markdown(report: records.Report, plots: Sequence[str] | None = None, plot
     out += ["## Throughput (images/s, compute only, as ais_infer's `throughput`)", "",
             "Each target's figure is one device (one NPU chip, one GPU, or this machine's CPU).", "",
             _md_table(*throughput_table(runs, ratios)), ""]
-    comparison = published_comparison(runs, accelerators, ratios)
+    comparison = published_comparison(runs, accelerators, ratios) if seed_model else None
     if comparison is not None:
         chips = ", ".join(f"{a} {devices.get(a).chips_per_card}" for a in published.SEED)
         out += ["## Against the published figures (per card, as the seed's table)", "",
@@ -419,7 +422,7 @@ def to_markdown(report: records.Report, plots: Sequence[str] | None = None, plot
     if energy is not None:
         out += ["## Energy per image", "", ENERGY_NOTE, "", _md_table(*energy), ""]
     out += ["## Where it ran", "", _md_table(*provenance_table(runs)), ""]
-    out += ["## Published figures (seed guide, section 7.1), for context", "",
+    out += [] if not seed_model else ["## Published figures (seed guide, section 7.1), for context", "",
             ("Basis: per card, as published; an Ascend 310 card carries 4 chips (per chip = card / 4), a 310P "
              "card and a T4 one each. The ratios are the seed's own columns. A CPU run is comparable with none "
              "of these."), "",
@@ -428,3 +431,17 @@ def to_markdown(report: records.Report, plots: Sequence[str] | None = None, plot
              "per-run table: compare fp16 with fp16."), "", _md_table(*published_table()), ""]
     out.append(f"Overall: {'all runs pass the accuracy gate' if report.all_pass else 'SOME RUNS FAIL the accuracy gate'}.")
     return "\n".join(out) + "\n"
+
+
+def parse_price(text: str, where: str) -> tuple[float, str]:
+    """``"AMOUNT:CURRENCY"`` (``0.35:USD``) -> ``(0.35, "USD")``: an amount >= 0 per hour, a currency without spaces."""
+    amount, sep, currency = str(text).partition(":")
+    try:
+        value = float(amount)
+    except ValueError:
+        value = -1.0
+    if not sep or not currency or len(currency) > 16 or any(c.isspace() or c == ":" for c in currency) \
+            or not value >= 0 or value == float("inf"):
+        raise errors.BadInput(f"{where}: expected AMOUNT:CURRENCY, a price per hour >= 0 and a currency, "
+                              "e.g. 0.35:USD")
+    return value, currency

@@ -60,7 +60,7 @@ def evaluate_run(uri: str, label_of: dict[str, int], args: params.EvalParams, re
     if missing:
         raise errors.BadInput(f"--run {uri}: {len(missing)} predicted images have no label in --data, "
                               f"first: {missing[0]}")
-    labels = np.array([label_of[n] for n in names], dtype=np.int64)
+    labels = np.array([label_of[n] for n in names], dtype=np.int64) + (args.label_offset or 0)  # model's indices
     acc = metrics.topk_accuracy(tops, labels, 5)
     gate_pass = acc[1] >= reference.top1 - reference.gate and acc.get(5, 0.0) >= reference.top5 - reference.gate
     if summary.nonfinite.images:  # NaN ranked last is a rule, not a prediction: no gate passes on them
@@ -140,7 +140,8 @@ def _safe(name: str) -> str:
 
 
 def run(args: params.EvalParams, out: store_mod.Store) -> None:
-    info = models.get(args.model)
+    if args.reference_top1 is None or args.reference_top5 is None:  # a registered model's published figures
+        info = models.get(args.model)
     reference = records.Reference(
         top1=info.published_top1 if args.reference_top1 is None else args.reference_top1,
         top5=info.published_top5 if args.reference_top5 is None else args.reference_top5,
@@ -183,7 +184,8 @@ def run(args: params.EvalParams, out: store_mod.Store) -> None:
                                 accelerators=accelerators, left_out=left_out, allow_missing=args.allow_missing,
                                 distinct_labels=len({int(v) for v in dataset.labels if v >= 0}),
                                 latency_limit_ms=args.latency_limit_ms,
-                                best=tables.best_batches(runs, args.latency_limit_ms, prices))
+                                best=tables.best_batches(runs, args.latency_limit_ms, prices),
+                                model_source=args.model_source)
         for b in report.best.values():
             log.info("eval: %s best batch size %d (%.1f images/s)%s", b.target, b.batch_size, b.throughput,
                      "" if b.latency_limit_ms is None else

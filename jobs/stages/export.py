@@ -7,6 +7,11 @@ normalization can be folded into the graph for uint8 input, and every export is 
 PyTorch on a fixed batch; an export whose logits differ by more than 1e-4 of their range fails.
 
     python -m jobs.stages.export --model ghostnet_1.0x --weights URI --checksum md5:HEX --out URI
+
+A model outside the registry comes with its card (``--card KEY=VALUE``, ``jobs.models.card``): a PyTorch factory
+(``--factory package.module:function --weights URI``) is exported the same way; an ONNX file (``--onnx URI``)
+is imported instead: checked against its card, its batch axis settled and, for uint8 input, normalization
+folded in front (``jobs.models.onnx_import``); the record says what was found and what changed.
 """
 
 from __future__ import annotations
@@ -107,33 +112,47 @@ def _torch_export(module, dummy, opset: int) -> bytes:
     return buf.getvalue()
 
 
-def _parity(model_bytes: bytes, net, pixels, info: models.ModelInfo, input_dtype: str,
-            threads: int) -> dict[str, Any]:
-    import numpy as np
+def _ort_logits(model_bytes: bytes, feed, threads: int):
     import onnxruntime as ort
-    import torch
 
-    normalized = _normalize(pixels, info.mean, info.std)
-    with torch.no_grad():
-        expected = net(torch.from_numpy(normalized)).numpy()
-    feed = pixels if input_dtype == "uint8" else normalized
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.intra_op_num_threads = threads  # the pod's CPU limit, not the node's cores
     session = ort.InferenceSession(model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
-    (actual,) = session.run([OUTPUT_NAME], {INPUT_NAME: feed})
-    for who, logits in (("torch", expected), ("onnxruntime", actual)):  # named, not "differs by nan"
+    return session.run(None, {session.get_inputs()[0].name: feed})[0]
+
+
+def _parity(model_bytes: bytes, net, pixels, card, input_dtype: str, threads: int) -> dict[str, Any]:
+    """torch's logits on the normalized pixels against the export's on its input (normalized, or the pixels)."""
+    import torch
+
+    normalized = _normalize(pixels, card.mean, card.std)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(normalized)).numpy()
+    actual = _ort_logits(model_bytes, pixels if input_dtype == "uint8" else normalized, threads)
+    return _compare(expected, actual, "torch", card, "torch eval on (pixels/255 - mean)/std")
+
+
+def _compare(expected, actual, who: str, card, reference: str) -> dict[str, Any]:
+    """The parity record of ``actual`` (ONNX Runtime) against ``expected`` (``who``); ``BadInput`` when the logits
+    are not ``[N, card.num_classes]``, ``GhostbenchError`` when either holds NaN or infinities."""
+    import numpy as np
+
+    if actual.ndim != 2 or actual.shape[1] != card.num_classes:
+        raise errors.BadInput(f"--card num_classes: {card.num_classes}, but the model's logits have shape "
+                              f"{list(actual.shape)} (expected [N, {card.num_classes}])")
+    for name, logits in ((who, expected), ("onnxruntime", actual)):  # named, not "differs by nan"
         bad = metrics.nonfinite(logits)
         if bad is not None:
             raise errors.GhostbenchError(
-                f"parity: {who}'s logits hold {bad.nan} NaN and {bad.posinf + bad.neginf} infinite value(s) for "
+                f"parity: {name}'s logits hold {bad.nan} NaN and {bad.posinf + bad.neginf} infinite value(s) for "
                 f"{len(bad.rows)} of {len(logits)} image(s); nothing committed")
     diff = float(np.max(np.abs(actual.astype(np.float64) - expected)))
     scale = float(np.max(np.abs(expected)))
     return {
-        "batch": int(pixels.shape[0]),
+        "batch": int(actual.shape[0]),
         "seed": PARITY_SEED,
-        "reference": "torch eval on (pixels/255 - mean)/std",
+        "reference": reference,
         "max_abs_diff": diff,
         "max_abs_logit": scale,
         "relative": diff / scale if scale > 0 else diff,
@@ -158,16 +177,29 @@ def recorded_params(args: params.ExportParams) -> dict[str, Any]:
     """The parameters as the manifest records them: the weights' URI without credentials, the checksum in
     lower case (``cli.main`` compares a rerun's parameters with a committed output's in this form)."""
     algo, digest = weights_mod.parse_checksum(args.checksum, "--checksum")
-    return {**args.to_dict(), "weights": weights_mod.public_uri(args.weights), "checksum": f"{algo}:{digest}"}
+    public = {f: weights_mod.public_uri(v) for f in ("weights", "onnx") if (v := getattr(args, f))}
+    return {**args.to_dict(), **public, "checksum": f"{algo}:{digest}"}
+
+
+def source_of(args: params.ExportParams) -> dict[str, Any]:
+    """Where the model comes from, as the export record states it: ``{"kind": "registry" | "onnx" | "factory", ...}``."""
+    if args.onnx:
+        return {"kind": "onnx", "uri": weights_mod.public_uri(args.onnx)}
+    if args.factory:
+        return {"kind": "factory", "factory": args.factory}
+    return {"kind": "registry", "factory": models.get(args.model).factory}
 
 
 def run(args: params.ExportParams, out_store: store_mod.Store) -> None:
-    info = models.get(args.model)
+    card = models.resolve_card(args.model, args.card)
+    if args.onnx:
+        return _import_onnx(args, card, out_store)
     recorded = recorded_params(args)
     checksum = recorded["checksum"]
     torch = _require("torch")
     onnx = _require("onnx")
     ort = _require("onnxruntime")
+    from jobs.models import card as card_mod
     from jobs.models import onnx_graph
 
     # Threads for the container's CPU limit, not the node's cores (a pod limited to 4 CPUs on a 64-core node
@@ -180,15 +212,15 @@ def run(args: params.ExportParams, out_store: store_mod.Store) -> None:
     with tempfile.TemporaryDirectory(prefix="ghostbench-weights-") as tmp:
         log.info("export: fetching weights %s", weights_uri)
         path = weights_mod.fetch(args.weights, checksum, pathlib.Path(tmp))
-        log.info("export: loading %s into %s (strict)", path, info.name)
+        log.info("export: loading %s into %s (strict)", path, card.name)
         state_dict = weights_mod.load_state_dict(path)
-        net = models.build(info)
+        net = card_mod.load_factory(args.factory)() if args.factory else models.build(models.get(args.model))
         weights_mod.apply_state_dict(net, state_dict, weights_uri)
     net.eval()
 
-    size = info.input_size
+    size = card.input_size
     if args.input_dtype == "uint8":
-        module = fold_normalization(net, info.mean, info.std)
+        module = fold_normalization(net, card.mean, card.std)
         dummy = torch.zeros(1, 3, size, size, dtype=torch.uint8)
     else:
         module = net
@@ -208,7 +240,7 @@ def run(args: params.ExportParams, out_store: store_mod.Store) -> None:
     model_bytes = exported.SerializeToString()
 
     log.info("export: parity check, torch vs onnxruntime on %d images", args.parity_batch)
-    parity = _parity(model_bytes, net, _parity_pixels(args.parity_batch, size), info, args.input_dtype,
+    parity = _parity(model_bytes, net, _parity_pixels(args.parity_batch, size), card, args.input_dtype,
                      budget.count)
     log.info("export: parity max|diff| %.3g, max|logit| %.3g, relative %.3g, top-1 agreement %.0f%%",
              parity["max_abs_diff"], parity["max_abs_logit"], parity["relative"],
@@ -222,12 +254,13 @@ def run(args: params.ExportParams, out_store: store_mod.Store) -> None:
     for r in removed:
         by_op[r["op"]] = by_op.get(r["op"], 0) + 1
     record = records.ExportRecord(
-        model=info.name, opset=next(o.version for o in exported.opset_import if o.domain in ("", "ai.onnx")),
+        model=card.name, opset=next(o.version for o in exported.opset_import if o.domain in ("", "ai.onnx")),
         input=_io_desc(exported.graph.input[0]), output=_io_desc(exported.graph.output[0]),
         weights={"uri": weights_uri, "checksum": checksum}, parity=parity, details={
         "normalization_folded": args.input_dtype == "uint8",
-        "mean": list(info.mean),
-        "std": list(info.std),
+        "mean": list(card.mean),
+        "std": list(card.std),
+        **({"source": source_of(args), "card": card.to_dict()} if args.card else {}),
         "nodes_before": nodes_before,
         "nodes_after": len(exported.graph.node),
         "removed_count": len(removed),
@@ -242,6 +275,63 @@ def run(args: params.ExportParams, out_store: store_mod.Store) -> None:
         (out.dir / RECORD_FILE).write_text(record.to_json())
         out.record.update(record.to_dict())
         log.info("export: wrote %s (%.1f MB) and %s", MODEL_FILE, len(model_bytes) / 1e6, RECORD_FILE)
+
+
+def _import_onnx(args: params.ExportParams, card, out_store: store_mod.Store) -> None:
+    """``--onnx``: the file verified, checked against the card, settled and committed as ``model.onnx`` with the
+    export record (its ``import`` entry: what was found, what was changed); parity is the committed graph against
+    the file's own graph on normalized pixels (the same graph for float32 input: the check that it runs)."""
+    onnx = _require("onnx")
+    ort = _require("onnxruntime")
+    from jobs.models import onnx_graph, onnx_import
+
+    recorded = recorded_params(args)
+    budget = cpu.available_cpus()
+    with tempfile.TemporaryDirectory(prefix="ghostbench-onnx-") as tmp:
+        log.info("export: fetching %s", recorded["onnx"])
+        path = weights_mod.fetch(args.onnx, recorded["checksum"], pathlib.Path(tmp), what="--onnx")
+        original = onnx_import.load(path, f"--onnx {recorded['onnx']}")
+    facts = onnx_import.inspect(original, card.crop, card.num_classes, f"--onnx {recorded['onnx']}",
+                                {"crop": "--card crop", "num_classes": "--card num_classes"})
+    model, fixed_batch, changes = onnx_import.settle_batch(original, facts, card.crop, card.num_classes)
+    for line in changes:
+        log.info("export: %s", line)
+    nodes_before = len(model.graph.node)
+    removed: list[dict[str, Any]] = []
+    if not args.keep_noops:
+        model, removed = onnx_graph.remove_noop_slices(model)
+    reference = model
+    if args.input_dtype == "uint8":
+        model = onnx_import.fold_uint8(model, card.mean, card.std)
+        changes.append("normalization folded in front of the graph: uint8 NCHW pixels in")
+    onnx.checker.check_model(model)
+    model_bytes = model.SerializeToString()
+    pixels = _parity_pixels(fixed_batch or args.parity_batch, card.crop)
+    normalized = _normalize(pixels, card.mean, card.std)
+    expected = _ort_logits(reference.SerializeToString(), normalized, budget.count)
+    actual = _ort_logits(model_bytes, pixels if args.input_dtype == "uint8" else normalized, budget.count)
+    parity = _compare(expected, actual, "the imported graph", card,
+                      "the imported graph (ONNX Runtime) on (pixels/255 - mean)/std")
+    if not parity["relative"] <= PARITY_TOLERANCE:
+        raise errors.GhostbenchError(f"parity: the committed graph differs from the imported one by "
+                                     f"{parity['relative']:.3g} of max |logit| (tolerance {PARITY_TOLERANCE:g}); "
+                                     "nothing committed")
+    record = records.ExportRecord(
+        model=card.name, opset=onnx_import.opset_of(model), input=_io_desc(model.graph.input[0]),
+        output=_io_desc(model.graph.output[0]), weights={"uri": recorded["onnx"], "checksum": recorded["checksum"]},
+        parity=parity, details={
+            "source": source_of(args), "card": card.to_dict(), "fixed_batch": fixed_batch,
+            "import": {"found": facts.to_dict(), "changed": changes},
+            "normalization_folded": args.input_dtype == "uint8", "mean": list(card.mean), "std": list(card.std),
+            "nodes_before": nodes_before, "nodes_after": len(model.graph.node), "removed_count": len(removed),
+            "removed": removed, "threads": budget.to_dict(),
+            "versions": {"onnx": onnx.__version__, "onnxruntime": ort.__version__}})
+    with commit.Output(out_store, STAGE, recorded, args.upstream()) as out:
+        (out.dir / MODEL_FILE).write_bytes(model_bytes)
+        (out.dir / RECORD_FILE).write_text(record.to_json())
+        out.record.update(record.to_dict())
+        log.info("export: imported %s as %s (%.1f MB) and %s", recorded["onnx"], MODEL_FILE, len(model_bytes) / 1e6,
+                 RECORD_FILE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

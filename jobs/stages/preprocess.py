@@ -94,11 +94,11 @@ def _missing_line(missing: list[str], labels: labels_mod.LabelsFile, images: sto
 
 def run(args: params.PreprocessParams, root: store_mod.Store) -> None:
     out_store = shard_location(args, root)
-    recipe = recipe_mod.resolve(models.get(args.model), args.pipeline)
+    card = models.resolve_card(args.model, args.card)
+    recipe = card.recipe(args.pipeline)
     pixels = pixel_source(recipe, args.max_pixels)  # before any work
     images = store_mod.open_store(args.images)
-    info = models.get(args.model)
-    labels_file = labels_mod.read_labels(args.labels, info.num_classes - info.label_offset, args.model)  # before images
+    labels_file = labels_mod.read_labels(args.labels, card.num_classes - card.label_offset, args.model)  # before images
     listed = list_images(images)
     labels, missing = labels_file.match(listed, images.uri)  # the whole listing: the same in every shard
     names = shard_slice(listed[:args.limit], args.shard, args.num_shards)

@@ -275,6 +275,8 @@ class Report:
     """The compute p99 limit (ms) the best batch sizes were bounded by (None: none given)."""
     best: dict[str, BestBatch] = dataclasses.field(default_factory=dict)
     """target -> its best batch sizes (and cost per million images where it has a price); in target order."""
+    model_source: str | None = None
+    """Where the model came from (``ONNX file ..., sha256:...``, ``PyTorch factory ...``); None: the registry's."""
 
     @property
     def all_pass(self) -> bool:
@@ -306,6 +308,8 @@ class Report:
             d["latency_limit_ms"] = self.latency_limit_ms
         if self.best:
             d["best"] = {t: b.to_dict() for t, b in self.best.items()}
+        if self.model_source is not None:
+            d["model_source"] = self.model_source
         return d
 
     def to_json(self) -> str:
@@ -319,7 +323,8 @@ class Report:
                    left_out=LeftOut.from_dict(d["left_out"]) if d.get("left_out") else None,
                    allow_missing=bool(d.get("allow_missing", False)),
                    distinct_labels=d.get("distinct_labels"), latency_limit_ms=d.get("latency_limit_ms"),
-                   best={t: BestBatch.from_dict(b) for t, b in (d.get("best") or {}).items()})
+                   best={t: BestBatch.from_dict(b) for t, b in (d.get("best") or {}).items()},
+                   model_source=d.get("model_source"))
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str = "report.json") -> Report:
