@@ -10,7 +10,6 @@ import dataclasses
 import math
 import pathlib
 import re
-import urllib.parse
 from typing import Any
 
 import yaml

@@ -16,15 +16,15 @@ import yaml
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from controller import cli  # noqa: E402
-from controller import plan as plan_mod  # noqa: E402
-from controller import spec as spec_mod  # noqa: E402
-from jobs import params  # noqa: E402
-from jobs.data import imaging  # noqa: E402
-from jobs.data import recipe as recipe_mod  # noqa: E402
-from jobs.tools import fake_imagenet  # noqa: E402
-from tests.support import classifiers, fake_atc  # noqa: E402
-from tests.support.paths import REPO_ROOT  # noqa: E402
+from controller import cli
+from controller import plan as plan_mod
+from controller import spec as spec_mod
+from jobs import params
+from jobs.data import imaging
+from jobs.data import recipe as recipe_mod
+from jobs.tools import fake_imagenet
+from tests.support import classifiers, fake_atc
+from tests.support.paths import REPO_ROOT
 
 MEAN, STD = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
 FAST = {"warmup": 0, "min_batches": 1, "min_seconds": 0, "repetitions": 1}

@@ -8,8 +8,7 @@ import pathlib
 import pytest
 import yaml
 
-from controller import cli
-from controller import models_spec
+from controller import cli, models_spec
 from controller import plan as plan_mod
 from controller import spec as spec_mod
 from jobs.data import recipe

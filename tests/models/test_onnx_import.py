@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from jobs import errors  # noqa: E402
-from jobs.models import card as card_mod  # noqa: E402
-from jobs.models import onnx_import  # noqa: E402
-from jobs.stages import convert, export  # noqa: E402
-from tests.support import classifiers  # noqa: E402
+from jobs import errors
+from jobs.models import card as card_mod
+from jobs.models import onnx_import
+from jobs.stages import convert, export
+from tests.support import classifiers
 
 FIELDS = {"crop": "--card crop", "num_classes": "--card num_classes"}
 CARD = {"num_classes": 10, "label_offset": 0, "resize": 40, "crop": 32, "mean": [0.5, 0.4, 0.3],
