@@ -20,7 +20,7 @@ class ProgressDisplay:
 
     def __call__(self, statuses: dict[str, runner.StepStatus], event: str) -> None:
         total = len(statuses)
-        counts = {state: 0 for state in (runner.DONE, runner.RUNNING, runner.PENDING, runner.FAILED,
+        counts = {state: 0 for state in (runner.DONE, runner.RUNNING, runner.QUEUED, runner.PENDING, runner.FAILED,
                                          runner.BLOCKED)}
         for s in statuses.values():
             counts[s.state] += 1
@@ -32,7 +32,8 @@ class ProgressDisplay:
         filled = int(self.width * done / total) if total else self.width
         bar = "#" * filled + "." * (self.width - filled)
         summary = (f"[{bar}] {done}/{total} done, {counts[runner.RUNNING]} running, "
-                   f"{counts[runner.PENDING]} pending"
+                   + (f"{counts[runner.QUEUED]} queued, " if counts[runner.QUEUED] else "")
+                   + f"{counts[runner.PENDING]} pending"
                    + (f", {counts[runner.FAILED]} failed" if counts[runner.FAILED] else "")
                    + (f", {counts[runner.BLOCKED]} blocked" if counts[runner.BLOCKED] else ""))
         if event:

@@ -29,6 +29,10 @@ from jobs.artifacts import commit, records
 from jobs.store import base as store_base
 
 DONE, PENDING, RUNNING, FAILED, BLOCKED = "done", "pending", "running", "failed", "blocked"
+QUEUED = "queued"
+"""Started, but held in a queue (a Kubernetes Job that Kueue has not admitted yet): not running yet."""
+ACTIVE = (RUNNING, QUEUED)
+"""The states of a step the executor has started and not seen end."""
 REPORT_FILES = records.REPORT_FILES + records.PLOT_FILES
 """What the sweep's folder gets from its eval output: the reports and their plots."""
 
@@ -48,7 +52,8 @@ class StepStatus:
     The store decides what is done (a committed, current output); this entry says what the controller saw."""
 
     state: str
-    """``done``, ``pending``, ``running``, ``failed`` or ``blocked`` (a dependency failed); ``ghostbench status``
+    """``done``, ``pending``, ``queued`` (started, held in a queue), ``running``, ``failed`` or ``blocked`` (a
+    dependency failed); ``ghostbench status``
     shows a ``running`` step of a sweep whose controller is gone as ``interrupted``."""
     title: str
     """Human label, e.g. ``infer ort-cpu bs8``."""
@@ -331,6 +336,9 @@ def _note_waiting(statuses: dict[str, StepStatus], running: dict[str, float], wa
         line = note.line if note else ""
         if line != st.waiting:
             st.waiting, touched = line, True
+        state = QUEUED if note is not None and note.queued else RUNNING
+        if state != st.state:
+            st.state, touched = state, True
         why = note.why if note else ""
         if why != shown.get(key, ""):
             shown[key] = why

@@ -31,6 +31,9 @@ class Waiting:
     """The cause in one line, e.g. ``ImagePullBackOff: Back-off pulling image "x"``."""
     line: str
     """``why`` and what changes while it lasts: where, for how long so far."""
+    queued: bool = False
+    """The step waits in a queue (its Job is suspended until, e.g., Kueue admits it): it shows as ``queued``,
+    not ``running``, and its Job's ``activeDeadlineSeconds`` starts only when it runs."""
 
 
 class Executor(abc.ABC):

@@ -118,6 +118,11 @@ def _require_client() -> None:
         raise errors.MissingDependency(f"the kubernetes client is not installed; install it with: {INSTALL_HINT}")
 
 
+def models() -> Any:
+    """The client's models of the API objects (``kubernetes.client``: ``V1Affinity`` ...), None without the client."""
+    return None if kubernetes is None else kubernetes.client
+
+
 def _message(e: Exception) -> str:
     """The message of the Status the server answered with (else the HTTP reason)."""
     message = getattr(e, "reason", "") or ""
@@ -183,7 +188,8 @@ class Api:
 
     def _use(self, api_client: Any) -> None:
         clients = {"batch": kubernetes.client.BatchV1Api(api_client),
-                   "core": kubernetes.client.CoreV1Api(api_client)}
+                   "core": kubernetes.client.CoreV1Api(api_client),
+                   "version": kubernetes.client.VersionApi(api_client)}
         with self._lock:
             self.api_client = api_client
             self.host = api_client.configuration.host
@@ -415,6 +421,17 @@ class Api:
         except NotFound:
             return False
         return True
+
+    # -- the server --
+
+    def server_version(self) -> tuple[int, int] | None:
+        """(major, minor) of the API server's Kubernetes (``GET /version``, open to every authenticated user
+        through the ``system:discovery`` role); None when it does not say (a minor such as ``33+`` is 33)."""
+        doc = self._json(self._call("read the server version", "version", "get_code"))
+        try:
+            return int(str(doc.get("major", "")).rstrip("+")), int(str(doc.get("minor", "")).rstrip("+"))
+        except ValueError:
+            return None
 
     # -- Pods --
 

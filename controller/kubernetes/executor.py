@@ -35,43 +35,16 @@ from typing import Any
 from controller import plan as plan_mod
 from controller.executors import base
 from controller.kubernetes import api as k8s_api
-from controller.kubernetes import manifests, pods
+from controller.kubernetes import jobstatus, logs, manifests, pods
 from controller.kubernetes import settings as k8s_settings
 from jobs import errors
 from jobs import store as store_mod
 
-COMPLETE, FAILED = "Complete", "Failed"
 POD_CHECK_S = 30.0
 """How often the pods of the active Jobs are read (``KubernetesExecutor(pod_check_s=)``)."""
 
-
-def _conditions(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c.get("type", ""): c for c in (job.get("status") or {}).get("conditions") or []
-            if c.get("status") == "True"}
-
-
-def finished(job: dict[str, Any]) -> bool:
-    conditions = _conditions(job)
-    return COMPLETE in conditions or FAILED in conditions
-
-
-def parse_indexes(text: str | None) -> set[int]:
-    """``completedIndexes`` (``"0-2,5"``) as a set of indexes."""
-    out: set[int] = set()
-    for part in (text or "").split(","):
-        if not part.strip():
-            continue
-        lo, _, hi = part.partition("-")
-        out.update(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
-def _uid(job: dict[str, Any]) -> str:
-    return str((job.get("metadata") or {}).get("uid", ""))
-
-
-def _name(job: dict[str, Any]) -> str:
-    return str((job.get("metadata") or {}).get("name", ""))
+finished = jobstatus.finished
+_uid, _name = jobstatus.uid, jobstatus.name
 
 
 @dataclasses.dataclass
@@ -134,6 +107,10 @@ class KubernetesExecutor(base.Executor):
         """Job name -> the latest version the watch delivered (a Job may change before start() tracks it)."""
         self._deleted: set[str] = set()
         """UIDs of Jobs the watch saw deleted."""
+        self._per_index: bool | None = None
+        """Whether shards' Indexed Jobs retry each index on its own (``manifests.per_index``); None: not asked yet."""
+        self._suspended_since: dict[str, float] = {}
+        """UID -> when this controller first saw the Job suspended (queued), in ``clock``'s time."""
         self._watcher: threading.Thread | None = None
         self._fatal: errors.BadInput | None = None
         """Set when the API server rejects the credentials or forbids a call (CredentialsRejected, Forbidden):
@@ -193,6 +170,8 @@ class KubernetesExecutor(base.Executor):
             seen = self._seen.get(name)
             if seen is not None and _uid(seen) == tracked.uid:
                 ended += self._evaluate(tracked, seen)
+            else:  # (what the create or the adoption returned, until the watch delivers a newer version)
+                self._seen[name] = job
             if tracked.uid in self._deleted:
                 ended += self._fail_all(tracked, "the Job was deleted")
         self._ensure_watching()  # (its first list shows whatever happened to the Job meanwhile)
@@ -209,7 +188,27 @@ class KubernetesExecutor(base.Executor):
         return ended
 
     def waiting(self) -> dict[str, base.Waiting]:
-        return dict(self._pod_check.waiting)
+        notes = dict(self._pod_check.waiting)
+        notes.update(self._queued())
+        return notes
+
+    def _queued(self) -> dict[str, base.Waiting]:
+        """Steps whose Job is suspended (Kueue holds it until its queue admits it): queued, not running. How
+        long counts from when this controller first saw it suspended."""
+        now = self._clock()
+        notes: dict[str, base.Waiting] = {}
+        with self._lock:
+            for t in self._tracked.values():
+                job = self._seen.get(t.name)
+                if job is None or _uid(job) != t.uid or not jobstatus.suspended(job) or len(t.reported) == len(t.steps):
+                    self._suspended_since.pop(t.uid, None)
+                    continue
+                since = self._suspended_since.setdefault(t.uid, now)
+                why = jobstatus.why_suspended(job)
+                line = f"{why}; {pods.duration(now - since)} so far; its deadline starts when it runs"
+                notes.update({s.key: base.Waiting(why, line, queued=True)
+                              for i, s in t.steps.items() if i not in t.reported})
+        return notes
 
     def stop(self) -> None:
         """The sweep is interrupted: stop watching; the Jobs go on, and a rerun adopts them. After a 403 the
@@ -250,7 +249,9 @@ class KubernetesExecutor(base.Executor):
     # -- submitting --
 
     def _submit(self, name: str, step: plan_mod.Step) -> dict[str, Any]:
-        body = manifests.job(self.sweep, step, self.settings)
+        if self._per_index is None:
+            self._per_index = manifests.per_index(self.settings, self._server_version())
+        body = manifests.job(self.sweep, step, self.settings, self._per_index)
         try:
             return self._create(body)
         except k8s_api.Conflict:
@@ -277,6 +278,16 @@ class KubernetesExecutor(base.Executor):
         self.stats["recreated"] += 1
         return job
 
+    def _server_version(self) -> tuple[int, int] | None:
+        """The API server's (major, minor), where a setting depends on it; None when it does not say."""
+        if self.settings.per_index_backoff != "auto":
+            return None
+        try:
+            return self.api.server_version()
+        except k8s_api.ApiError as e:  # (a Forbidden or CredentialsRejected ends the sweep, as any call's)
+            self._notify(f"note: the API server did not say its version ({e}); shards share one backoffLimit")
+            return None
+
     def _create(self, body: dict[str, Any]) -> dict[str, Any]:
         job = self.api.create_job(body)
         self.stats["created"] += 1
@@ -287,22 +298,27 @@ class KubernetesExecutor(base.Executor):
     # -- tracking --
 
     def _evaluate(self, tracked: _Tracked, job: dict[str, Any] | None) -> list[_Ended]:
-        """Steps of ``tracked`` that ``job`` shows ended and that were not reported yet (call with the lock)."""
+        """Steps of ``tracked`` that ``job`` shows ended and that were not reported yet (call with the lock). With
+        ``backoffLimitPerIndex`` a shard whose index failed ends at once, while the other shards go on."""
         if job is None or _uid(job) != tracked.uid:
             return []
-        conditions = _conditions(job)
-        completed = parse_indexes((job.get("status") or {}).get("completedIndexes")) if tracked.indexed else set()
+        conditions = jobstatus.conditions(job)
+        completed = jobstatus.completed_indexes(job) if tracked.indexed else set()
+        failed = jobstatus.failed_indexes(job) if tracked.indexed else set()
         failure = None
-        if FAILED in conditions:
-            c = conditions[FAILED]
+        if jobstatus.FAILED in conditions:
+            c = conditions[jobstatus.FAILED]
             failure = f"Job {tracked.name} failed ({c.get('reason') or 'Failed'})" + (
                 f": {c['message']}" if c.get("message") else "")
         ended = []
         for index, step in tracked.steps.items():
             if index in tracked.reported:
                 continue
-            if COMPLETE in conditions or index in completed:
+            if jobstatus.COMPLETE in conditions or index in completed:
                 ended.append(_Ended(step, index, tracked.name, tracked.uid, tracked.indexed, None))
+            elif index in failed:
+                ended.append(_Ended(step, index, tracked.name, tracked.uid, tracked.indexed,
+                                    f"Job {tracked.name}: index {index} failed (backoffLimitPerIndex)"))
             elif failure is not None:
                 ended.append(_Ended(step, index, tracked.name, tracked.uid, tracked.indexed, failure))
             else:
@@ -378,30 +394,13 @@ class KubernetesExecutor(base.Executor):
             if e.failure is None:
                 self._done.put((e.step, base.Outcome(0, log_missing=missing)))
                 continue
-            exit_code = _exit_code(pod) if pod is not None else None
+            exit_code = jobstatus.exit_code(pod, manifests.CONTAINER) if pod is not None else None
             reason = e.failure + (f"; exit code {exit_code}" if exit_code is not None else "")
             tail = "\n".join(log.splitlines()[-self.settings.log_tail_lines:])
             self._done.put((e.step, base.Outcome(exit_code, reason, tail, log_missing=missing)))
 
     def _copy_log(self, ended: _Ended, pod: dict[str, Any] | None) -> tuple[str, str]:
-        """The pod's log, also written to the store at the step's log, and why it could not be kept ("" when it
-        was). A lost log never fails a step; it is said on the console, in status.json and in the stored log."""
-        name = (pod.get("metadata") or {}).get("name", "") if pod is not None else ""
-        text, missing = "", ""
-        if pod is None:
-            missing = (f"no pod of Job {ended.job} was left to read it from (deleted first: the Job's "
-                       "ttlSecondsAfterFinished, a kubectl delete, or its node went away)")
-        else:
-            try:
-                text = self.api.read_pod_log(name, manifests.CONTAINER, limit_bytes=self.settings.log_limit_bytes)
-            except k8s_api.ApiError as e:
-                missing = f"reading the log of pod {name} failed: {e}"
-        header = f"# Job {ended.job}, pod {name or '(none)'}, namespace {self.settings.namespace}\n"
-        try:
-            self.store.write_text(ended.step.log, header + (f"# the log could not be kept: {missing}\n" if missing
-                                                             else text))
-        except Exception as e:  # noqa: BLE001 - the log is a convenience; the outcome must still be reported
-            missing = missing or f"writing it to the store failed: {e}"
+        text, missing = logs.copy(self.api, self.store, ended.step.log, ended.job, pod, self.settings)
         if missing:
             self._notify(f"note: the log of {ended.step.title} could not be kept: {missing}")
         return text, missing
@@ -478,15 +477,6 @@ class KubernetesExecutor(base.Executor):
 
 class _Refused(Exception):
     """A Job under the step's name exists and cannot be adopted."""
-
-
-def _exit_code(pod: dict[str, Any]) -> int | None:
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        if status.get("name") == manifests.CONTAINER:
-            terminated = (status.get("state") or {}).get("terminated") or {}
-            if "exitCode" in terminated:
-                return int(terminated["exitCode"])
-    return None
 
 
 def cancel(api: k8s_api.Api, sweep: str) -> list[str]:

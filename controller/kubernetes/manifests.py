@@ -22,6 +22,7 @@ import yaml
 
 import jobs
 from controller import plan as plan_mod
+from controller.kubernetes import device_resources, jobstatus
 from controller.kubernetes import settings as settings_mod
 from jobs import devices, errors, params
 from jobs.devices import cpu
@@ -113,7 +114,21 @@ def labels(sweep: str, step: plan_mod.Step, settings: settings_mod.KubernetesSet
             out[LABEL_PREFIX + key] = str(context[key])
     if step.accelerator:
         out[LABEL_PREFIX + "accelerator"] = step.accelerator
+    for extra in _entries(step, settings.pod_labels):  # (settings refuse the keys above)
+        out.update(extra)
     return out
+
+
+def _entries(step: plan_mod.Step, by_key: dict[str, Any]) -> list[Any]:
+    """The step's entries of a settings field keyed by stage or accelerator: its stage's, then its accelerator's
+    (which wins where both give the same thing)."""
+    return [by_key[k] for k in (step.stage, step.accelerator) if k and k in by_key]
+
+
+def device_resource(step: plan_mod.Step, settings: settings_mod.KubernetesSettings
+                    ) -> device_resources.DeviceResource | None:
+    """What the step's pod requests of its accelerator (None: no accelerator)."""
+    return device_resources.resolve(step.accelerator, settings.device_resources) if step.accelerator else None
 
 
 def selector(sweep: str) -> str:
@@ -138,9 +153,9 @@ def _title(step: plan_mod.Step) -> str:
 def _resources(step: plan_mod.Step, settings: settings_mod.KubernetesSettings) -> dict[str, dict[str, str]]:
     res = settings.resources.get(step.stage, {})
     out = {kind: {k: str(v) for k, v in res.get(kind, {}).items()} for kind in ("requests", "limits")}
-    if step.accelerator:
-        resource = devices.get(step.accelerator).resource
-        out["requests"][resource] = out["limits"][resource] = "1"  # whole devices: request = limit
+    device = device_resource(step, settings)
+    if device is not None:  # extended resources: request = limit
+        out["requests"][device.name] = out["limits"][device.name] = str(device.count)
     return {k: v for k, v in out.items() if v}
 
 
@@ -164,6 +179,9 @@ def _env(step: plan_mod.Step, settings: settings_mod.KubernetesSettings) -> list
                 "name": settings.store_secret, "key": settings.store_secret_keys[name]}}})
     if _driver_mounts(step, settings):
         env.append({"name": "LD_LIBRARY_PATH", "value": ASCEND_DRIVER_LIBRARY_PATH})
+    device = device_resource(step, settings)
+    if device is not None and step.stage == "infer":  # (the chip Volcano chose, where it chooses)
+        env += device_resources.visible_devices_env(device, settings.scheduler_name)
     return env
 
 
@@ -222,6 +240,12 @@ def _pod_spec(step: plan_mod.Step, settings: settings_mod.KubernetesSettings) ->
     }
     if settings.service_account:
         spec["serviceAccountName"] = settings.service_account
+    priority = _entries(step, settings.priority_class_name)
+    if priority:
+        spec["priorityClassName"] = priority[-1]
+    affinity = _entries(step, settings.affinity)
+    if affinity:
+        spec["affinity"] = affinity[-1]
     if settings.image_pull_secrets:
         spec["imagePullSecrets"] = [{"name": n} for n in settings.image_pull_secrets]
     node_selector = dict(settings.node_selector)
@@ -245,53 +269,80 @@ def _spec_hash(pod_spec: dict[str, Any]) -> str:
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
-def job(sweep: str, step: plan_mod.Step, settings: settings_mod.KubernetesSettings) -> dict[str, Any]:
-    """The ``batch/v1`` Job that runs ``step`` (for a shard: the Indexed Job of all its sibling shards)."""
+PER_INDEX_SINCE = (1, 33)
+"""The Kubernetes version from which ``per_index_backoff: auto`` uses ``backoffLimitPerIndex`` (GA in 1.33; beta,
+on by default, since 1.29)."""
+
+
+def per_index(settings: settings_mod.KubernetesSettings, server: tuple[int, int] | None) -> bool:
+    """Whether preprocessing Indexed Jobs retry each shard on its own, for an API server of version ``server``
+    (None: unknown, as old as the oldest supported)."""
+    if settings.per_index_backoff != "auto":
+        return settings.per_index_backoff == "on"
+    return server is not None and server >= PER_INDEX_SINCE
+
+
+def job(sweep: str, step: plan_mod.Step, settings: settings_mod.KubernetesSettings,
+        per_index_backoff: bool = False) -> dict[str, Any]:
+    """The ``batch/v1`` Job that runs ``step`` (for a shard: the Indexed Job of all its sibling shards).
+    ``per_index_backoff`` (``per_index``): a shard's Indexed Job retries and fails each index on its own."""
     pod_labels = labels(sweep, step, settings)
     pod_spec = _pod_spec(step, settings)
     index = shard_index(step)
-    annotations = {TITLE_ANNOTATION: _title(step), SPEC_ANNOTATION: _spec_hash(pod_spec)}
-    pod_annotations = dict(settings.scheduler_annotations) if step.accelerator else {}
+    extra_annotations: dict[str, str] = {}
+    for extra in _entries(step, settings.pod_annotations):
+        extra_annotations.update(extra)
+    annotations = {**extra_annotations, TITLE_ANNOTATION: _title(step), SPEC_ANNOTATION: _spec_hash(pod_spec)}
+    pod_annotations = {**extra_annotations, **(settings.scheduler_annotations if step.accelerator else {})}
     template: dict[str, Any] = {"metadata": {"labels": dict(pod_labels)}, "spec": pod_spec}
     if pod_annotations:
         template["metadata"]["annotations"] = pod_annotations
     spec: dict[str, Any] = {}
+    each_index = index is not None and per_index_backoff
     if index is not None:
         assert isinstance(step.params, params.PreprocessParams)
         shards = step.params.num_shards
         spec.update(completionMode="Indexed", completions=shards,
                     parallelism=min(shards, settings.preprocess_parallelism))
+    if each_index:  # each shard its own retries; its bad input (exit 2) fails it alone; the others go on
+        spec["backoffLimitPerIndex"] = settings.backoff_limit
+        if settings.max_failed_shards:
+            spec["maxFailedIndexes"] = settings.max_failed_shards
+    else:
+        spec["backoffLimit"] = settings.backoff_limit
     spec.update(
-        backoffLimit=settings.backoff_limit,
         activeDeadlineSeconds=settings.active_deadline_seconds.get(step.stage, 3600),
         ttlSecondsAfterFinished=settings.ttl_seconds_after_finished,
         podFailurePolicy={"rules": [
             # onPodConditions: [] because the OpenAPI schema of Kubernetes 1.26-1.28 marks it required
-            {"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "In",
-                                                  "values": list(EXIT_CODES_NOT_RETRIED)}, "onPodConditions": []},
+            {"action": "FailIndex" if each_index else "FailJob",
+             "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": list(EXIT_CODES_NOT_RETRIED)},
+             "onPodConditions": []},
             # a pod evicted or preempted (node drain, preemption) is retried without counting as a failure
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
         ]},
         template=template,
     )
+    job_labels = {**pod_labels, **({jobstatus.KUEUE_QUEUE_LABEL: settings.queue_name} if settings.queue_name else {})}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": job_name(sweep, step), "namespace": settings.namespace, "labels": pod_labels,
+        "metadata": {"name": job_name(sweep, step), "namespace": settings.namespace, "labels": job_labels,
                      "annotations": annotations},
         "spec": spec,
     }
 
 
 def jobs_for(plan: plan_mod.Plan, settings: settings_mod.KubernetesSettings,
-             steps: typing.Iterable[plan_mod.Step] | None = None) -> list[dict[str, Any]]:
+             steps: typing.Iterable[plan_mod.Step] | None = None, per_index_backoff: bool = False
+             ) -> list[dict[str, Any]]:
     """The Jobs that run ``steps`` (default: all of the plan's), one per Job name, in plan order (the
     shards of one output root share one Indexed Job)."""
     out: dict[str, dict[str, Any]] = {}
     for step in plan.steps if steps is None else steps:
         name = job_name(plan.sweep, step)
         if name not in out:
-            out[name] = job(plan.sweep, step, settings)
+            out[name] = job(plan.sweep, step, settings, per_index_backoff)
     return list(out.values())
 
 

@@ -13,11 +13,13 @@ import dataclasses
 import pathlib
 import re
 import typing
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
 import jobs
+from controller.kubernetes import device_resources, objects
 from jobs import devices, errors, params, registry
 
 ASCEND_DRIVER_PATHS = ("/usr/local/Ascend/driver", "/usr/local/dcmi", "/usr/local/bin/npu-smi",
@@ -180,6 +182,35 @@ class KubernetesSettings:
     """A step pod the scheduler finds no node for (``Unschedulable``, e.g. all NPUs busy) for this long fails
     its step and its Job is deleted. 0 (the default): never, because on a shared cluster a queue frees up;
     the wait and the resource that is short are shown meanwhile, and ``active_deadline_seconds`` bounds it."""
+    queue_name: str = ""
+    """Kueue LocalQueue of every step Job (the label ``kueue.x-k8s.io/queue-name``); empty: none. Kueue holds
+    such a Job suspended until the queue admits it: the step shows ``queued``, and its Job's
+    ``active_deadline_seconds`` starts when it is admitted (Kubernetes resets a resumed Job's start time)."""
+    priority_class_name: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Stage or accelerator (``infer``, ``Ascend310P3``) -> PriorityClass of those pods; an accelerator's entry wins
+    over its stage's. Empty: the cluster's default priority."""
+    affinity: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """Stage or accelerator -> the pods' ``affinity`` (Kubernetes' Affinity, checked field by field), e.g. NPU pods
+    off SoC boards: ``nodeAffinity`` ``servertype NotIn [soc]``. An accelerator's entry wins over its stage's."""
+    pod_labels: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    """Stage or accelerator -> extra labels of those Jobs and their pods (e.g. MindCluster's
+    ``ring-controller.atlas: ascend-310P`` or ``fault-scheduling: grace``); an accelerator's win over its stage's.
+    ghostbench's own keys (``app.kubernetes.io/*``, ``ghostbench.io/*``, Kueue's queue label) are refused."""
+    pod_annotations: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    """Stage or accelerator -> extra annotations of those Jobs and their pods."""
+    device_resources: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """Accelerator -> ``{name: RESOURCE, count: N}``: the extended resource its pods request instead of the
+    catalogue's, for the Ascend Device Plugin's other modes (``controller.kubernetes.device_resources``): mixed
+    insertion (``huawei.com/Ascend310P-IPro``), static vNPU (``huawei.com/Ascend310P-2c``), dynamic vNPU
+    (``huawei.com/npu-core``, N AI Cores, with Volcano), or a MIG slice (``nvidia.com/mig-1g.10gb``)."""
+    per_index_backoff: str = "auto"
+    """Preprocessing Indexed Jobs retry each shard on its own (``backoffLimitPerIndex`` = ``backoff_limit``, and
+    exit codes 2 and 3 fail only their shard), so that one bad shard does not fail the others: ``on``; ``off``:
+    one ``backoffLimit`` for all shards, and the first failed shard fails the Job; ``auto``: on where the API
+    server is Kubernetes 1.33 or newer (where the field is GA)."""
+    max_failed_shards: int = 0
+    """With per-index backoff: once more than this many shards have failed the Job stops (``maxFailedIndexes``);
+    0: no limit, every shard runs to its end."""
 
 
 class SettingsError(errors.BadInput):
@@ -261,6 +292,7 @@ def _validate(s: KubernetesSettings, source: str) -> None:
         fail("namespace", "a DNS-1123 label (lower-case letters, digits and '-', at most 63)", s.namespace)
     if not is_label_value(s.instance):  # the app.kubernetes.io/instance label
         fail("instance", _LABEL_VALUE, s.instance)
+    _validate_pods(s, fail)
     for key in s.scheduler_annotations:  # annotations of the accelerator pods
         if not is_qualified_key(key):
             fail(f"scheduler_annotations.{key}", f"an annotation key {_KEY}", key)
@@ -313,6 +345,53 @@ def _validate(s: KubernetesSettings, source: str) -> None:
     for i, path in enumerate(s.driver_host_paths):
         if not path.startswith("/"):
             fail(f"driver_host_paths[{i}]", "an absolute path", path)
+
+
+RESERVED_LABELS = ("app.kubernetes.io/", "ghostbench.io/", "batch.kubernetes.io/", "kueue.x-k8s.io/queue-name",
+                   "controller-uid", "job-name")
+"""Label keys (and prefixes) ghostbench or the Job controller set: ``pod_labels`` may not set them."""
+RESERVED_ANNOTATIONS = ("ghostbench.io/", "batch.kubernetes.io/")
+
+
+def _validate_pods(s: KubernetesSettings, fail: Callable[[str, str, Any], typing.NoReturn]) -> None:
+    """The per-stage and per-accelerator pod fields, the device resources and the queue."""
+    keys = f"a stage ({', '.join(params.STAGES)}) or an accelerator ({', '.join(devices.CATALOGUE)})"
+    for field in ("priority_class_name", "affinity", "pod_labels", "pod_annotations"):
+        for key, value in getattr(s, field).items():
+            if key not in params.STAGES and key not in devices.CATALOGUE:
+                fail(f"{field}.{key}", keys + registry.did_you_mean(key, [*params.STAGES, *devices.CATALOGUE]), key)
+    for key, name in s.priority_class_name.items():
+        if len(name) > 253 or not _DNS_SUBDOMAIN_RE.match(name):
+            fail(f"priority_class_name.{key}", "a PriorityClass name (a DNS subdomain)", name)
+    for key, value in s.affinity.items():
+        try:
+            objects.check(value, "V1Affinity", f"affinity.{key}")
+        except objects.ObjectError as e:
+            fail(e.path, e.expected, e.given)
+    try:
+        objects.check(list(s.tolerations), "List[V1Toleration]", "tolerations")
+    except objects.ObjectError as e:
+        fail(e.path, e.expected, e.given)
+    for field, reserved in (("pod_labels", RESERVED_LABELS), ("pod_annotations", RESERVED_ANNOTATIONS)):
+        for key, extra in getattr(s, field).items():
+            for k, v in extra.items():
+                if not is_qualified_key(k):
+                    fail(f"{field}.{key}.{k}", f"a key {_KEY}", k)
+                if any(k == r or r.endswith("/") and k.startswith(r) for r in reserved):
+                    fail(f"{field}.{key}.{k}", f"a key of your own (ghostbench or Kubernetes sets {k}; the queue is "
+                         "queue_name)", k)
+                if field == "pod_labels" and not is_label_value(v):
+                    fail(f"{field}.{key}.{k}", _LABEL_VALUE, v)
+    for acc, entry in s.device_resources.items():
+        if acc not in devices.CATALOGUE:
+            fail(f"device_resources.{acc}", f"an accelerator: {', '.join(devices.CATALOGUE)}", acc)
+        found = device_resources.problem(acc, entry, s.scheduler_name, s.driver_mounts)
+        if found is not None:
+            fail(f"device_resources.{acc}.{found[0]}", found[1], found[2])
+    if not is_label_value(s.queue_name):
+        fail("queue_name", "a LocalQueue name (" + _LABEL_VALUE + ")", s.queue_name)
+    if s.per_index_backoff not in ("auto", "on", "off"):
+        fail("per_index_backoff", "auto, on or off", s.per_index_backoff)
 
 
 def load_settings(path: str | pathlib.Path | None = None, namespace: str | None = None) -> KubernetesSettings:

@@ -228,7 +228,7 @@ def device_info(device_id: int, physical_id: int | None, exe: str | None = None,
 
 
 def parse_visible_devices(value: str) -> list[int]:
-    """Physical chip ids in ``ASCEND_VISIBLE_DEVICES``: ``3``, ``0,1``, ``0-3`` or ``Ascend310P-2``."""
+    """Physical chip ids in ``ASCEND_VISIBLE_DEVICES``: ``3``, ``0,1``, ``0-3``, ``Ascend310P-2`` or ``npu-2``."""
     ids: list[int] = []
     for item in (v.strip() for v in value.split(",")):
         if re.fullmatch(r"\d+", item):
@@ -238,7 +238,7 @@ def parse_visible_devices(value: str) -> list[int]:
             if hi < lo:
                 raise errors.BadInput(f"{VISIBLE_DEVICES_ENV}={value!r}: range {item!r} runs backwards")
             ids.extend(range(lo, hi + 1))
-        elif m := re.fullmatch(r"Ascend[0-9A-Za-z]*-(\d+)", item):
+        elif m := re.fullmatch(r"(?:Ascend[0-9A-Za-z]*|npu)-(\d+)", item):  # (Ascend Docker Runtime's names)
             ids.append(int(m.group(1)))
         else:
             raise errors.BadInput(f"{VISIBLE_DEVICES_ENV}={value!r}: expected chip ids like 0, 0,1 or 0-3")

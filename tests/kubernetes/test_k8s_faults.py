@@ -17,22 +17,10 @@ from controller.kubernetes import manifests, pods
 from controller.kubernetes import settings as k8s_settings
 from jobs import store as store_mod
 from tests.support.cluster import NAMESPACE, load_plan, write_settings
-from tests.support.k8s_fake import FakeCluster
-from tests.support.paths import REPO_ROOT
 from tests.support.sweeps import make_sweep
 
 ASCEND_SHORT = "0/3 nodes are available: 3 Insufficient huawei.com/Ascend310P. preemption: 0/3 nodes are available: " \
     "3 No preemption victims found for incoming pod."
-
-
-@pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    with FakeCluster(REPO_ROOT) as fc:
-        fc.add_config_map(NAMESPACE, "ghostbench-store", {"AWS_DEFAULT_REGION": "us-test-1"})
-        fc.add_secret(NAMESPACE, "ghostbench-store", {"AWS_ACCESS_KEY_ID": "AKIAFAKE", "AWS_SECRET_ACCESS_KEY": "x"})
-        monkeypatch.setenv("KUBECONFIG", str(fc.kubeconfig(tmp_path / "kubeconfig", NAMESPACE)))
-        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-        yield fc
 
 
 class FakeTime:

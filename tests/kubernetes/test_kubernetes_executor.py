@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
-import queue
 import threading
 import types
 
@@ -25,29 +25,14 @@ from controller import plan as plan_mod
 from controller import spec as spec_mod
 from controller.kubernetes import api as k8s_api
 from controller.kubernetes import executor as k8s_executor
-from controller.kubernetes import manifests
+from controller.kubernetes import jobstatus, manifests
 from controller.kubernetes import settings as k8s_settings
 from jobs import params
 from jobs import store as store_mod
 from jobs.tools import fake_imagenet
-from tests.support.cluster import NAMESPACE, load_plan, write_settings
-from tests.support.k8s_fake import FakeCluster
+from tests.support.cluster import NAMESPACE, SECRET_VALUE, load_plan, write_settings
 from tests.support.paths import REPO_ROOT
 from tests.support.sweeps import make_sweep
-
-SECRET_VALUE = "fake-secret-value-do-not-leak"
-
-
-@pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    """A fake cluster with the store's ConfigMap and Secret, a kubeconfig for it, and a settings file."""
-    with FakeCluster(REPO_ROOT) as fc:
-        fc.add_config_map(NAMESPACE, "ghostbench-store", {"AWS_DEFAULT_REGION": "us-test-1"})
-        fc.add_secret(NAMESPACE, "ghostbench-store", {"AWS_ACCESS_KEY_ID": "AKIAFAKE",
-                                                      "AWS_SECRET_ACCESS_KEY": SECRET_VALUE})
-        monkeypatch.setenv("KUBECONFIG", str(fc.kubeconfig(tmp_path / "kubeconfig", NAMESPACE)))
-        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-        yield fc
 
 
 def job_names(plan, stage=None):
@@ -201,6 +186,9 @@ class _Unreachable:
     def list_pods(self, selector, retry=True):
         raise k8s_api.ApiError("list Pods: connection refused")
 
+    def server_version(self):
+        return None
+
     def interrupt_watches(self):
         pass
 
@@ -256,6 +244,9 @@ class _PodsGone:
     def __init__(self, log_error=None):
         self.log_error = log_error
         self.events = queue.Queue()
+
+    def server_version(self):
+        return (1, 33)
 
     def create_job(self, body, **kwargs):
         name = body["metadata"]["name"]
@@ -318,8 +309,8 @@ def test_a_log_that_could_not_be_kept_is_said_so(tmp_path, log_error, why):
 
 
 def test_parse_indexes():
-    assert k8s_executor.parse_indexes("0-2,5,7-8") == {0, 1, 2, 5, 7, 8}
-    assert k8s_executor.parse_indexes("") == set() and k8s_executor.parse_indexes(None) == set()
+    assert jobstatus.parse_indexes("0-2,5,7-8") == {0, 1, 2, 5, 7, 8}
+    assert jobstatus.parse_indexes("") == set() and jobstatus.parse_indexes(None) == set()
 
 
 def test_run_without_kubernetes_configuration_is_one_line_exit_2(tmp_path, monkeypatch, capsys):

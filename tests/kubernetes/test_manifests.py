@@ -27,7 +27,7 @@ from controller import spec as spec_mod
 from controller.kubernetes import manifests
 from controller.kubernetes import settings as k8s_settings
 from jobs import devices
-from tests.support.manifests import SETTINGS_VOLCANO_DRIVER, golden_documents, golden_steps
+from tests.support.manifests import PER_INDEX_GOLDENS, SETTINGS_VOLCANO_DRIVER, golden_documents, golden_steps
 from tests.support.paths import GOLDEN_MANIFESTS, REPO_ROOT
 
 EXAMPLES = sorted(p for p in (REPO_ROOT / "examples").glob("*.yaml") if not p.name.endswith(".local.yaml"))
@@ -81,9 +81,11 @@ def test_golden_manifests_show_the_essentials():
                                                 "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
         assert {m["mountPath"] for m in container["volumeMounts"]} >= {"/tmp", "/home/ghostbench"}
         fail_job, ignore = spec["podFailurePolicy"]["rules"]
-        assert fail_job["action"] == "FailJob" and 2 in fail_job["onExitCodes"]["values"]
+        per_index = "backoffLimitPerIndex" in spec  # (a shard's bad input fails its index alone)
+        assert fail_job["action"] == ("FailIndex" if per_index else "FailJob") and 2 in fail_job["onExitCodes"]["values"]
         assert ignore == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
-        assert spec["backoffLimit"] >= 0 and spec["activeDeadlineSeconds"] > 0 and spec["ttlSecondsAfterFinished"] > 0
+        assert spec["backoffLimitPerIndex" if per_index else "backoffLimit"] >= 0
+        assert spec["activeDeadlineSeconds"] > 0 and spec["ttlSecondsAfterFinished"] > 0
 
 
 def test_all_shards_of_a_root_are_one_indexed_job():
@@ -119,11 +121,15 @@ def rendered_examples(tmp_path_factory) -> list[tuple[pathlib.Path, dict]]:
 
 def test_every_manifest_validates_strictly_for_the_oldest_and_newest_kubernetes(rendered_examples):
     pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate (the test extra)")
-    files = [*map(str, sorted(GOLDEN_MANIFESTS.glob("*.yaml"))), *(str(path) for path, _ in rendered_examples)]
+    newer = [str(GOLDEN_MANIFESTS / name) for name in PER_INDEX_GOLDENS]
+    files = [*(str(p) for p in sorted(GOLDEN_MANIFESTS.glob("*.yaml")) if str(p) not in newer),
+             *(str(path) for path, _ in rendered_examples)]
+    since = ".".join(map(str, manifests.PER_INDEX_SINCE)) + ".0"
+    runs = [(version, files) for version in manifests.KUBERNETES_VERSIONS] + [(since, newer)]
     # one process per version, at the same time
     procs = [subprocess.Popen([sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", "-k", version,
-                               *files], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for version in manifests.KUBERNETES_VERSIONS]
+                               *names], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for version, names in runs]
     for proc in procs:
         output = proc.communicate()[0]
         assert proc.returncode == 0 and not output.strip(), output

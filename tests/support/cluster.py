@@ -10,6 +10,8 @@ from controller import spec as spec_mod
 from jobs import store as store_mod
 
 NAMESPACE = "ghostbench-test"
+SECRET_VALUE = "fake-secret-value-do-not-leak"
+"""The store Secret's secret key in the fake cluster: it must never appear in a Job."""
 
 
 def write_settings(tmp_path, **extra):

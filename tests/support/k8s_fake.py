@@ -174,6 +174,11 @@ class FakeCluster:
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_port}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="k8s-fake", daemon=True)
+        self.version = (1, 30)
+        """The Kubernetes version ``GET /version`` reports (1.30: before backoffLimitPerIndex is GA)."""
+        self.kueue = False
+        """Kueue installed: a Job created with the label ``kueue.x-k8s.io/queue-name`` is made suspended (its
+        webhook) and stays so until ``admit(name)``."""
 
     # -- lifecycle --
 
@@ -227,6 +232,18 @@ class FakeCluster:
 
     def release(self, name: str) -> None:
         with self._cond:
+            self._held.discard(name)
+            self._cond.notify_all()
+
+    def admit(self, name: str, namespace: str | None = None) -> None:
+        """Resume a suspended Job, as Kueue does when its queue admits it (its start time is reset)."""
+        with self._cond:
+            job = next((j for (ns, n), j in self.jobs.items() if n == name and namespace in (None, ns)), None)
+            assert job is not None and job["spec"].get("suspend"), f"{name} is not a suspended Job"
+            job["spec"]["suspend"] = False
+            job["status"]["conditions"] = [c for c in job["status"].get("conditions") or [] if c["type"] != "Suspended"]
+            self._bump(job)
+            self._record("MODIFIED", job["metadata"]["namespace"], job)
             self._held.discard(name)
             self._cond.notify_all()
 
@@ -360,10 +377,15 @@ class FakeCluster:
             job["spec"].setdefault("selector", {"matchLabels": {"batch.kubernetes.io/controller-uid":
                                                                 job["metadata"]["uid"]}})
             job["status"] = {}
+            if self.kueue and "kueue.x-k8s.io/queue-name" in job["metadata"].get("labels", {}):
+                job["spec"]["suspend"] = True  # Kueue's webhook: held until the queue admits it
+            if job["spec"].get("suspend"):  # the Job controller says so, and runs no pod
+                job["status"]["conditions"] = [{"type": "Suspended", "status": "True", "reason": "JobSuspended",
+                                                "message": "Job suspended", "lastTransitionTime": _now()}]
             self._bump(job)
             self.jobs[(namespace, name)] = job
             self.creates[name] += 1
-            if any(p(job) for p in self._holds):
+            if any(p(job) for p in self._holds) or job["spec"].get("suspend"):
                 self._held.add(name)
             self._record("ADDED", namespace, job)
             uid = job["metadata"]["uid"]
@@ -465,12 +487,16 @@ class FakeCluster:
         indexed = spec.get("completionMode") == "Indexed"
         completions = int(spec.get("completions") or 1)
         parallelism = int(spec.get("parallelism") or 1) if indexed else 1
-        backoff_limit = int(spec.get("backoffLimit", 6))
+        per_index = spec.get("backoffLimitPerIndex")  # (then backoffLimit defaults to no limit)
+        backoff_limit = int(spec.get("backoffLimit", 6 if per_index is None else 2 ** 31 - 1))
+        max_failed = spec.get("maxFailedIndexes")
         rules = (spec.get("podFailurePolicy") or {}).get("rules") or []
         todo = collections.deque(range(completions))
         running: dict[int, threading.Thread] = {}
         results: dict[int, int] = {}
         done: set[int] = set()
+        failed_indexes: set[int] = set()
+        index_failures: collections.Counter[int] = collections.Counter()
         failures = 0
         self._update(namespace, name, uid, {"startTime": _now(), "active": 0})
         outcome: tuple[str, str, str] | None = None
@@ -496,20 +522,30 @@ class FakeCluster:
                         "succeeded": len(done), "completedIndexes": _index_ranges(done) if indexed else None})
                     continue
                 failures += 1
+                index_failures[index] += 1
                 self._update(namespace, name, uid, {"failed": failures})
-                rule = next((r for r in rules if r.get("action") == "FailJob" and code in
+                rule = next((r for r in rules if r.get("action") in ("FailJob", "FailIndex") and code in
                              ((r.get("onExitCodes") or {}).get("values") or [])), None)
-                if rule is not None:
+                if rule is not None and rule["action"] == "FailJob":
                     message = (f"Container stage for pod {namespace}/{name}-{index} failed with exit code {code} "
                                "matching FailJob rule at index 0")
                     outcome = ("Failed", "PodFailurePolicy", message)
                     break
+                if per_index is not None and (rule is not None or index_failures[index] > int(per_index)):
+                    failed_indexes.add(index)  # this index is over; the others go on
+                    self._update(namespace, name, uid, {"failedIndexes": _index_ranges(failed_indexes)})
+                    if max_failed is not None and len(failed_indexes) > int(max_failed):
+                        outcome = ("Failed", "MaxFailedIndexesExceeded", "Job has exceeded maxFailedIndexes")
+                        break
+                    continue
                 if failures > backoff_limit:
                     outcome = ("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
                     break
                 todo.append(index)
             if outcome is None and len(done) == completions:
                 outcome = ("Complete", "", "")
+            elif outcome is None and len(done) + len(failed_indexes) == completions:
+                outcome = ("Failed", "FailedIndexes", "Job has failed indexes")
         if outcome[0] == "Failed":  # the Job controller terminates the pods still running
             with self._cond:
                 procs = [p for pod, p in self._procs.items() if pod.startswith(f"{name}-")]
@@ -723,6 +759,7 @@ def _handler(cluster: FakeCluster) -> type[http.server.BaseHTTPRequestHandler]:
         ("GET", re.compile(r"^/api/v1/namespaces/([^/]+)/pods$"), "list_pods", ("list", "pods")),
         ("GET", re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/log$"), "pod_log", ("get", "pods/log")),
         ("POST", re.compile(r"^/api/v1/namespaces/([^/]+)/(configmaps|secrets)$"), "create_config", None),
+        ("GET", re.compile(r"^/version/?$"), "version", None),
     ]
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -819,6 +856,11 @@ def _handler(cluster: FakeCluster) -> type[http.server.BaseHTTPRequestHandler]:
 
         def create_job(self, namespace: str, query: dict[str, str]) -> None:
             self._send(201, cluster.create_job(namespace, self._body()))
+
+        def version(self, query: dict[str, str]) -> None:
+            major, minor = cluster.version
+            self._send(200, {"major": str(major), "minor": str(minor), "gitVersion": f"v{major}.{minor}.0",
+                             "platform": "linux/amd64"})
 
         def get_job(self, namespace: str, name: str, query: dict[str, str]) -> None:
             self._send(200, cluster.get_job(namespace, name))

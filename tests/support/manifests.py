@@ -31,6 +31,29 @@ SETTINGS_VOLCANO_DRIVER = {
     "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "benchmarks", "effect": "NoSchedule"}],
 }
 
+# a MindCluster cluster: Volcano for the NPU pods, a Kueue queue for every Job, priorities, NPU pods kept off
+# SoC boards, MindCluster's labels on the NPU pods; shards retried one by one, at most 2 failed
+SETTINGS_QUEUED = {
+    **SETTINGS,
+    "scheduler_name": "volcano",
+    "queue_name": "benchmarks",
+    "priority_class_name": {"preprocess": "batch-low", "Ascend310P3": "npu-high"},
+    "affinity": {"Ascend310P3": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "servertype", "operator": "NotIn", "values": ["soc"]}]}]}}}},
+    "pod_labels": {"infer": {"team": "perf"}, "Ascend310P3": {"ring-controller.atlas": "ascend-310P",
+                                                              "fault-scheduling": "grace"}},
+    "pod_annotations": {"preprocess": {"example.com/cost-center": "bench"}},
+    "per_index_backoff": "on",
+    "max_failed_shards": 2,
+}
+# dynamic vNPU: 4 of a 310P's 8 AI Cores, cut by Volcano (no ASCEND_VISIBLE_DEVICES field)
+SETTINGS_DYNAMIC_VNPU = {
+    **SETTINGS,
+    "scheduler_name": "volcano",
+    "device_resources": {"Ascend310P3": {"name": "huawei.com/npu-core", "count": 4}},
+    "pod_labels": {"Ascend310P3": {"vnpu-dvpp": "null", "vnpu-level": "low"}},
+}
+
 
 def _uri(out: str) -> str:
     return f"{STORE}/{out}"
@@ -79,4 +102,15 @@ def golden_documents() -> dict[str, str]:
     out = {f"{name}.yaml": manifests.dump([manifests.job(SWEEP, step, settings)]) for name, step in steps.items()}
     out["infer-ascend310p3-volcano-driver-mounts.yaml"] = manifests.dump([manifests.job(
         SWEEP, steps["infer-ascend310p3"], k8s_settings.parse_settings(SETTINGS_VOLCANO_DRIVER))])
+    queued = k8s_settings.parse_settings(SETTINGS_QUEUED)
+    out["infer-ascend310p3-kueue-affinity.yaml"] = manifests.dump([manifests.job(
+        SWEEP, steps["infer-ascend310p3"], queued)])
+    out["infer-ascend310p3-dynamic-vnpu.yaml"] = manifests.dump([manifests.job(
+        SWEEP, steps["infer-ascend310p3"], k8s_settings.parse_settings(SETTINGS_DYNAMIC_VNPU))])
+    for name in PER_INDEX_GOLDENS:  # (Kubernetes 1.33+: per_index_backoff)
+        out[name] = manifests.dump([manifests.job(SWEEP, steps["preprocess"], queued, per_index_backoff=True)])
     return out
+
+
+PER_INDEX_GOLDENS = ("preprocess-per-index.yaml",)
+"""Goldens with fields older Kubernetes versions lack (``backoffLimitPerIndex``): validated from 1.33 on."""
