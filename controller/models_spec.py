@@ -22,7 +22,7 @@ import urllib.parse
 from typing import Any
 
 from controller import spec_fields
-from jobs import converters, errors, models
+from jobs import converters, errors, models, registry
 from jobs.data import recipe
 from jobs.models import card as card_mod
 
@@ -95,6 +95,8 @@ class ModelSpec:
         if self.preprocessing is not None:
             d["preprocessing"] = {**d["preprocessing"], "mean": list(self.preprocessing.mean),
                                   "std": list(self.preprocessing.std)}
+        if self.onnx:  # an imported file keeps its own opset: none to write (parse refuses one)
+            del d["opset"]
         return {k: v for k, v in d.items() if v is not None or k in ("weights", "checksum")}
 
 
@@ -174,6 +176,9 @@ def parse(ld: spec_fields.Loader, data: Any, base_dir: pathlib.Path | None) -> M
         raise SpecError(f"{ld.source}: model.checksum: required with {what} (the file is checked against it)")
     if onnx and model.weights:
         raise SpecError(f"{ld.source}: model.weights: not used with model.onnx (the ONNX file holds the weights)")
+    if onnx and "opset" in m:
+        raise SpecError(f"{ld.source}: model.opset: not used with model.onnx (the file keeps its own opset, "
+                        f"checked against each target's converter), got {m['opset']!r}")
     if factory and not model.weights:
         raise SpecError(f"{ld.source}: model.weights: required with model.factory (a state_dict file)")
     for field in ("preprocessing", "num_classes"):
@@ -194,8 +199,10 @@ def _preprocessing(ld: spec_fields.Loader, data: Any) -> PreprocessingSpec:
     preset = data.get("preset")
     values: dict[str, Any] = {}
     if preset is not None:
-        if preset not in recipe.PRESETS:
-            ld.fail("model.preprocessing.preset", f"one of {presets}", preset, list(recipe.PRESETS))
+        if not isinstance(preset, str) or preset not in recipe.PRESETS:
+            hint = registry.did_you_mean(preset, recipe.PRESETS) if isinstance(preset, str) else ""
+            raise SpecError(f"{ld.source}: model.preprocessing.preset: expected one of {presets}, got {preset!r}"
+                            f"{hint}")
         r = recipe.PRESETS[preset]
         values = {"resize": r.resize_short, "crop": r.crop, "mean": list(r.mean), "std": list(r.std)}
     values.update({k: v for k, v in data.items() if k != "preset"})
@@ -213,12 +220,18 @@ def _preprocessing(ld: spec_fields.Loader, data: Any) -> PreprocessingSpec:
 
 
 def _triple(ld: spec_fields.Loader, values: dict, key: str, p: str, positive: bool) -> tuple[float, float, float]:
+    """Three numbers on the 0..1 scale: a mean in 0..1, a std in (0, 1]; values on the 0..255 scale (as some
+    model zoos write them) are refused with the hint to divide by 255."""
     v = values[key]
     if not (isinstance(v, (list, tuple)) and len(v) == 3
             and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
             and (not positive or all(x > 0 for x in v))):
         ld.fail(f"{p}{key}", "three numbers > 0 (R, G, B; 0..1 scale)" if positive
                 else "three numbers (R, G, B; 0..1 scale)", v)
+    if not all((0 < x <= 1) if positive else (0 <= x <= 1) for x in v):
+        scale = " (on the 0..255 scale? divide by 255)" if any(x > 1 for x in v) else ""
+        ld.fail(f"{p}{key}", f"three numbers {'in (0, 1]' if positive else 'from 0 to 1'} (R, G, B; 0..1 "
+                f"scale){scale}", v)
     return float(v[0]), float(v[1]), float(v[2])
 
 
@@ -228,6 +241,8 @@ def _published(ld: spec_fields.Loader, data: Any) -> PublishedSpec:
     for key, v in (("top1", top1), ("top5", top5)):
         if not v <= 100:
             ld.fail(f"model.published.{key}", "a percentage from 0 to 100", v)
+    if top1 > top5:
+        ld.fail("model.published.top5", f"at least top1 ({top1:g}): an image right at top-1 is right at top-5", top5)
     return PublishedSpec(top1=top1, top5=top5)
 
 
@@ -245,14 +260,17 @@ def _local_path(uri: str | None) -> pathlib.Path | None:
 def check_sources(spec: Any, source: str) -> None:
     """Before any step starts, what can be checked of the model on this machine (``SpecError``, one line naming the
     field): a local weights or ONNX file's checksum; an ONNX file's graph against the card, its opset against each
-    target's engine target, and a batch axis that stays fixed against the targets' batch sizes; a factory's import.
-    The opset of an export (registered and factory models) is checked against the engine targets too. A remote
-    file is checked by the export stage instead."""
+    target's engine target, and a batch axis that stays fixed against the targets' batch sizes; a factory's import,
+    that it returns a ``torch.nn.Module`` and that its logits for one image at the crop size are
+    ``[1, num_classes]``. The opset of an export (registered and factory models) is checked against the engine
+    targets too. A remote file, and what this machine cannot read (no onnx or torch installed), are checked by the
+    export stage instead."""
     model: ModelSpec = spec.model
     targets = [(i, t) for i, t in enumerate(spec.targets) if t.backend != "null"]
     try:
         if model.factory:
             card_mod.load_factory(model.factory, "model.factory")
+            card_mod.probe_factory(model.factory, card(model), "model.factory", "model.num_classes")
         path = _local_path(model.onnx or (model.weights if model.source != "registry" else None))
         field = "model.onnx" if model.onnx else "model.weights"
         if path is not None:
@@ -263,13 +281,14 @@ def check_sources(spec: Any, source: str) -> None:
             weights.verify(path, model.checksum or "", str(path), what=field)
     except errors.BadInput as e:
         raise SpecError(f"{source}: {e}") from e
-    opset = model.opset
+    opset: int | None = model.opset
     fixed, why = None, ""
     if model.onnx and path is not None:
         opset, fixed, why = _check_graph(path, card(model), source)
     for i, t in targets:
         try:
-            converters.check_opset(t.engine, t.convert_options, opset)
+            if opset is not None:  # None: a file this machine could not read (the export stage checks it)
+                converters.check_opset(t.engine, t.convert_options, opset)
         except errors.OptionError as e:
             field = "model.onnx" if model.onnx else "model.opset"
             raise SpecError(f"{source}: targets[{i}].engine: {e.detail} ({field})") from e
@@ -278,13 +297,17 @@ def check_sources(spec: Any, source: str) -> None:
                             f"at {fixed} and cannot be made dynamic ({why}), got {list(t.batch_sizes)}")
 
 
-def _check_graph(path: pathlib.Path, model_card: card_mod.ModelCard, source: str) -> tuple[int, int | None, str]:
+def _check_graph(path: pathlib.Path, model_card: card_mod.ModelCard, source: str
+                 ) -> tuple[int | None, int | None, str]:
     """(opset, the batch size the file keeps or None, why it keeps it) of a local ONNX file, checked against the
-    card; ``SpecError`` naming the field. Without onnx installed: nothing is checked here (the export stage does)."""
+    card; ``SpecError`` naming the field. Without onnx installed: nothing is checked here, the opset is None (the
+    export stage checks it)."""
     try:
+        import onnx  # noqa: F401 - jobs.models.onnx_import imports it where it reads a file
+
         from jobs.models import onnx_import
     except ModuleNotFoundError:
-        return 0, None, ""
+        return None, None, ""
     try:
         model = onnx_import.load(path, "model.onnx")
         facts = onnx_import.inspect(model, model_card.crop, model_card.num_classes, f"model.onnx {path.name}",

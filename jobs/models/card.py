@@ -135,3 +135,48 @@ def load_factory(target: str, where: str = "--factory") -> Callable[[], Any]:
     if not callable(fn):
         raise errors.BadInput(f"{where}: {target} is not callable (a {type(fn).__name__})")
     return fn
+
+
+def build_factory(target: str, where: str = "--factory") -> Any:
+    """The ``torch.nn.Module`` that ``package.module:function`` returns, called with no arguments.
+
+    ``BadInput`` naming ``where`` for what ``load_factory`` refuses, a function that raises (its exception's type and
+    the first line of its message) or one that returns anything but a ``torch.nn.Module``. ``ModuleNotFoundError``
+    when torch is not installed.
+    """
+    import torch
+
+    fn = load_factory(target, where)
+    try:
+        net = fn()
+    except Exception as e:  # noqa: BLE001 - the user's function may raise anything
+        detail = str(e).splitlines()[0] if str(e) else ""
+        raise errors.BadInput(f"{where}: {target}() raised {type(e).__name__}{': ' + detail if detail else ''}") from e
+    if not isinstance(net, torch.nn.Module):
+        raise errors.BadInput(f"{where}: {target}() returned a {type(net).__name__}; expected a torch.nn.Module")
+    return net
+
+
+def probe_factory(target: str, card: ModelCard, where: str = "--factory", classes_field: str = "--card num_classes"
+                  ) -> None:
+    """Build the factory's network (``build_factory``, its own initial weights) and run one zero image of the card's
+    crop size through it in eval mode: ``BadInput`` naming ``where`` when the forward pass fails, naming
+    ``classes_field`` when the logits are not ``[1, card.num_classes]``. Nothing is checked without torch (the
+    export stage checks it where torch is installed)."""
+    try:
+        import torch
+    except ModuleNotFoundError:
+        return
+    net = build_factory(target, where).eval()
+    shape = (1, 3, card.crop, card.crop)
+    try:
+        with torch.no_grad():
+            logits = net(torch.zeros(shape))
+    except Exception as e:  # noqa: BLE001 - the user's forward may raise anything
+        detail = str(e).splitlines()[0] if str(e) else ""
+        raise errors.BadInput(f"{where}: the network fails on one {card.crop}x{card.crop} image {list(shape)} "
+                              f"({type(e).__name__}{': ' + detail[:200] if detail else ''})") from e
+    found = list(getattr(logits, "shape", ()))
+    if found != [1, card.num_classes]:
+        raise errors.BadInput(f"{classes_field}: {card.num_classes}, but {target}'s network gives logits of shape "
+                              f"{found} for one image (expected [1, {card.num_classes}])")

@@ -214,7 +214,7 @@ def run(args: params.ExportParams, out_store: store_mod.Store) -> None:
         path = weights_mod.fetch(args.weights, checksum, pathlib.Path(tmp))
         log.info("export: loading %s into %s (strict)", path, card.name)
         state_dict = weights_mod.load_state_dict(path)
-        net = card_mod.load_factory(args.factory)() if args.factory else models.build(models.get(args.model))
+        net = card_mod.build_factory(args.factory) if args.factory else models.build(models.get(args.model))
         weights_mod.apply_state_dict(net, state_dict, weights_uri)
     net.eval()
 

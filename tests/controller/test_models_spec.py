@@ -4,6 +4,7 @@ is refused at plan time in one line naming the field (exit 2, nothing written)."
 from __future__ import annotations
 
 import pathlib
+import sys
 
 import pytest
 import yaml
@@ -76,6 +77,18 @@ def test_an_imported_model_gives_its_card_to_the_stages_and_its_figures_to_eval(
     ({**IMPORTED, "onnx": None, "factory": "a.b c"}, "model.factory: expected package.module:function"),
     ({**IMPORTED, "onnx": None, "factory": "a.b:c"}, "model.weights: required with model.factory"),
     ({"name": "ghostnet_1.0x", "num_classes": 1000}, "model.num_classes: only for a model ghostbench does not know"),
+    ({**IMPORTED, "preprocessing": "resnett"}, "got 'resnett' (did you mean 'resnet'?)"),
+    ({**IMPORTED, "preprocessing": {"preset": "inceptionv33"}}, "got 'inceptionv33' (did you mean 'inceptionv3'?)"),
+    ({**IMPORTED, "preprocessing": {"preset": "resnet", "mean": [123.68, 116.78, 103.94]}},
+     "model.preprocessing.mean: expected three numbers from 0 to 1 (R, G, B; 0..1 scale) (on the 0..255 scale? "
+     "divide by 255), got [123.68, 116.78, 103.94]"),
+    ({**IMPORTED, "preprocessing": {"preset": "resnet", "std": [58.4, 57.1, 57.4]}},
+     "model.preprocessing.std: expected three numbers in (0, 1] (R, G, B; 0..1 scale) (on the 0..255 scale?"),
+    ({**IMPORTED, "preprocessing": {"preset": "resnet", "mean": [0.5, 0.5]}},
+     "model.preprocessing.mean: expected three numbers (R, G, B; 0..1 scale), got [0.5, 0.5]"),
+    ({**IMPORTED, "published": {"top1": 95.0, "top5": 90.0}},
+     "model.published.top5: expected at least top1 (95): an image right at top-1 is right at top-5, got 90.0"),
+    ({**IMPORTED, "opset": 13}, "model.opset: not used with model.onnx (the file keeps its own opset"),
 ])
 def test_model_section_errors_name_the_field(model, message):
     with pytest.raises(spec_mod.SpecError) as e:
@@ -171,3 +184,38 @@ def test_a_factory_that_does_not_import_is_refused(tmp_path, capsys, convnet_fil
     model["factory"] = "tests.support.classifiers:no_such_function"
     line = refused(tmp_path, capsys, sweep_file(tmp_path, model))
     assert "model.factory: module 'tests.support.classifiers' has no attribute 'no_such_function'" in line
+
+
+@pytest.mark.parametrize("factory, message", [
+    ("tests.support.classifiers:raising_factory",
+     "model.factory: tests.support.classifiers:raising_factory() raised RuntimeError: no such variant: tiny_v9"),
+    ("tests.support.classifiers:not_a_module",
+     "model.factory: tests.support.classifiers:not_a_module() returned a dict; expected a torch.nn.Module"),
+    (classifiers.FACTORY, "model.num_classes: 1000, but tests.support.classifiers:tiny_convnet's network gives "
+                          "logits of shape [1, 10] for one image (expected [1, 1000])"),
+])
+def test_a_factory_that_raises_returns_no_module_or_other_classes_is_refused(tmp_path, capsys, convnet_files, factory,
+                                                                             message):
+    checksum = classifiers.save_weights(convnet_files["net"], tmp_path / "w.pth")
+    model = {"name": "mine", "factory": factory, "weights": str(tmp_path / "w.pth"), "checksum": checksum,
+             "num_classes": 1000, "preprocessing": "resnet", "published": {"top1": 0.0, "top5": 0.0}}
+    assert message in refused(tmp_path, capsys, sweep_file(tmp_path, model))
+
+
+def test_without_onnx_installed_the_planner_leaves_the_graph_and_opset_to_the_export_stage(tmp_path, capsys,
+                                                                                           convnet_files, monkeypatch):
+    f, checksum = convnet_files["opset11"]
+    target = {"name": "npu", "backend": "acl", "device": "npu:0", "engine": "atc", "accelerator": "Ascend310P3",
+              "batch_sizes": [1]}
+    path = sweep_file(tmp_path, onnx_model(f, checksum, num_classes=1000), [target])
+    monkeypatch.setitem(sys.modules, "onnx", None)  # a controller installed without the convert extra
+    assert cli.main(["plan", str(path)]) == 0
+    assert "5 steps, 0 done" in capsys.readouterr().err
+    monkeypatch.delitem(sys.modules, "onnx")
+    assert "model.num_classes: 1000" in refused(tmp_path, capsys, path)  # with onnx: checked here
+
+
+def test_the_resolved_spec_of_an_imported_model_plans_again():
+    spec = make(IMPORTED)
+    assert "opset" not in spec.to_dict()["model"]
+    assert spec_mod.parse(yaml.safe_load(yaml.safe_dump(spec.to_dict())), "s.yaml") == spec

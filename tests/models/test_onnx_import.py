@@ -104,3 +104,18 @@ def test_convert_refuses_a_batch_size_a_kept_fixed_axis_cannot_run(tmp_path, fil
     assert convert.main(["--model", str(out), "--batch-size", "4", "--out", str(tmp_path / "e4"), "--quiet"]) == 2
     assert "--batch-size 4: model 'mine' runs only at batch size 2" in capsys.readouterr().err
     assert convert.main(["--model", str(out), "--batch-size", "2", "--out", str(tmp_path / "e2"), "--quiet"]) == 0
+
+
+@pytest.mark.parametrize("factory, message", [
+    ("tests.support.classifiers:raising_factory", "--factory: tests.support.classifiers:raising_factory() raised "
+                                                  "RuntimeError: no such variant: tiny_v9"),
+    ("tests.support.classifiers:not_a_module", "--factory: tests.support.classifiers:not_a_module() returned a dict; "
+                                               "expected a torch.nn.Module"),
+])
+def test_export_of_a_factory_that_raises_or_returns_no_module_is_one_line(tmp_path, capsys, factory, message):
+    checksum = classifiers.save_weights(classifiers.tiny_convnet(), tmp_path / "w.pth")
+    out = tmp_path / "export"
+    assert export.main(["--model", "mine", "--factory", factory, "--weights", str(tmp_path / "w.pth"), "--checksum",
+                        checksum, *card_args(), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"ghostbench export: error: {message}"] and not (out / "_manifest.json").exists()

@@ -4,7 +4,8 @@ Two architectures: ``TinyConvNet`` (conv, batch norm, ReLU, max pool, conv, glob
 ``TinyResNet`` (a stem and one residual block, average pool, linear), each with weights drawn from a fixed seed.
 ``write_onnx`` exports one with torch's TorchScript exporter (dynamic or fixed batch axis, any opset it writes);
 ``write_graph`` writes the malformed graphs a user might bring (two inputs, NHWC) with onnx.helper. ``tiny_convnet``
-is a factory in the ``package.module:function`` form a sweep file names (``tests.support.classifiers:tiny_convnet``).
+is a factory in the ``package.module:function`` form a sweep file names (``tests.support.classifiers:tiny_convnet``);
+``raising_factory`` and ``not_a_module`` are the broken factories a user might name.
 """
 
 from __future__ import annotations
@@ -42,6 +43,16 @@ def tiny_convnet(num_classes: int = NUM_CLASSES):
             return self.fc(torch.flatten(self.pool(self.features(x)), 1))
 
     return _seeded(TinyConvNet(), 1)
+
+
+def raising_factory():
+    """A factory that fails as a user's can (an unknown variant)."""
+    raise RuntimeError("no such variant: tiny_v9")
+
+
+def not_a_module():
+    """A factory that returns something other than a ``torch.nn.Module``."""
+    return {"weights": "elsewhere"}
 
 
 def tiny_resnet(num_classes: int = NUM_CLASSES, fixed_batch: int | None = None):
