@@ -190,8 +190,8 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
                 engine = _uri(store, cout)
                 deps = [ckey, *shard_keys]
             p = params.InferParams(engine=engine, data=_uri(store, data_root), backend=t.backend, device=t.device,
-                                   batch_size=bs, precision=t.precision, options=dict(t.backend_options),
-                                   target_name=t.name,
+                                   devices=t.devices, divide_input=t.divide_input, batch_size=bs,
+                                   precision=t.precision, options=dict(t.backend_options), target_name=t.name,
                                    warmup=timing.warmup, min_batches=timing.min_batches,
                                    min_seconds=timing.min_seconds, repetitions=timing.repetitions, out="")
             ikey = content_key("infer", {**p.key_fields(), "accelerator": t.accelerator}, deps)
@@ -212,6 +212,7 @@ def make_plan(spec: spec_mod.SweepSpec, store: str | None = None) -> Plan:
         num_classes=card.num_classes, ratios=spec.report.ratios,
         label_offset=card.label_offset if card_args else None, model_source=models_spec.source_line(model),
         accelerators={t.name: t.accelerator for t in spec.targets if t.accelerator} or None,
+        cards={t.name: t.card for t in spec.targets if t.card} or None,
         latency_limit_ms=spec.report.latency_limit_ms,
         prices={t.name: f"{t.price_per_hour!r}:{t.currency}" for t in spec.targets if t.price_per_hour is not None}
         or None, out="")

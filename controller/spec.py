@@ -83,6 +83,17 @@ class TargetSpec:
     at its best batch size. None: no price, no cost (nothing is assumed)."""
     currency: str | None = None
     """The price's currency (USD, EUR, CNY, ...); given exactly when ``price_per_hour`` is."""
+    devices: tuple[str, ...] = ()
+    """Several devices of one node to run on at once instead of ``device`` (``[npu:0, npu:1, npu:2, npu:3]``): one
+    infer process each, started together, their throughputs summed as ais_bench's ``--device 0,1,2,3`` does. On
+    Kubernetes the pod requests that many chips and ``npu:0`` .. ``npu:N-1`` are the ones it was given. Empty:
+    ``device`` alone."""
+    divide_input: bool = False
+    """With ``devices``: each device infers its part of the images (ais_bench's ``--divide-input``), not all."""
+    card: str | None = None
+    """Catalogue card (``jobs.devices.CARDS``: atlas-300i, atlas-300i-pro, atlas-300i-duo, nvidia-t4) the devices
+    sit on: how many chips make the card's figure; its chip is the target's ``accelerator``. None: the
+    accelerator's own card."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +149,7 @@ class SweepSpec:
         d["model"] = self.model.to_dict()
         for t in d["targets"]:
             t["batch_sizes"] = list(t["batch_sizes"])
+            t["devices"] = list(t["devices"])
         d["targets"] = list(d["targets"])
         d["report"]["ratios"] = list(d["report"]["ratios"])
         return d
@@ -214,6 +226,7 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
             given, missing = ("price_per_hour", "currency") if targets[-1].currency is None \
                 else ("currency", "price_per_hour")
             raise SpecError(f"{source}: {p}{missing}: required when {p}{given} is given (a price has a currency)")
+        targets[-1] = _parse_devices(ld, t, targets[-1], p)
         _check_ascend(ld, targets[-1], p)
         _check_plugins(ld, targets[-1], p)
     names = [t.name for t in targets]
@@ -268,9 +281,13 @@ def _check_plugins(ld: _Loader, t: TargetSpec, p: str) -> None:
             raise SpecError(f"{ld.source}: {p}{field}: expected one of {', '.join(reg.names())}"
                             f"{registry.did_you_mean(name, reg.plugins)}, got {name!r}")
     try:
-        backends.check(t.backend, t.device, t.backend_options, t.precision)
+        if t.devices:
+            backends.check_devices(t.backend, t.devices, t.backend_options, t.precision)
+        else:
+            backends.check(t.backend, t.device, t.backend_options, t.precision)
     except errors.OptionError as e:
-        where = {None: "device", "precision": "precision"}.get(e.option, f"backend_options.{e.option}")
+        where = {None: "devices" if t.devices else "device",
+                 "precision": "precision"}.get(e.option, f"backend_options.{e.option}")
         detail = registry.option_detail(e.detail, t.backend_options, e.option)  # how YAML read an unquoted name
         raise SpecError(f"{ld.source}: {p}{where}: {detail}") from e
     if t.backend == "null":
@@ -283,6 +300,44 @@ def _check_plugins(ld: _Loader, t: TargetSpec, p: str) -> None:
                 else "precision" if e.option == "precision" else f"convert_options.{e.option}"
             detail = registry.option_detail(e.detail, t.convert_options, e.option)
             raise SpecError(f"{ld.source}: {p}{where}: {detail}") from e
+
+
+def _parse_devices(ld: _Loader, raw: dict[str, Any], t: TargetSpec, p: str) -> TargetSpec:
+    """``devices``, ``divide_input`` and ``card``, checked against each other and the catalogue: the card exists, its
+    chip is the target's accelerator (which it sets when the target names none), and the devices fit on it."""
+    devs = raw.get("devices")
+    if devs == []:  # as a resolved spec.yaml writes "none"
+        devs = None
+    if devs is not None:
+        if (not isinstance(devs, list) or len(devs) < 2
+                or not all(isinstance(d, str) and d and d == d.strip() for d in devs)):
+            ld.fail(f"{p}devices", "a list of at least 2 device names, e.g. [npu:0, npu:1]", devs)
+        if "device" in raw and raw["device"] != devs[0]:
+            ld.fail(f"{p}device", f"nothing beside devices, or their first ({devs[0]})", raw["device"])
+    divide = ld.bool_(raw, "divide_input", p, False)
+    if divide and not devs:
+        ld.fail(f"{p}divide_input", "false unless devices lists several devices", divide)
+    card_name = ld.str_(raw, "card", p, None, nullable=True)
+    accelerator = t.accelerator
+    if card_name is not None:
+        card = devices.CARDS.get(card_name)
+        if card is None:
+            ld.fail(f"{p}card", f"one of {', '.join(devices.CARDS)}", card_name)
+        if accelerator is not None and accelerator != card.chip:
+            ld.fail(f"{p}accelerator", f"{card.chip}, the chip of card {card_name}, or nothing", accelerator)
+        accelerator = card.chip
+        if devs and len(devs) > card.chips:
+            ld.fail(f"{p}devices", f"at most {card.chips} devices, the chips of one {card.label} (card {card_name})",
+                    devs)
+    elif devs and accelerator in devices.CATALOGUE and devices.CATALOGUE[accelerator].kind == "npu":
+        own = devices.card_of(accelerator)
+        chips = own.chips if own is not None else 1
+        if len(devs) > chips:
+            ld.fail(f"{p}devices", f"at most {chips} devices, the chips of one {accelerator} card (name another "
+                    f"card with {p}card: {', '.join(c for c, v in devices.CARDS.items() if v.chip == accelerator)})",
+                    devs)
+    return dataclasses.replace(t, devices=tuple(devs or ()), divide_input=divide, card=card_name,
+                               accelerator=accelerator, device=devs[0] if devs else t.device)
 
 
 def convert_options(t: TargetSpec) -> dict[str, Any]:

@@ -10,4 +10,4 @@ __version__ = "0.1.0"
 
 # Bump a stage's version when a change to its code changes its output: the controller's step
 # keys include it, so outputs made by the old code are rebuilt instead of reused.
-STAGE_VERSIONS = {"export": 1, "convert": 1, "preprocess": 2, "infer": 4, "eval": 5}
+STAGE_VERSIONS = {"export": 1, "convert": 1, "preprocess": 2, "infer": 5, "eval": 6}

@@ -179,6 +179,12 @@ class InferParams(StageParams):
     data: str = param(metavar="URI", upstream=True, help="committed output root of the preprocess stage")
     backend: str = param("onnxruntime", help="inference backend (jobs.backends): onnxruntime, acl or null")
     device: str = param("cpu", help="device for the backend, e.g. cpu, cuda:0, npu:0")
+    devices: tuple[str, ...] = param((), flag="--devices", metavar="DEVICE",
+                                     help="run on these devices of this host at once instead of --device (repeat; "
+                                          "at least 2): one process each, started together, the throughputs summed "
+                                          "as ais_bench --device 0,1,.. does (jobs.harness.fanout)")
+    divide_input: bool = param(False, help="with --devices: each device infers its part of the images (ais_bench's "
+                                           "--divide-input), not all of them")
     batch_size: int = param(help="images per batch", label="batch-size")
     precision: str = param("fp32", choices=PRECISIONS, label="precision",
                            help="what the backend computes in: fp32, tf32 (cuda), fp16 (tensorrt, cann, an fp16 .om)")
@@ -210,13 +216,23 @@ class InferParams(StageParams):
         if self.power is not None and self.power not in power_mod.MODES:
             raise errors.BadInput(f"--power: expected one of {', '.join(power_mod.MODES)}, got {self.power!r}")
         _at_least(self.power_interval_ms, 1, "--power-interval-ms")
+        if self.divide_input and not self.devices:
+            raise errors.BadInput("--divide-input: only with --devices (it divides the images among them)")
         from jobs import backends
 
         try:
-            backends.check(self.backend, self.device, self.options or {}, self.precision)
+            if self.devices:
+                backends.check_devices(self.backend, self.devices, self.options or {}, self.precision)
+            else:
+                backends.check(self.backend, self.device, self.options or {}, self.precision)
         except errors.OptionError as e:
-            where = {None: "--device", "precision": "--precision"}.get(e.option, f"--option {e.option}")
+            where = {None: "--devices" if self.devices else "--device",
+                     "precision": "--precision"}.get(e.option, f"--option {e.option}")
             raise errors.BadInput(f"{where}: {e.detail}") from e
+
+    def run_devices(self) -> tuple[str, ...]:
+        """The devices the run uses: ``devices``, else ``device`` alone."""
+        return self.devices or (self.device,)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -247,6 +263,9 @@ class EvalParams(StageParams):
     accelerators: dict[str, str] | None = param(None, flag="--accelerator", metavar="TARGET=NAME",
                                          help="the accelerator a target ran on (jobs.devices name, repeatable): its "
                                               "throughput is set beside the published figures on the same basis")
+    cards: dict[str, str] | None = param(None, flag="--on-card", metavar="TARGET=CARD", key_when_set=True,
+                                         help="the card a target's devices sit on (jobs.devices.CARDS, repeatable; "
+                                              "default: its accelerator's): how many chips make its per-card figure")
     latency_limit_ms: float | None = param(None, help="compute p99 limit (ms): the report names each target's largest "
                                                       "batch size whose p99 is at most this (default: none, not "
                                                       "computed)")
@@ -280,6 +299,11 @@ class EvalParams(StageParams):
                 devices.get(name)
             except errors.BadInput as e:
                 raise errors.BadInput(f"--accelerator {target}={name}: {e}") from e
+        for target, name in (self.cards or {}).items():
+            try:
+                devices.get_card(name)
+            except errors.BadInput as e:
+                raise errors.BadInput(f"--on-card {target}={name}: {e}") from e
         for ratio in self.ratios:
             a, sep, b = ratio.partition("/")
             if not sep or not a or not b or a == b:

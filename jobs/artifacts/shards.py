@@ -12,6 +12,8 @@ Concatenating the shards 0..N-1 and their parts in order gives the dataset in na
 
 from __future__ import annotations
 
+import copy
+
 import json
 import pathlib
 import re
@@ -237,18 +239,38 @@ class Dataset:
         self.bytes_per_image = int(np.prod(self.image_shape)) * self.dtype.itemsize
         self.bytes_read = 0  # from the store, all passes: .npy headers and rows
         self._rings: dict[tuple[int, int], list[np.ndarray]] = {}
-        # (shard number, part number, rows) in reading order
-        self._parts: list[tuple[int, int, int]] = []
+        # (shard number, part number, rows in the file, rows skipped first, rows taken) in reading order
+        self._parts: list[tuple[int, int, int, int, int]] = []
         for s, ix in enumerate(index):
             rows: dict[int, int] = {}
             for im in ix["images"]:
                 rows[im["part"]] = rows.get(im["part"], 0) + 1
             for p in sorted(rows):
-                self._parts.append((s, p, rows[p]))
+                self._parts.append((s, p, rows[p], 0, rows[p]))
+        self.first = 0
+        """Index (in the whole dataset) of this dataset's first image: 0, or where a ``part`` starts."""
 
     def __repr__(self) -> str:
         return (f"Dataset({self.uri!r}, {self.num_images} images, {self.mode}, "
                 f"{self.num_shards} shards)")
+
+    def part(self, start: int, stop: int) -> Dataset:
+        """Images ``start`` .. ``stop - 1`` (in dataset order) as a dataset of their own, read from the same files
+        (the rows before ``start`` in a file are read past, not kept); ``first`` is ``start``. ``BadInput`` for an
+        empty or out-of-range slice."""
+        if not 0 <= start < stop <= self.num_images:
+            raise errors.BadInput(f"{self.uri}: images {start}..{stop - 1} are not a part of {self.num_images} images")
+        view = copy.copy(self)
+        view.names, view.labels = self.names[start:stop], self.labels[start:stop]
+        view.num_images, view.first = stop - start, self.first + start
+        view.bytes_read, view._rings, view._parts = 0, {}, []
+        at = 0  # images before the current file, within this dataset
+        for s, p, rows, skip, take in self._parts:
+            lo, hi = max(start, at), min(stop, at + take)
+            if lo < hi:
+                view._parts.append((s, p, rows, skip + lo - at, hi - lo))
+            at += take
+        return view
 
     def __len__(self) -> int:
         return self.num_images
@@ -284,7 +306,7 @@ class Dataset:
         buf = ring[0]
         flat = memoryview(buf).cast("B")
         filled = 0
-        for s, p, rows in self._parts:
+        for s, p, rows, skip, take in self._parts:
             store = self._shards[s]
             name = part_name(p)
             what = f"{store.uri}/{name}"
@@ -294,7 +316,8 @@ class Dataset:
                 if shape != (rows,) + self.image_shape or dtype != self.dtype:
                     raise errors.BadInput(f"{what}: holds {dtype} {shape}, index.json says "
                                           f"{self.dtype} {(rows,) + self.image_shape}")
-                left = rows
+                self._read_past(f, skip, what)
+                left = take
                 while left:
                     take = min(left, batch_size - filled)
                     _read_exact(f, flat[filled * bpi:(filled + take) * bpi], what)
@@ -313,6 +336,16 @@ class Dataset:
         if filled:
             buf[filled:] = 0
             yield buf, filled
+
+
+    def _read_past(self, f: BinaryIO, rows: int, what: str) -> None:
+        """Skip ``rows`` images of an open part file (a ``part`` starting inside it): read into a scratch row."""
+        if rows <= 0:
+            return
+        scratch = memoryview(np.empty(self.bytes_per_image, dtype=np.uint8)).cast("B")
+        for _ in range(rows):
+            _read_exact(f, scratch, what)
+            self.bytes_read += self.bytes_per_image
 
 
 def _shard_stores(root: store_mod.Store) -> dict[int, dict[int, store_mod.Store]]:

@@ -6,10 +6,10 @@ Each backend lives in its own folder (``config.py`` for its options, checked wit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobs import registry
+from jobs import errors, registry
 from jobs.backends.base import Backend
 
 REGISTRY: registry.Registry[type[Backend]] = registry.Registry("backend", {
@@ -31,3 +31,21 @@ def check(name: str, device: str, options: Mapping[str, Any], precision: str = "
     config = REGISTRY.config(name)
     assert config is not None  # every backend has a config class
     return config.check(device, options, precision)
+
+
+def check_devices(name: str, devices: Sequence[str], options: Mapping[str, Any], precision: str = "fp32") -> Any:
+    """Like ``check``, for a run on several devices of one host at once (``jobs.harness.fanout``): each device
+    checked, at least two, none twice, and the backend's config must take several (its ``check_devices``: a backend
+    whose devices share the host's cores, ONNX Runtime on the CPU, does not). ``errors.OptionError`` (option None)
+    for what is wrong; the config of the first device otherwise."""
+    if len(devices) < 2:
+        raise errors.OptionError(None, f"expected at least 2 devices for a run on several, got {list(devices)}")
+    twice = sorted({d for d in devices if list(devices).count(d) > 1})
+    if twice:
+        raise errors.OptionError(None, f"expected distinct devices, got {twice[0]!r} more than once")
+    configs = [check(name, d, options, precision) for d in devices]
+    multi = getattr(REGISTRY.config(name), "check_devices", None)
+    if multi is None:
+        raise errors.OptionError(None, f"backend {name} runs on one device at a time")
+    multi(list(devices))
+    return configs[0]

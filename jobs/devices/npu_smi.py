@@ -164,31 +164,45 @@ def run_info(exe: str | None = None, timeout_s: float = TIMEOUT_S) -> str:
 
 
 def find_chip(chips: Iterable[Chip], device_id: int, physical_id: int | None) -> tuple[Chip | None, str]:
-    """The row of the chip a process uses, and how it was found. ``physical_id`` (from
-    ``ASCEND_VISIBLE_DEVICES``) is the device id npu-smi prints, else the NPU id; without it, ACL's
-    ``device_id`` is looked up the same way (on a host ACL counts all chips). A table with one chip is that
-    chip."""
+    """The row of the chip a process uses, and how it was found. ``physical_id`` (from ``ASCEND_VISIBLE_DEVICES``,
+    which holds device ids on every card: Ascend Docker Runtime mounts ``/dev/davinciN``) is looked up as the device
+    id npu-smi prints; without it, ACL's ``device_id`` is looked up the same way (on a host ACL counts all chips).
+    A table without device ids (910B) is looked up by NPU id, as is a value that is the NPU id of a one-chip card;
+    the NPU id of a card of several chips (Atlas 300I, Atlas 300I Duo) names no one chip: no row, and the reason
+    says so. A table with one chip is that chip."""
     chips = list(chips)
     wanted = physical_id if physical_id is not None else device_id
     by = "ASCEND_VISIBLE_DEVICES" if physical_id is not None else "ACL device id"
     for chip in chips:
         if chip.device == wanted:
             return chip, f"device id {wanted} ({by})"
-    for chip in chips:
-        if chip.device is None and chip.npu == wanted:
-            return chip, f"NPU id {wanted} ({by})"
+    on_card = [c for c in chips if c.npu == wanted]
+    if len(on_card) == 1:
+        return on_card[0], f"NPU id {wanted} ({by})"
     if len(chips) == 1:
         return chips[0], "the only chip npu-smi lists"
+    if on_card:
+        ids = ", ".join(str(c.device) for c in on_card)
+        return None, (f"no row for {by} {wanted}: {wanted} is the NPU id of a card of {len(on_card)} chips (device "
+                      f"ids {ids}); {VISIBLE_DEVICES_ENV} holds device ids")
     return None, f"no row for {by} {wanted}"
+
+
+def chips_on_card(chips: Iterable[Chip], chip: Chip) -> int:
+    """How many chips share ``chip``'s card: the rows of ``npu-smi info`` with its NPU id (an Atlas 300I: 4, an Atlas
+    300I Duo: 2, a 300I Pro or a 910B: 1)."""
+    return sum(1 for c in chips if c.npu == chip.npu)
 
 
 def device_info(device_id: int, physical_id: int | None, exe: str | None = None,
                 cann_homes: Iterable[pathlib.Path] | None = None, driver_version_file: pathlib.Path | None = None,
                 timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
     """What the infer summary records about the chip (``backend_info.device_info``): its name and catalogue
-    soc_version, health and bus id, the npu-smi/driver and CANN versions, and where each came from."""
+    soc_version, health and bus id, the chips on its card (``chips_on_card``: the rows sharing its NPU id) and the
+    catalogue card with that many (``card``), the npu-smi/driver and CANN versions, and where each came from."""
     info: dict[str, Any] = {"chip_name": None, "soc_version": None, "npu_id": None, "device_id": None,
                             "bus_id": None, "health": None, "chip_found_by": None, "chips_listed": [],
+                            "chips_on_card": None, "card": None,
                             "npu_smi": None, "npu_smi_version": None, "driver_version": None,
                             "driver_version_from": None, "cann_version": None, "cann_version_from": None}
     try:
@@ -209,12 +223,15 @@ def device_info(device_id: int, physical_id: int | None, exe: str | None = None,
             info["chip_name"] = chip_name
         if chip is not None:
             info.update(chip_name=chip.name, npu_id=chip.npu, device_id=chip.device, bus_id=chip.bus_id,
-                        health=chip.health)
+                        health=chip.health, chips_on_card=chips_on_card(parsed.chips, chip))
         if info["chip_name"]:
             try:
                 info["soc_version"] = soc_version(f" {info['chip_name']} ")
             except errors.BadInput:
                 pass  # a chip the catalogue does not know: its name is recorded all the same
+        if info["soc_version"] and info["chips_on_card"]:
+            card = devices.card_of(info["soc_version"], info["chips_on_card"])
+            info["card"] = card.name if card is not None else None
     if info["driver_version"] is None:
         path = driver_version_file or DRIVER_VERSION_FILE
         try:

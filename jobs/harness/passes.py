@@ -76,14 +76,16 @@ class Protocol:
 
 def run(protocol: Protocol, backend: base.Backend, dataset: shards.Dataset, predictions_path: pathlib.Path,
         sampler: power.PowerSampler | None = None, reopen: Callable[[], base.Backend] | None = None,
-        device_noise: noise.DeviceWatch | None = None) -> records.InferSummary:
+        device_noise: noise.DeviceWatch | None = None, gate: Callable[[], None] | None = None) -> records.InferSummary:
     """Warm-up, the predictions pass (top-k written to ``predictions_path``) and the repetitions; the summary's
     figures (the run's identity is the caller's to add).
 
     ``reopen``: opens a fresh session of the same engine for each repetition after the first (None: the
     repetitions reuse ``backend``); then ``backend`` is described (the summary's ``backend_info``) and closed
     after the first repetition, so that one session at a time holds memory; ``sampler``: device power over the timed window, from the first timed
-    batch to the last; ``device_noise``: the accelerator read before and after the timed window."""
+    batch to the last; ``device_noise``: the accelerator read before and after the timed window; ``gate``: called
+    after each repetition's warm-up, just before its timed passes (the predictions pass in the first): the start
+    barrier of a run on several devices at once (``jobs.harness.fanout``), so that their timed windows coincide."""
     args = protocol
     bs = args.batch_size
     overlapped = not backend.computes_on_host if args.overlap is None else args.overlap
@@ -97,6 +99,8 @@ def run(protocol: Protocol, backend: base.Backend, dataset: shards.Dataset, pred
         sampler.start()
     timing = _Timing()
     bad = _NonFiniteTally(dataset.names)
+    if gate is not None:
+        gate()
     first = _predictions_pass(backend, dataset, bs, predictions_path, timing, overlapped, staging, bad)
     passes = 1 + _timing_passes(backend, dataset, args, timing, max_passes=args.max_passes - 1)
     rep_throughput = [timing.repetition_throughput(bs)]
@@ -107,6 +111,8 @@ def run(protocol: Protocol, backend: base.Backend, dataset: shards.Dataset, pred
         session = reopen() if reopen is not None else backend
         try:
             _warm_up(session, dataset, args, overlapped=False, staging=False)
+            if gate is not None:
+                gate()
             timing.next_repetition()
             passes += _timing_passes(session, dataset, args, timing, max_passes=args.max_passes)
             rep_throughput.append(timing.repetition_throughput(bs))
@@ -259,6 +265,7 @@ def _predictions_pass(backend: base.Backend, dataset: shards.Dataset, bs: int, p
     the pass overlaps."""
     prog = progress.Progress("infer", dataset.num_images, log)
     names = dataset.names
+    offset = dataset.first  # the index column counts in the whole dataset (a part of it starts later)
     written = 0
     bytes_before = dataset.bytes_read
     compute_before = sum(timing.compute)
@@ -272,7 +279,7 @@ def _predictions_pass(backend: base.Backend, dataset: shards.Dataset, bs: int, p
             idx, scores = metrics.topk(logits, TOPK)
             bad.add(logits, first)
             for row in range(len(logits)):
-                writer.writerow([first + row, names[first + row], *idx[row].tolist(),
+                writer.writerow([offset + first + row, names[first + row], *idx[row].tolist(),
                                  *(f"{s:.6g}" for s in scores[row].tolist())])
             prog.advance(len(logits))
 

@@ -45,7 +45,7 @@ from typing import Any
 
 from jobs import devices, errors
 from jobs.artifacts import records
-from jobs.results import published, stats
+from jobs.results import published, stats, tables
 
 PUBLISHED = "published"
 """The name that stands for the published figures in place of sweep A."""
@@ -307,9 +307,11 @@ def _samples(side: Side) -> tuple[float, ...]:
     return side.repetitions or ((side.throughput,) if side.throughput > 0 else ())
 
 
-def _runs(model: str, runs: Sequence[records.ReportRun], scale: Mapping[str, float] | None = None
+def _runs(model: str, runs: Sequence[records.ReportRun], scale: Mapping[Any, float] | None = None
           ) -> dict[Key, Side]:
-    return {Key.of(model, r): Side.of(r, (scale or {}).get(r.target, 1.0)) for r in runs}
+    """Each run as a side; ``scale``: by (target, batch size), else by target (1 where neither is given)."""
+    scale = scale or {}
+    return {Key.of(model, r): Side.of(r, scale.get((r.target, r.batch_size), scale.get(r.target, 1.0))) for r in runs}
 
 
 def _unless_unstable(e: stats.Evidence, a: Side, b: Side, threshold: float) -> stats.Evidence:
@@ -415,7 +417,8 @@ def compare_published(b: records.Report, threshold: float = DEFAULT_THRESHOLD, b
     """Sweep B against the published figures, per card (see the module's docstring)."""
     a_runs, chips = published_runs(b)
     notes = [f"published: {PUBLISHED_MODEL}, {PUBLISHED_PRECISION}, {PUBLISHED_INPUT_MODE} input, images/s per "
-             "card; B's per-device figures x the chips on one card ("
+             "card; B's per-card figures: measured where a target ran on every chip of a card at once, else its "
+             "per-device figures x the chips on one card ("
              + ", ".join(f"{a} {devices.get(a).chips_per_card}" for a in published.SEED) + ")"]
     if not chips:
         named = ", ".join(f"{t}: {a}" for t, a in b.accelerators.items()) or "none"
@@ -423,7 +426,16 @@ def compare_published(b: records.Report, threshold: float = DEFAULT_THRESHOLD, b
                      f"({', '.join(published.SEED)}); B's accelerators: {named}")
     if b.reference.kind != "imagenet":
         notes.append(f"top-1 not compared: B's accuracy is {b.reference.kind}, the published figure ImageNet")
-    b_runs = _runs(PUBLISHED_MODEL if b.model == PUBLISHED_MODEL else b.model, b.runs, chips)
+    scale: dict[Any, float] = dict(chips)
+    for r in b.runs:  # the per-card figure eval recorded: measured on a whole card, or extrapolated
+        if r.target in chips and r.throughput > 0:
+            scale[(r.target, r.batch_size)] = tables.card_figure(r, b.accelerators[r.target]).throughput / r.throughput
+    extrapolated = sorted({r.target for r in b.runs if r.target in chips
+                           and not tables.card_figure(r, b.accelerators[r.target]).measured})
+    if extrapolated:
+        notes.append(f"extrapolated from fewer chips than a card has, not measured on a whole card: "
+                     f"{', '.join(extrapolated)}")
+    b_runs = _runs(PUBLISHED_MODEL if b.model == PUBLISHED_MODEL else b.model, b.runs, scale)
     keys = [k for k in b_runs if k in a_runs]
     matched = [(a_runs[k], b_runs[k]) for k in keys]
     evidence = _together([stats.compare_to_value(a.throughput, _samples(b_), threshold) for a, b_ in matched],

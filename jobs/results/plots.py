@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from jobs import devices, errors
 from jobs.artifacts import records
-from jobs.results import published
+from jobs.results import published, tables
 
 PALETTE = ("#0072B2", "#C34A00", "#007A55", "#9E3D8F", "#B8001F", "#6A5000", "#00707A", "#5B3FA0")
 """Target colours in target order: dark enough for a white page (contrast at least 4.5:1), told apart by hue."""
@@ -38,8 +38,10 @@ PUBLISHED_STYLE = {  # accelerator -> (colour, dash pattern, marker): greys, so 
 }
 PUBLISHED_BASIS = ("Open markers, dashed and dotted lines: published figures (seed guide, section 7.1), per card, fp16 (Ascend: ATC "
                    "--precision_mode=force_fp16; T4: trtexec --fp16); an Ascend 310 card has 4 chips, a 310P card and "
-                   "a T4 one each. Solid: measured here, per device (one chip, one GPU, or this CPU); bars: the "
-                   "slowest to the fastest timing window.")
+                   "a T4 one each. Solid: measured here, per device (one chip, one GPU, or this CPU; the sum for a "
+                   "target on several at once); bars: the slowest to the fastest timing window. Diamonds: a "
+                   "target's figure per card, filled where measured on a whole card, hollow where extrapolated "
+                   "from fewer chips.")
 LIMIT_COLOUR = "#000000"
 FONT_PT = 11
 DPI = 110
@@ -94,6 +96,31 @@ def latency_series(report: records.Report) -> dict[str, list[LatencyPoint]]:
     return {t: [LatencyPoint(r.batch_size, r.compute_mean_ms, r.compute_p99_ms)
                 for r in sorted((r for r in report.runs if r.target == t), key=lambda r: r.batch_size)]
             for t in _targets(report)}
+
+
+class CardPoint(NamedTuple):
+    """A target's images/s per card at a batch size, and whether it was measured on a whole card."""
+
+    batch_size: int
+    throughput: float
+    measured: bool
+
+
+def per_card_series(report: records.Report) -> dict[str, list[CardPoint]]:
+    """target -> its per-card points (``tables.card_figure``), for targets whose accelerator has published figures
+    and whose per-card figure is not its per-device one (a card of several chips, or several devices): what the
+    throughput plot draws beside the published figures, extrapolated points hollow."""
+    out: dict[str, list[CardPoint]] = {}
+    for t in _targets(report):
+        acc = report.accelerators.get(t)
+        if acc not in published.SEED:
+            continue
+        runs = sorted((r for r in report.runs if r.target == t), key=lambda r: r.batch_size)
+        figures = [(r, tables.card_figure(r, acc)) for r in runs]
+        if all(f.chips == 1 and r.devices == 1 for r, f in figures):
+            continue
+        out[t] = [CardPoint(r.batch_size, f.throughput, f.measured) for r, f in figures]
+    return out
 
 
 def published_series() -> dict[str, list[tuple[int, float]]]:
@@ -205,6 +232,18 @@ def throughput_figure(report: records.Report):
             sizes += xs
             values += [v for v in ys if v > 0]
         seed_model = report.model == published.SEED_MODEL  # the seed's figures are GhostNet's alone
+        for target, cps in (per_card_series(report) if seed_model else {}).items():
+            colour, _ = colours[target]
+            ax.plot([c.batch_size for c in cps], [c.throughput for c in cps], color=colour, linestyle=":",
+                    linewidth=1.2, zorder=3)
+            for measured in (True, False):
+                pts = [c for c in cps if c.measured == measured]
+                if pts:  # measured: filled diamonds; extrapolated from fewer chips: hollow, apart in the legend
+                    ax.plot([c.batch_size for c in pts], [c.throughput for c in pts], color=colour, linestyle="none",
+                            marker="D", markersize=7, markerfacecolor=colour if measured else "white",
+                            label=f"{target} per card, {'measured' if measured else 'extrapolated'}", zorder=4)
+                    sizes += [c.batch_size for c in pts]
+                    values += [c.throughput for c in pts if c.throughput > 0]
         for acc, points in (published_series() if seed_model else {}).items():
             colour, dashes, marker = PUBLISHED_STYLE[acc]
             xs, ys = [p[0] for p in points], [p[1] for p in points]

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from jobs import devices, errors
 from jobs.artifacts import records
-from jobs.results import published
+from jobs.results import per_card, published
 
 CSV_COLUMNS = ["target", "backend", "device", "input_mode", "batch_size", "num_images", "throughput",
                "repetitions_median", "repetitions_low", "repetitions_high", "valid", "busy",
@@ -106,37 +106,54 @@ def published_table() -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def card_figure(r: records.ReportRun, accelerator: str) -> per_card.PerCard:
+    """A run's per-card figure: the one eval recorded (``ReportRun.per_card_*``), else, in an older report, per device
+    x the accelerator's ``chips_per_card``."""
+    if r.per_card_throughput is not None and r.per_card_chips:
+        return per_card.PerCard(r.per_card_throughput, r.per_card_basis or per_card.EXTRAPOLATED, r.per_card_chips,
+                                r.devices, r.per_card_chips_from or "")
+    chips = devices.get(accelerator).chips_per_card
+    return per_card.per_card(r.throughput, r.devices, chips, f"accelerator {accelerator}")
+
+
 def published_comparison(runs: Sequence[records.ReportRun], accelerators: dict[str, str],
                          ratios: list[tuple[str, str]] | None = None) -> tuple[list[str], list[list[str]]] | None:
     """Measured beside published, both per card, for targets whose accelerator has published figures.
 
-    A run measures one device (one chip); per card = per chip x the catalogue's ``chips_per_card``
-    (the seed's Ascend 310 figure is a 4-chip card). Ratio columns: the pairs asked for, else the
-    seed's 310P/310 and 310P/T4 where the sweep has those accelerators; each with the published ratio.
-    None when no target has published figures.
+    Each target's per-card figure says how it was had (``card_figure``, ``jobs.results.per_card``): measured on every
+    chip of a card at once, or extrapolated from fewer (per chip x chips on the card; the seed's Ascend 310 figure
+    is a 4-chip card). Ratio columns: the pairs asked for, else the seed's 310P/310 and 310P/T4 where the sweep has
+    those accelerators, taking for each accelerator a target with measured figures where there is one; each with
+    the published ratio. None when no target has published figures.
     """
     targets = [t for t in dict.fromkeys(r.target for r in runs) if accelerators.get(t) in published.SEED]
     if not targets:
         return None
-    value = {(r.target, r.batch_size): r.throughput * devices.get(accelerators[r.target]).chips_per_card
-             for r in runs if r.target in targets}
+    figure = {(r.target, r.batch_size): card_figure(r, accelerators[r.target]) for r in runs if r.target in targets}
+    value = {k: f.throughput for k, f in figure.items()}
     pub = {t: published.SEED[accelerators[t]].throughput for t in targets}
     if ratios:
         pairs = [(a, b) for a, b in ratios if a in targets and b in targets]
     else:
-        by_acc = {accelerators[t]: t for t in reversed(targets)}
+        measured = {t for (t, _), f in figure.items() if f.measured}
+        by_acc: dict[str, str] = {}
+        for t in targets:  # the first target of each accelerator, a measured one before an extrapolated one
+            if accelerators[t] not in by_acc or (t in measured and by_acc[accelerators[t]] not in measured):
+                by_acc[accelerators[t]] = t
         pairs = [(by_acc[a], by_acc[b]) for a, b in published.SEED_RATIOS if a in by_acc and b in by_acc]
     header = ["Batch size"]
     for t in targets:
-        header += [f"{t} per card", f"published {published.SEED[accelerators[t]].label}", f"{t}/published"]
+        header += [f"{t} per card", f"{t} basis", f"published {published.SEED[accelerators[t]].label}",
+                   f"{t}/published"]
     for a, b in pairs:
         header += [f"{a}/{b} per card", "published"]
     rows = []
     for bs in sorted({r.batch_size for r in runs if r.target in targets}):
         row = [str(bs)]
         for t in targets:
-            v, p = value.get((t, bs)), pub[t].get(bs)
-            row += [_fmt(v), _fmt(p), _ratio(v, p)]
+            f, p = figure.get((t, bs)), pub[t].get(bs)
+            v = f.throughput if f is not None else None
+            row += [_fmt(v), f.note() if f is not None else "", _fmt(p), _ratio(v, p)]
         for a, b in pairs:
             row += [_ratio(value.get((a, bs)), value.get((b, bs))), _ratio(pub[a].get(bs), pub[b].get(bs))]
         rows.append(row)
@@ -369,14 +386,18 @@ def to_markdown(report: records.Report, plots: Sequence[str] | None = None, plot
     targets = list(dict.fromkeys(r.target for r in runs))
     ratios = parse_ratios(report.ratios, targets)
     out += ["## Throughput (images/s, compute only, as ais_infer's `throughput`)", "",
-            "Each target's figure is one device (one NPU chip, one GPU, or this machine's CPU).", "",
+            ("Each target's figure is one device (one NPU chip, one GPU, or this machine's CPU), or for a target on "
+             "several devices at once the sum of theirs (ais_bench's `--device 0,1,..` figure)."), "",
             _md_table(*throughput_table(runs, ratios)), ""]
+    out += devices_lines(runs)
     comparison = published_comparison(runs, accelerators, ratios) if seed_model else None
     if comparison is not None:
         chips = ", ".join(f"{a} {devices.get(a).chips_per_card}" for a in published.SEED)
         out += ["## Against the published figures (per card, as the seed's table)", "",
-                (f"Measured per card = measured per device x the chips on one card (`jobs.devices`: {chips}), "
-                 "assuming the card's chips each run one such process; published: seed section 7.1."), "",
+                ("Per card: **measured** where the target ran on every chip of a card at once (the sum of the chips' "
+                 "throughputs, as ais_bench measures a card), else **extrapolated**: per chip x the chips on one card "
+                 f"(from npu-smi at run time, the target's card, or `jobs.devices`: {chips}), which assumes the "
+                 "card's other chips would not slow it down. Published: seed section 7.1."), "",
                 _md_table(*comparison), ""]
     out += best_lines(report)
     out += plot_lines(plots, plots_skipped)
@@ -431,6 +452,23 @@ def to_markdown(report: records.Report, plots: Sequence[str] | None = None, plot
              "per-run table: compare fp16 with fp16."), "", _md_table(*published_table()), ""]
     out.append(f"Overall: {'all runs pass the accuracy gate' if report.all_pass else 'SOME RUNS FAIL the accuracy gate'}.")
     return "\n".join(out) + "\n"
+
+
+def devices_lines(runs: Sequence[records.ReportRun]) -> list[str]:
+    """report.md's table of runs on several devices at once: ais_bench's summed figure beside the wall clock's."""
+    multi = [r for r in runs if r.devices > 1]
+    if not multi:
+        return []
+    rows = [[r.target, str(r.batch_size), str(r.devices), _fmt(r.throughput), _fmt(r.wall_images_per_second),
+             _ratio(r.wall_images_per_second, r.throughput),
+             "yes" if r.started_together else "no"] for r in multi]
+    return ["## Several devices at once", "",
+            ("One infer process per device, started together (ais_bench `--device 0,1,..`). Summed: the sum of "
+             "the devices' compute throughputs, ais_bench's figure. Wall clock: the images every device inferred in "
+             "its predictions pass over the time from the first start to the last end, reading, copying and ranking "
+             "included: where it falls well below the sum, the devices (or the host feeding them) slow each other."),
+            "", _md_table(["Target", "Batch size", "Devices", "Summed images/s", "Wall-clock images/s",
+                           "Wall clock / summed", "Started together"], rows), ""]
 
 
 def parse_price(text: str, where: str) -> tuple[float, str]:

@@ -21,13 +21,14 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from jobs import errors, models, params
 from jobs import store as store_mod
 from jobs.artifacts import commit, records, shards
-from jobs.results import metrics, plots, tables
+from jobs.results import metrics, per_card, plots, tables
 from jobs.stages import cli
 
 log = logging.getLogger("ghostbench.eval")
@@ -82,8 +83,27 @@ def evaluate_run(uri: str, label_of: dict[str, int], args: params.EvalParams, re
         noise_reasons=tuple(summary.noise.reasons) if summary.noise else (), padded_share=summary.padded_share,
         real_images_per_second=summary.real_images_per_second or summary.throughput * len(names) / max(
             summary.num_batches * summary.batch_size, 1),
-        p99_samples=summary.compute.count, nonfinite=summary.nonfinite.images)
+        p99_samples=summary.compute.count, nonfinite=summary.nonfinite.images, **_devices(summary, args))
     return row, records.SeedAccuracy(len(names), args.num_classes, acc)
+
+
+def _devices(summary: records.InferSummary, args: params.EvalParams) -> dict[str, Any]:
+    """The report row's device-count and per-card fields (``jobs.results.per_card``): chips per card from what
+    npu-smi listed at run time, else the target's card, else its accelerator."""
+    d = summary.devices
+    count = d.count if d is not None else 1
+    recorded = d.chips_per_card if d is not None else (summary.backend_info.get("device_info") or {}).get(
+        "chips_on_card")
+    out: dict[str, Any] = {"devices": count}
+    if d is not None:
+        out.update(wall_images_per_second=d.wall_images_per_second, started_together=d.started_together)
+    chips = per_card.chips_per_card((args.accelerators or {}).get(summary.target), (args.cards or {}).get(
+        summary.target), recorded)
+    if chips is not None:
+        pc = per_card.per_card(summary.throughput, count, *chips)
+        out.update(per_card_throughput=pc.throughput, per_card_basis=pc.basis, per_card_chips=pc.chips,
+                   per_card_chips_from=pc.chips_from)
+    return out
 
 
 def _energy(power: records.PowerRecord | None) -> dict[str, float | str | None]:
@@ -169,6 +189,10 @@ def run(args: params.EvalParams, out: store_mod.Store) -> None:
         unknown = sorted(set(accelerators) - set(target_order))
         if unknown:
             raise errors.BadInput(f"--accelerator {unknown[0]}=...: no run has target {unknown[0]!r} "
+                                  f"(targets: {', '.join(target_order)})")
+        unknown = sorted(set(args.cards or {}) - set(target_order))
+        if unknown:
+            raise errors.BadInput(f"--on-card {unknown[0]}=...: no run has target {unknown[0]!r} "
                                   f"(targets: {', '.join(target_order)})")
         if left_out is not None:
             log.warning("eval: %s", tables.left_out_line(left_out))

@@ -9,6 +9,7 @@ One module per document, this package's face names them all:
   (``EndToEnd``, ``PowerRecord``, ``NonFinite``).
 - ``report``: ``SeedAccuracy`` (``accuracy.json`` exactly as the seed's ``imagenet_acc_eval.py`` writes it),
   ``ReportRun`` and ``Report`` (``report.json`` of a sweep; ``BestBatch``, ``Price``, ``LeftOut``).
+- ``devices``: ``DeviceSet`` and ``DeviceRun``, a run on several devices at once (ais_bench's ``--device 0,1,..``).
 - ``engine``: ``EngineRecord`` (``engine.json``) and ``ExportRecord`` (``export_record.json``).
 - ``noise``: ``Noise`` (``HostNoise``, ``DeviceNoise``): what else ran while a run was timed.
 
@@ -16,6 +17,7 @@ Stages, the reports and the benchmarks share these types; nothing else spells th
 ``docs/stages.md`` (ais_infer's summary keys, the seed's accuracy.json) and ``docs/architecture.md`` (layout).
 """
 
+from jobs.artifacts.records.devices import DEVICES_DIR, DeviceRun, DeviceSet
 from jobs.artifacts.records.engine import ENGINE_RECORD, EXPORT_RECORD, MODEL_FILE, EngineRecord, ExportRecord
 from jobs.artifacts.records.noise import BUSY_SHARE, DeviceNoise, HostNoise, Noise
 from jobs.artifacts.records.report import (
@@ -57,7 +59,7 @@ from jobs.artifacts.records.timing import (
 )
 
 __all__ = [
-    "ACCURACY", "BUSY_SHARE", "CONFIDENCE", "ENGINE_RECORD", "EXPORT_RECORD", "LEFT_OUT_EXAMPLES", "MIN_REPETITIONS", "MODEL_FILE", "NONFINITE_EXAMPLES", "P99_SAMPLES", "PLOT_FILES", "PREDICTIONS", "REPORT_FILES",
+    "ACCURACY", "BUSY_SHARE", "CONFIDENCE", "DEVICES_DIR", "DeviceRun", "DeviceSet", "ENGINE_RECORD", "EXPORT_RECORD", "LEFT_OUT_EXAMPLES", "MIN_REPETITIONS", "MODEL_FILE", "NONFINITE_EXAMPLES", "P99_SAMPLES", "PLOT_FILES", "PREDICTIONS", "REPORT_FILES",
     "SUMMARY", "UNJUDGED", "UNSTABLE_SPREAD", "VALID_BATCHES", "VALID_SECONDS", "WINDOWS", "BestBatch", "DeviceNoise", "EndToEnd", "EngineRecord", "ExportRecord", "HostNoise", "InferSummary",
     "LatencyStats", "LeftOut", "Noise", "NonFinite", "PowerRecord", "Price", "Reference", "Report", "Repetitions", "ReportRun", "SeedAccuracy", "Validity", "Windows",
     "throughput",

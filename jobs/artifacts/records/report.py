@@ -115,6 +115,20 @@ class ReportRun:
     nonfinite: int = 0
     """Images whose logits held NaN or an infinity (``InferSummary.nonfinite``): any fails the gate, whatever the
     accuracy; 0 in a report written before they were counted."""
+    devices: int = 1
+    """Devices the run used at once (``InferSummary.devices``): above 1, ``throughput`` is their sum (ais_bench's)."""
+    wall_images_per_second: float | None = None
+    """A run on several devices: the images/s of the whole by the wall clock, beside the sum; None: one device."""
+    started_together: bool = True
+    """A run on several devices: each timed repetition started on every device at once."""
+    per_card_throughput: float | None = None
+    """images/s per card (``jobs.results.per_card``); None: no card (a CPU target)."""
+    per_card_basis: str | None = None
+    """``measured`` (every chip of the card ran at once) or ``extrapolated`` (from fewer chips); None: no card."""
+    per_card_chips: int | None = None
+    """Chips on the card, and where that came from (``per_card_chips_from``: npu-smi info, the card, the
+    accelerator)."""
+    per_card_chips_from: str | None = None
 
     @property
     def p99_resolved(self) -> bool:

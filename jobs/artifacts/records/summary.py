@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jobs import errors
+from jobs.artifacts.records.devices import DeviceSet
 from jobs.artifacts.records.fields import field as _field
 from jobs.artifacts.records.noise import Noise
 from jobs.artifacts.records.timing import LatencyStats, Repetitions, Windows
@@ -252,6 +253,10 @@ class InferSummary:
     """What else ran on the host and the device while the run was timed; None: not recorded."""
     nonfinite: NonFinite = NonFinite()
     """NaN and infinite logits of the predictions pass; zero in a summary written before they were counted."""
+    devices: DeviceSet | None = None
+    """A run on several devices at once (``records.devices``): then ``throughput`` is the sum of the devices'
+    (ais_bench's), ``NPU_compute_time`` pools their batches, ``end_to_end`` is the wall clock of the whole and
+    ``num_images`` counts each image once. None (the key absent): one device."""
 
     UNITS = {"latency": "ms", "throughput": "images/s"}
 
@@ -289,6 +294,7 @@ class InferSummary:
             "validity": self.validity.to_dict(),
             "noise": self.noise.to_dict() if self.noise is not None else None,
             "nonfinite": self.nonfinite.to_dict(),
+            **({"devices": self.devices.to_dict()} if self.devices is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -318,7 +324,8 @@ class InferSummary:
             real_images_per_second=float(d.get("real_images_per_second", 0.0)),
             validity=Validity.from_dict(d["validity"]) if d.get("validity") else UNJUDGED,
             noise=Noise.from_dict(d["noise"]) if d.get("noise") else None,
-            nonfinite=NonFinite.from_dict(d["nonfinite"]) if d.get("nonfinite") else NonFinite())
+            nonfinite=NonFinite.from_dict(d["nonfinite"]) if d.get("nonfinite") else NonFinite(),
+            devices=DeviceSet.from_dict(d["devices"]) if d.get("devices") else None)
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str = SUMMARY) -> InferSummary:

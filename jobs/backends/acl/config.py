@@ -54,6 +54,16 @@ class AclConfig:
             raise errors.OptionError("acl_json_path", f"expected a path, got {acl_json!r}")
         return cls(device=device, index=int(index) if sep else None, log_level=level, acl_json_path=acl_json)
 
+    @classmethod
+    def check_devices(cls, devices: list[str]) -> None:
+        """Several chips at once (``jobs.backends.check_devices``, as ``ais_bench --device 0,1,2,3``): each ``npu:N``,
+        ACL's device id; in a pod that was given N chips, ``npu:0`` .. ``npu:N-1`` are the chips
+        ``ASCEND_VISIBLE_DEVICES`` lists (``resolve``). ``npu`` alone names the first chip only."""
+        for d in devices:
+            if d == "npu":
+                raise errors.OptionError(None, "expected npu:0, npu:1, ... for a run on several chips (npu alone is "
+                                         "the first chip the pod was given), got 'npu'")
+
     def resolve(self, environ: Mapping[str, str]) -> AclDevice:
         """Which chip this process runs on, from ``ASCEND_VISIBLE_DEVICES`` (read when the backend opens,
         never baked into an image). ``BadInput`` when the device and the environment disagree."""

@@ -31,11 +31,21 @@ class NullConfig:
     -inf at the last class, as an fp16 overflow leaves them: a run the accuracy gate must refuse)."""
 
     @classmethod
+    def check_devices(cls, devices: list[str]) -> None:
+        """Several stand-in devices at once (``jobs.backends.check_devices``): ``none:0``, ``none:1``, ... each a
+        process computing nothing (with ``images_per_s``, waiting as a device of that speed would, the host idle)."""
+        for d in devices:
+            if not d.startswith("none:"):
+                raise errors.OptionError(None, f"expected stand-in devices none:0, none:1, ... for a run on several, "
+                                         f"got {d!r}")
+
+    @classmethod
     def check(cls, device: str, options: Mapping[str, Any], precision: str = "fp32") -> NullConfig:
         """Any precision: the null backend computes nothing (the summary records the one asked for)."""
-        if device not in DEVICES:
-            raise errors.OptionError(None, f"expected one of {', '.join(DEVICES)} for backend null (it computes "
-                                     f"nothing), got {device!r}")
+        kind, sep, index = device.partition(":")
+        if device not in DEVICES and not (kind == "none" and sep and index.isdigit()):
+            raise errors.OptionError(None, f"expected one of {', '.join(DEVICES)} or none:N (a stand-in device, for "
+                                     f"runs on several) for backend null (it computes nothing), got {device!r}")
         registry.check_option_names(options, OPTIONS)
         rate = options.get("images_per_s")
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0):

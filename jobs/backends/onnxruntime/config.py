@@ -103,6 +103,17 @@ class OnnxRuntimeConfig:
         return int(index or 0)
 
     @classmethod
+    def check_devices(cls, devices: list[str]) -> None:
+        """Several devices at once (``jobs.backends.check_devices``): GPUs or NPUs by index, each its own device
+        (``cuda:0``, ``cuda:1``); the CPU's cores are one device shared by every process, so never ``cpu``, and a
+        device without its index names the same one twice."""
+        for d in devices:
+            kind, _, index = d.partition(":")
+            if kind == "cpu" or not index:
+                raise errors.OptionError(None, f"expected devices with an index such as cuda:0, cuda:1 for a run on "
+                                         f"several (the CPU is one device), got {d!r}")
+
+    @classmethod
     def check(cls, device: str, options: Mapping[str, Any], precision: str = "fp32") -> OnnxRuntimeConfig:
         """The config for ``device``, ``options`` and ``precision``; ``errors.OptionError`` naming what is wrong
         (``option`` None: the device; ``"precision"``: the precision)."""
