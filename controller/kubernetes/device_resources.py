@@ -33,7 +33,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from jobs import devices
+from jobs import devices, errors
 from jobs.devices import npu_smi
 
 WHOLE, MIXED, STATIC_VNPU, DYNAMIC_VNPU, GPU, MIG = "whole", "mixed", "static-vnpu", "dynamic-vnpu", "gpu", "mig"
@@ -76,12 +76,22 @@ def classify(name: str) -> str | None:
     return None
 
 
-def resolve(accelerator: str, overrides: Mapping[str, Mapping[str, Any]]) -> DeviceResource:
+def resolve(accelerator: str, overrides: Mapping[str, Mapping[str, Any]], chips: int = 1) -> DeviceResource:
     """The resource the accelerator's pods request: ``overrides[accelerator]`` (``{name, count}``), else the
-    catalogue's, one whole device. Call ``problem`` first: this trusts the entry."""
+    catalogue's; whole devices (chips, GPUs) one per device the step runs on (``chips``: a target's ``devices``,
+    e.g. the 4 chips of an Atlas 300I card, ``huawei.com/Ascend310: 4``, which the container then finds in
+    ``ASCEND_VISIBLE_DEVICES``). Call ``problem`` first: this trusts the entry. ``errors.BadInput`` when a step on
+    several devices would get a slice (static or dynamic vNPU, MIG): a slice is part of one chip."""
     entry = overrides.get(accelerator) or {}
     name = str(entry.get("name") or devices.get(accelerator).resource)
-    return DeviceResource(name, int(entry.get("count", 1)), classify(name) or WHOLE)
+    mode = classify(name) or WHOLE
+    count = int(entry.get("count", 1))
+    if chips > 1:
+        if mode in SLICES:
+            raise errors.BadInput(f"targets[].devices: {chips} devices of {accelerator}, but its pods request "
+                                  f"{name} ({mode}), part of one chip; run on several devices with whole chips")
+        count *= chips
+    return DeviceResource(name, count, mode)
 
 
 def problem(accelerator: str, entry: Mapping[str, Any], scheduler_name: str, driver_mounts: bool
@@ -114,7 +124,8 @@ def problem(accelerator: str, entry: Mapping[str, Any], scheduler_name: str, dri
     elif mode == STATIC_VNPU and not name.startswith(family + "-"):
         return "name", f"a static vNPU of {accelerator}: {family}-<template>, e.g. {family}-2c", name
     if mode != DYNAMIC_VNPU and count != 1:
-        return "count", f"1 ({name} is requested one device per inference pod)", count
+        return "count", (f"1 ({name} is requested one per device a step runs on: one, or a target's devices, e.g. "
+                         "4 for the chips of an Atlas 300I card)"), count
     if mode == DYNAMIC_VNPU and scheduler_name != VOLCANO:
         return "name", (f"with {NPU_CORE} (dynamic vNPU), scheduler_name: volcano (MindCluster cuts vNPUs "
                         "through Volcano only)"), name

@@ -128,7 +128,10 @@ def _entries(step: plan_mod.Step, by_key: dict[str, Any]) -> list[Any]:
 def device_resource(step: plan_mod.Step, settings: settings_mod.KubernetesSettings
                     ) -> device_resources.DeviceResource | None:
     """What the step's pod requests of its accelerator (None: no accelerator)."""
-    return device_resources.resolve(step.accelerator, settings.device_resources) if step.accelerator else None
+    if not step.accelerator:
+        return None
+    chips = len(step.params.devices) if isinstance(step.params, params.InferParams) and step.params.devices else 1
+    return device_resources.resolve(step.accelerator, settings.device_resources, chips)
 
 
 def selector(sweep: str) -> str:

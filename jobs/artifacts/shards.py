@@ -13,7 +13,6 @@ Concatenating the shards 0..N-1 and their parts in order gives the dataset in na
 from __future__ import annotations
 
 import copy
-
 import json
 import pathlib
 import re

@@ -71,6 +71,12 @@ class Gate:
 
 
 @dataclasses.dataclass(frozen=True)
+class _Done:
+    result: Any
+    together: bool
+
+
+@dataclasses.dataclass(frozen=True)
 class _Failure:
     exit_code: int
     message: str
@@ -80,7 +86,7 @@ class _Failure:
 def _child(fn: Callable[..., Any], index: int, gate: Gate, args: tuple[Any, ...], conn: Any) -> None:
     """A worker process: ``fn(index, gate, *args)``; its result, or its failure as one line, sent to the parent."""
     try:
-        result: Any = fn(index, gate, *args)
+        result: Any = _Done(fn(index, gate, *args), gate.together)
     except BaseException as e:  # noqa: BLE001 - everything a worker raises is the parent's to report
         gate.abort()
         code = e.exit_code if isinstance(e, errors.GhostbenchError) else errors.EXIT_FAILURE
@@ -137,5 +143,4 @@ def run(fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], names: Sequence
         cls = {errors.EXIT_BAD_INPUT: errors.BadInput,
                errors.EXIT_MISSING_DEPENDENCY: errors.MissingDependency}.get(f.exit_code, errors.GhostbenchError)
         raise cls(f"device {names[i]}: {f.message}")
-    together = all(getattr(r, "together", True) for r in results)
-    return results, together
+    return [r.result for r in results], all(r.together for r in results)
