@@ -19,11 +19,13 @@ from jobs.artifacts import records
 
 class Converter(Protocol):
     """``normalization``: the model's (mean, std) on the 0..1 scale, from its export record (ATC's AIPP applies it);
-    None: the seed's GhostNet recipe."""
+    None: the seed's GhostNet recipe. ``model_name``: the export record's model, for an engine file named after it
+    (ATC's ``<model>_bsN.om``); None: the seed's."""
 
     def __call__(self, model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int,
                  options: dict[str, Any], precision: str,
-                 normalization: tuple[Sequence[float], Sequence[float]] | None = None) -> records.EngineRecord: ...
+                 normalization: tuple[Sequence[float], Sequence[float]] | None = None,
+                 model_name: str | None = None) -> records.EngineRecord: ...
 
 
 REGISTRY: registry.Registry[Converter] = registry.Registry("engine target", {

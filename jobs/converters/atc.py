@@ -1,4 +1,5 @@
-"""Ascend ATC engine: ``model.onnx`` -> ``ghostnet_bsN.om`` for one ``soc_version`` (seed step 3.2).
+"""Ascend ATC engine: ``model.onnx`` -> ``ghostnet_bsN.om`` (``<model>_bsN.om`` for another model) for one
+``soc_version`` (seed step 3.2).
 
 Runs ATC with the seed's arguments, built as a list (never a shell string); options (``soc_version``,
 ``aipp``, ``dynamic_batch_sizes``, ``timeout_s``, ``log``, ``precision_mode``) are checked by ``AtcOptions``
@@ -128,9 +129,19 @@ class AtcOptions:
                    log=level, precision_mode=mode, precision=precision, max_opset=top)
 
 
-def output_prefix(batch_size: int, dynamic_batch_sizes: Sequence[int] = ()) -> str:
-    """ATC's ``--output`` name: ``ghostnet_bsN`` as the seed, ``ghostnet_dynamic`` for a dynamic batch."""
-    return f"{ENGINE_STEM}_dynamic" if dynamic_batch_sizes else f"{ENGINE_STEM}_bs{batch_size}"
+def engine_stem(model_name: str | None) -> str:
+    """The ``.om`` file's stem for a model: ``ghostnet`` for the seed's (and when the export record names none), else
+    the model's name with every character but letters, digits, ``_`` and ``-`` made ``_`` (``resnet50``,
+    ``my_net_v2`` for ``my.net v2``)."""
+    if model_name is None or model_name == MODEL:
+        return ENGINE_STEM
+    return re.sub(r"[^A-Za-z0-9_-]", "_", model_name) or ENGINE_STEM
+
+
+def output_prefix(batch_size: int, dynamic_batch_sizes: Sequence[int] = (), stem: str = ENGINE_STEM) -> str:
+    """ATC's ``--output`` name: ``ghostnet_bsN`` as the seed, ``ghostnet_dynamic`` for a dynamic batch; ``stem``
+    (``engine_stem``) in place of ``ghostnet`` for another model."""
+    return f"{stem}_dynamic" if dynamic_batch_sizes else f"{stem}_bs{batch_size}"
 
 
 def build_args(model: str, output: str, batch_size: int, soc_version: str, opts: AtcOptions,
@@ -303,10 +314,11 @@ def _placeholders(args: list[str], model_path: pathlib.Path, out_dir: pathlib.Pa
 
 
 def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, options: dict,
-            precision: str = "fp32", normalization: tuple[Sequence[float], Sequence[float]] | None = None
-            ) -> records.EngineRecord:
+            precision: str = "fp32", normalization: tuple[Sequence[float], Sequence[float]] | None = None,
+            model_name: str | None = None) -> records.EngineRecord:
     """Build the ``.om`` in ``out_dir``: ``--input_shape`` from the graph's input name and size, AIPP (with
-    ``aipp``) from ``normalization``; ``BadInput`` for options, a model or an opset ATC cannot take."""
+    ``aipp``) from ``normalization``, the file named after ``model_name`` (``engine_stem``: ``ghostnet_bsN.om`` for
+    the seed's); ``BadInput`` for options, a model or an opset ATC cannot take."""
     opts = AtcOptions.check(options, batch_size, precision)
     atc = shutil.which("atc")
     if atc is None:
@@ -326,7 +338,7 @@ def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, op
         raise errors.BadInput(f"{model_path.name}: AIPP RGB888_U8 needs 3 channels, the model takes {model.channels}")
 
     out_dir = out_dir.resolve()
-    prefix = output_prefix(batch_size, opts.dynamic_batch_sizes)
+    prefix = output_prefix(batch_size, opts.dynamic_batch_sizes, engine_stem(model_name))
     aipp_path = None
     if opts.aipp:
         aipp_path = out_dir / AIPP_FILE

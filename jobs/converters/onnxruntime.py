@@ -76,9 +76,11 @@ def fix_batch(model: onnx.ModelProto, batch_size: int) -> onnx.ModelProto:
 
 
 def convert(model_path: pathlib.Path, out_dir: pathlib.Path, batch_size: int, options: dict,
-            precision: str = "fp32", normalization: Any = None) -> records.EngineRecord:
+            precision: str = "fp32", normalization: Any = None, model_name: str | None = None
+            ) -> records.EngineRecord:
     """Build ``engine.onnx`` in ``out_dir``; the record for ``engine.json``. ``BadInput`` for a bad model.
-    ``normalization`` is not used: the graph (or the data) normalizes; any input size and name are kept."""
+    ``normalization`` and ``model_name`` are not used: the graph (or the data) normalizes, the file is always
+    ``engine.onnx``; any input size and name are kept."""
     import onnx
     import onnxruntime as ort
 

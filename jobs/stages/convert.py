@@ -41,7 +41,7 @@ def run(args: params.ConvertParams, out: store_mod.Store) -> None:
         with commit.Output(out, "convert", recorded, args.upstream()) as output:
             log.info("convert: %s -> %s engine, batch %d", args.model, args.target, args.batch_size)
             built = convert_fn(model_path, output.dir, args.batch_size, options, args.precision,
-                               normalization=normalization)
+                               normalization=normalization, model_name=details.get("model"))
             engine = dataclasses.replace(built, details={"precision": args.precision, **built.details,
                                                          "model": args.model, "model_sha256": recorded["model_sha256"]})
             (output.dir / records.ENGINE_RECORD).write_text(engine.to_json())

@@ -118,6 +118,7 @@ def test_an_imported_onnx_model_runs_end_to_end_on_every_path(tmp_path, images, 
     engine = json.loads((store / atc_step.out / "engine.json").read_text())
     assert engine["aipp"]["min_chn"] == [127.5] * 3 and engine["aipp"]["var_reci_chn"] == [round(1 / 63.75, 10)] * 3
     assert "--input_shape=input:2,3,48,48" in engine["atc"]["args"]
+    assert engine["file"] == "resnet-tiny_bs2.om" and (store / atc_step.out / "resnet-tiny_bs2.om").is_file()
     assert "src_image_size_w : 48" in (store / atc_step.out / "aipp.cfg").read_text()
 
     # the step's command is the one contract: the card and the file travel as flags and parse back

@@ -297,3 +297,10 @@ if __name__ == "__main__":
                  "(rewrites tests/golden/atc/; review the diff)")
     regenerate_golden()
     print(f"rewrote {GOLDEN_ATC}", file=sys.stderr)
+
+
+def test_the_engine_file_is_named_after_the_model():
+    assert atc.output_prefix(8, (), atc.engine_stem("ghostnet_1.0x")) == "ghostnet_bs8"  # the seed's, unchanged
+    assert atc.output_prefix(8, (), atc.engine_stem(None)) == "ghostnet_bs8"  # an export record naming no model
+    assert atc.output_prefix(8, (1, 8), atc.engine_stem("resnet50")) == "resnet50_dynamic"
+    assert atc.engine_stem("../my.net v2") == "___my_net_v2"  # never a path: ATC writes <engine>/<stem>_bsN.om
