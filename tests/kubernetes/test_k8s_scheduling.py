@@ -98,7 +98,7 @@ def test_a_gpu_may_be_a_mig_slice():
     ({"device_resources": {"Ascend310P3": {"name": "huawei.com/npu-core", "count": 8}}},
      "device_resources.Ascend310P3.name: expected with huawei.com/npu-core (dynamic vNPU), scheduler_name: volcano"),
     ({"device_resources": {"Ascend310P3": {"name": "huawei.com/Ascend310P-2c", "count": 2}}},
-     "device_resources.Ascend310P3.count: expected 1"),
+     "device_resources.Ascend310P3.count: expected 1 (huawei.com/Ascend310P-2c is requested one per device a step runs on"),
     ({"device_resources": {"Ascend310P3": {"name": "huawei.com/npu-core", "count": 0}},
       "scheduler_name": "volcano"}, "device_resources.Ascend310P3.count: expected an integer >= 1"),
     ({"device_resources": {"Ascend310P3": {"name": "nvidia.com/gpu"}}}, "expected an Ascend resource"),
