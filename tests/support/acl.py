@@ -67,3 +67,13 @@ def run(work, out_name, engine_uri, data_mode, bs, *extra, device="npu:0"):
                        "--out", str(out), "--quiet", *(() if "--repetitions" in extra else ("--repetitions", "1")),
                        *extra])
     return code, out
+
+
+def importable_fake(folder, device_count: int):
+    """A folder with an ``aclruntime`` module that is the fake with ``device_count`` devices, for the processes a run
+    on several chips spawns (they import it afresh; put the folder on ``sys.path`` before the run)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "aclruntime.py").write_text(
+        "import sys\nfrom tests.support import fake_aclruntime as _fake\n"
+        f"_fake.DEVICE_COUNT = {int(device_count)}\nsys.modules[__name__] = _fake\n")
+    return folder
