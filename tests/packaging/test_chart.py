@@ -99,7 +99,7 @@ def chart_sweep(path: pathlib.Path) -> dict:
     URIs there, since no pod sees the paths of the machine the values were written on."""
     sweep = yaml.safe_load(path.read_text())
     sweep.pop("store", None)
-    for section, key in (("dataset", "images"), ("dataset", "labels"), ("model", "weights")):
+    for section, key in (("dataset", "images"), ("dataset", "labels"), ("model", "weights"), ("model", "onnx")):
         value = sweep.get(section, {}).get(key)
         if value and not urllib.parse.urlparse(value).scheme:
             sweep[section][key] = f"{CLUSTER_DATA}/{value}"
@@ -216,6 +216,11 @@ def test_step_jobs_from_the_ascend_example(rendered):
         pod = job["spec"]["template"]["spec"]
         assert pod["schedulerName"] == "volcano" and pod["nodeSelector"] == ascend.node_selector
         assert pod["containers"][0]["resources"]["limits"][ascend.resource] == "1"
+        # the chip Volcano chose; MindCluster's label; no SoC boards
+        visible = next(e for e in pod["containers"][0]["env"] if e["name"] == "ASCEND_VISIBLE_DEVICES")
+        assert visible["valueFrom"]["fieldRef"]["fieldPath"] == f"metadata.annotations['{ascend.resource}']"
+        assert job["spec"]["template"]["metadata"]["labels"]["ring-controller.atlas"] == "ascend-310P"
+        assert pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
         assert pod["containers"][0]["image"].endswith("ghostbench/ascend-infer:0.1.0")
         assert job["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
     converts = [j for j in jobs if j["metadata"]["labels"]["app.kubernetes.io/component"] == "convert"]
@@ -223,6 +228,30 @@ def test_step_jobs_from_the_ascend_example(rendered):
                             for j in converts)
     preprocess = [j for j in jobs if j["spec"].get("completionMode") == "Indexed"]
     assert [(j["spec"]["completions"], j["spec"]["parallelism"]) for j in preprocess] == [(8, 8)]
+
+
+def test_queues_priorities_and_device_resources_reach_the_step_jobs(helm):
+    objects = template(helm, CHART / "examples" / "ascend310p.yaml", "--set", "steps.queueName=npu-benchmarks",
+                       "--set", "steps.priorityClassName.Ascend310P3=npu-high", "--set", "steps.perIndexBackoff=on",
+                       "--set", "steps.maxFailedShards=2",
+                       "--set", "accelerators.resources.Ascend310P3.name=huawei.com/npu-core",
+                       "--set", "accelerators.resources.Ascend310P3.count=4")
+    settings = _config(objects)["settings"]
+    assert settings["device_resources"] == {"Ascend310P3": {"name": "huawei.com/npu-core", "count": 4}}
+    jobs = _step_jobs(objects)
+    assert all(j["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "npu-benchmarks" for j in jobs)
+    infer = next(j for j in jobs if j["metadata"]["labels"]["app.kubernetes.io/component"] == "infer")
+    pod = infer["spec"]["template"]["spec"]
+    assert pod["priorityClassName"] == "npu-high"
+    assert pod["containers"][0]["resources"]["limits"]["huawei.com/npu-core"] == "4"
+    assert not any(e["name"] == "ASCEND_VISIBLE_DEVICES" for e in pod["containers"][0]["env"])  # a dynamic vNPU
+    # a controller would use per-index backoff on this cluster: the settings say so
+    assert manifests.per_index(k8s_settings.parse_settings(settings), None)
+    # what the controller refuses the chart's schema lets through: the controller says it, naming the field
+    objects = template(helm, CHART / "examples" / "ascend310p.yaml",
+                       "--set", "accelerators.resources.Ascend310P3.name=huawei.com/Ascend310P-IPro")
+    with pytest.raises(k8s_settings.SettingsError, match="device_resources.Ascend310P3.name: expected no Volcano"):
+        k8s_settings.parse_settings(_config(objects)["settings"], "settings.yaml")
 
 
 def test_secret_created_from_values(helm):
@@ -299,6 +328,14 @@ def test_a_changed_pod_template_is_a_new_controller_job(helm, change):
     (["--set", "accelerators.driverMounts=maybe"], "driverMounts"),
     (["--set", "steps.ttlSecondsAfterFinished=0"], "ttlSecondsAfterFinished"),  # the logs would go with the Jobs
     (["--set", "steps.ttlSecondsAfterFinished=3599"], "ttlSecondsAfterFinished"),
+    (["--set", "steps.podLabels.train.team=perf"], "train"),
+    (["--set", "steps.podLabels.infer.team=two words"], "team"),
+    (["--set", "steps.priorityClassName.infer=High_Priority"], "priorityClassName"),
+    (["--set-json", 'steps.affinity.infer={"nodeAfinity": {}}'], "nodeAfinity"),
+    (["--set", "steps.perIndexBackoff=yes"], "perIndexBackoff"),
+    (["--set", "steps.queueName=a queue"], "queueName"),
+    (["--set", "accelerators.resources.Ascend310P3.count=0"], "count"),
+    (["--set", "accelerators.resources.Ascend320.name=huawei.com/Ascend310P"], "Ascend320"),
 ])
 def test_bad_values_are_rejected_by_the_schema(helm, args, message):
     proc = run_helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *args)
@@ -397,6 +434,10 @@ def _json_types(hint: typing.Any) -> set[str]:
     return {simple[hint]}
 
 
+SHORTHANDS = {"sweep.model.preprocessing": {"string"}}
+"""Fields a sweep file may also give in a short form the spec expands (a preset's name for its values)."""
+
+
 def _schema_mismatches(cls: type, node: dict, where: str, pointer: str) -> list[str]:
     """Where the schema ``node`` of dataclass ``cls`` disagrees with it: field names, required fields,
     unknown fields refused, each field's JSON type; nested dataclasses (and tuples of them) recursively.
@@ -425,7 +466,7 @@ def _schema_mismatches(cls: type, node: dict, where: str, pointer: str) -> list[
         path, ptr = f"{where}.{name}", f"{pointer}/properties/{name}"
         declared = prop.get("type")
         declared = {declared} if isinstance(declared, str) else set(declared or ())
-        if declared != _json_types(hint):
+        if declared != _json_types(hint) | SHORTHANDS.get(path, set()):
             problems.append(f"{path}: {ptr} has type {sorted(declared)}, {cls.__name__}.{name} is {hint} "
                             f"(JSON {sorted(_json_types(hint))})")
         if dataclasses.is_dataclass(hint):

@@ -162,6 +162,14 @@ capabilities:
   "active_deadline_seconds" .Values.steps.activeDeadlineSeconds
   "ttl_seconds_after_finished" .Values.steps.ttlSecondsAfterFinished
   "pod_start_timeout_seconds" .Values.steps.podStartTimeoutSeconds
-  "unschedulable_timeout_seconds" .Values.steps.unschedulableTimeoutSeconds }}
+  "unschedulable_timeout_seconds" .Values.steps.unschedulableTimeoutSeconds
+  "queue_name" .Values.steps.queueName
+  "priority_class_name" .Values.steps.priorityClassName
+  "affinity" .Values.steps.affinity
+  "pod_labels" .Values.steps.podLabels
+  "pod_annotations" .Values.steps.podAnnotations
+  "per_index_backoff" .Values.steps.perIndexBackoff
+  "max_failed_shards" .Values.steps.maxFailedShards
+  "device_resources" .Values.accelerators.resources }}
 {{- toYaml $settings }}
 {{- end }}
