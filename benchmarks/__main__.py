@@ -20,6 +20,7 @@ import time
 from benchmarks import (
     aa,
     common,
+    devices,
     engine,
     feed,
     gpu,
@@ -33,11 +34,11 @@ from benchmarks import (
 
 # In the order of the pipeline; each module has run(work, repeats), render(res) and headlines(res).
 BENCHMARKS = {"engine": engine, "harness": harness, "feed": feed, "preprocess": preprocessing, "bytes": storage,
-              "orchestration": orchestration, "memory": memory, "s3": s3_throughput, "aa": aa, "gpu": gpu}
+              "orchestration": orchestration, "devices": devices, "memory": memory, "s3": s3_throughput, "aa": aa, "gpu": gpu}
 # --quick: inputs small enough to check that a benchmark runs end to end (its numbers mean nothing).
 QUICK = {"engine": {"images": 16}, "harness": {"images": 32, "simulated_images": 32}, "preprocess": {"images": 12}, "bytes": {"images": 6},
          "feed": {"images": 64, "batch_sizes": (8, 32)},
-         "memory": {"sizes": (20, 60)},
+         "memory": {"sizes": (20, 60)}, "devices": {"images": 16, "counts": (1, 2)},
          "aa": {"seconds": 0.02, "repetitions": 3, "batch_sizes": (4, 8), "images": 8}}
 
 
