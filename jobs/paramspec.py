@@ -210,6 +210,16 @@ class StageParams:
                 found += list(v) if isinstance(v, tuple) else ([v] if v else [])
         return found
 
+    def sources(self) -> list[str]:
+        """The URIs of what this step reads from outside the store (its ``URI`` flags that are not upstream
+        outputs: weights, an ONNX file, images, labels)."""
+        found: list[str] = []
+        for f in dataclasses.fields(self):
+            if f.metadata["metavar"] == "URI" and not f.metadata["upstream"] and f.name != "out":
+                v = getattr(self, f.name)
+                found += [v] if isinstance(v, str) and v else []
+        return found
+
     def job_labels(self) -> dict[str, str]:
         """``label -> value`` for the fields that carry a Job label (``ghostbench.io/<label>``)."""
         return {f.metadata["label"]: str(getattr(self, f.name)) for f in dataclasses.fields(self)

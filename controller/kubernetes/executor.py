@@ -107,6 +107,7 @@ class KubernetesExecutor(base.Executor):
         """Job name -> the latest version the watch delivered (a Job may change before start() tracks it)."""
         self._deleted: set[str] = set()
         """UIDs of Jobs the watch saw deleted."""
+        self._noted_paths: set[str] = set()
         self._per_index: bool | None = None
         """Whether shards' Indexed Jobs retry each index on its own (``manifests.per_index``); None: not asked yet."""
         self._suspended_since: dict[str, float] = {}
@@ -139,6 +140,10 @@ class KubernetesExecutor(base.Executor):
 
     def start(self, step: plan_mod.Step) -> None:
         name = manifests.job_name(self.sweep, step)
+        for path in set(manifests.local_inputs(step)) - self._noted_paths:  # (once each)
+            self._noted_paths.add(path)
+            self._notify(f"note: {step.title} reads {path}, a path on this machine: its pod sees it only where it "
+                         "is mounted at the same path; give an s3:// or https:// URI on a cluster")
         index = manifests.shard_index(step)
         with self._lock:
             tracked = self._tracked.get(name)

@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 import typing
+import urllib.parse
 from typing import Any
 
 import yaml
@@ -132,6 +133,12 @@ def device_resource(step: plan_mod.Step, settings: settings_mod.KubernetesSettin
         return None
     chips = len(step.params.devices) if isinstance(step.params, params.InferParams) and step.params.devices else 1
     return device_resources.resolve(step.accelerator, settings.device_resources, chips)
+
+
+def local_inputs(step: plan_mod.Step) -> list[str]:
+    """What the step reads from a path of the machine that plans it (no scheme, or ``file://``): a pod sees such a
+    path only where the same path is mounted, which these Jobs never do."""
+    return [uri for uri in step.params.sources() if urllib.parse.urlparse(uri).scheme in ("", "file")]
 
 
 def selector(sweep: str) -> str:

@@ -249,3 +249,30 @@ def test_a_queued_step_is_noted_queued_and_goes_back_to_running():
     assert st.state == runner.QUEUED and "queued in Kueue LocalQueue 'q'" in line
     assert runner._note_waiting(statuses, running, {}, shown) == ""  # admitted: running again, no new cause
     assert st.state == runner.RUNNING and st.waiting == ""
+
+
+def test_paths_of_this_machine_are_noted_once_each(tmp_path):
+    # a pod sees none of the planning machine's paths: each one a step reads is said once, before its Job starts
+    plan = load_plan(make_sweep(tmp_path))
+    assert all(manifests.local_inputs(s) == [] for s in golden_steps().values())  # s3:// and https:// inputs
+    preprocess = next(s for s in plan.steps if s.stage == "preprocess")
+    assert manifests.local_inputs(preprocess) == [str(tmp_path / "images"), str(tmp_path / "images" / "val_label.txt")]
+    notes: list[str] = []
+
+    class _Api:
+        def server_version(self):
+            return None
+
+        def create_job(self, body):
+            return {**body, "metadata": {**body["metadata"], "uid": body["metadata"]["name"]}, "status": {}}
+
+        def interrupt_watches(self):
+            pass
+
+    executor = k8s_executor.KubernetesExecutor(store_mod.open_store(str(tmp_path / "s3-like")), sweep=plan.sweep,
+                                               api=_Api(), notify=notes.append)
+    executor._ensure_watching = lambda: None  # (no watch: only what start() says matters here)
+    for step in (s for s in plan.steps if s.stage == "preprocess"):
+        executor.start(step)
+    said = [n for n in notes if "a path on this machine" in n]
+    assert len(said) == 2 and all("give an s3:// or https:// URI on a cluster" in n for n in said)
