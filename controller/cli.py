@@ -161,7 +161,7 @@ def check_labels(spec: spec_mod.SweepSpec, remote: bool = True, source: str | No
     if not remote and urllib.parse.urlparse(spec.dataset.labels).scheme not in ("", "file"):
         return
     card = models_spec.card(spec.model)
-    labels.read_labels(spec.dataset.labels, card.num_classes - card.label_offset, card.name)
+    labels.read_labels(spec.dataset.labels, card.num_classes - card.label_offset, labels.classes_of(card))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 from jobs import errors
 from jobs import store as store_mod
@@ -52,6 +53,14 @@ class LabelsFile:
                     f"images folder ('{image} <label>')")
             label_of[image] = self.labels[key]
         return label_of, [k for k in self.labels if k not in claimed]
+
+
+def classes_of(card: Any) -> str:
+    """Whose classes a label file's labels index, for messages: the model, and its offset where it has one
+    (``mine (num_classes 10 - label_offset 5)``): the file's labels are the model's classes less the offset."""
+    if not card.label_offset:
+        return card.name
+    return f"{card.name} (num_classes {card.num_classes} - label_offset {card.label_offset})"
 
 
 def read_labels(uri: str, num_classes: int | None = None, model: str = "") -> LabelsFile:

@@ -98,7 +98,8 @@ def run(args: params.PreprocessParams, root: store_mod.Store) -> None:
     recipe = card.recipe(args.pipeline)
     pixels = pixel_source(recipe, args.max_pixels)  # before any work
     images = store_mod.open_store(args.images)
-    labels_file = labels_mod.read_labels(args.labels, card.num_classes - card.label_offset, args.model)  # before images
+    labels_file = labels_mod.read_labels(args.labels, card.num_classes - card.label_offset,
+                                         labels_mod.classes_of(card))  # before images
     listed = list_images(images)
     labels, missing = labels_file.match(listed, images.uri)  # the whole listing: the same in every shard
     names = shard_slice(listed[:args.limit], args.shard, args.num_shards)

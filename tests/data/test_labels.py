@@ -43,3 +43,17 @@ def test_one_file_name_for_two_images_is_refused_naming_its_line(tmp_path, image
         f.match(images, "file:///img")
     assert str(info.value).startswith(f"{f.uri}:3: img.JPEG names both {images[0]} and {images[1]} below --images "
                                       "file:///img; the labels file cannot tell them apart")
+
+
+def test_a_label_beyond_the_classes_left_by_the_offset_says_the_offset(tmp_path):
+    # 10 classes, the first 5 the model's own (label_offset 5): the file's labels are 0..4; "not one of the 5 classes
+    # of mine" alone read like a wrong class count
+    from jobs.models import card as card_mod
+
+    path = tmp_path / "val_label.txt"
+    path.write_text("a.JPEG 5\n")
+    card = card_mod.ModelCard("mine", num_classes=10, label_offset=5, resize_short=256, crop=224,
+                              mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    with pytest.raises(errors.BadInput, match=r"label 5 is not one of the 5 classes of mine \(num_classes 10 - "
+                                              r"label_offset 5\)"):
+        labels.read_labels(str(path), 5, labels.classes_of(card))
