@@ -1,9 +1,10 @@
-"""The infer stage with ``--devices``: one run on several devices of this host at once, as ais_bench measures a card.
+"""One infer run on several devices of this host at once (the stage's ``--devices``), as ais_bench measures a card.
 
 ais_bench's ``--device 0,1,2,3`` runs one process per device, started together, each on every input file, or, with
 ``--divide-input``, on its share of them (the files split evenly in order: each ``len // n``, the first
 ``len % n`` one more); its card figure is the sum of the processes' throughputs (``jobs.harness.fanout``, whose
-docstring cites its source). Here each device's process runs the whole timing protocol (``infer.measure``) and
+docstring cites its source). Here each device's process runs the whole timing protocol (the stage's
+``jobs.stages.infer.measure``) and
 writes ``devices/<i>/summary.json`` and ``devices/<i>/predictions.csv``; this module then writes the run's own
 ``predictions.csv``, every image once (the parts in order with ``--divide-input``; else the first device's, every
 device having inferred every image), and returns the run's summary (``jobs.harness.combine``): the summed
@@ -16,11 +17,16 @@ from __future__ import annotations
 import logging
 import pathlib
 import shutil
+from collections.abc import Callable
+from typing import Any
 
-from jobs import errors, params
+from jobs import errors
 from jobs.artifacts import records, shards
 from jobs.backends import base
 from jobs.harness import combine, fanout
+
+InferParams = Any
+"""``jobs.InferParams`` (a layer above this one): ``devices``, ``divide_input`` and ``data`` are read."""
 
 log = logging.getLogger("ghostbench.infer")
 
@@ -40,29 +46,32 @@ def divide(num_images: int, parts: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def _worker(index: int, gate: fanout.Gate, args: params.InferParams, device: str, engine: base.EngineInfo,
-            start: int, stop: int, folder: str, overlap: bool | None, staging: bool | None,
-            level: int) -> combine.DeviceOutcome:
+Measure = Callable[..., records.InferSummary]
+"""The stage's one-device run (``infer.measure``): passed in, since the stage module imports this one."""
+
+
+def _worker(index: int, gate: fanout.Gate, measure: Measure, args: InferParams, device: str,
+            engine: base.EngineInfo, start: int, stop: int, folder: str, overlap: bool | None,
+            staging: bool | None, level: int) -> combine.DeviceOutcome:
     """One device's process (``fanout.run``): its part of the data, the protocol with the shared gate."""
     logging.basicConfig(level=level, format=f"%(asctime)s %(name)s [{device}] %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
-    from jobs.stages import infer  # here: the stage module imports this one
-
     dataset = shards.open_dataset(args.data)
     if (start, stop) != (0, dataset.num_images):
         dataset = dataset.part(start, stop)
     out = pathlib.Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    infer.measure(args, device, engine, dataset, out, overlap, staging, gate)
+    measure(args, device, engine, dataset, out, overlap, staging, gate)
     return combine.DeviceOutcome(device=device, summary=f"{records.DEVICES_DIR}/{index}/{records.SUMMARY}",
                                  started=gate.released_at[0] if gate.released_at else 0.0, together=gate.together,
                                  first=start)
 
 
-def run(args: params.InferParams, engine: base.EngineInfo, dataset: shards.Dataset, folder: pathlib.Path,
-        overlap: bool | None = None, staging: bool | None = None,
+def run(measure: Measure, args: InferParams, engine: base.EngineInfo, dataset: shards.Dataset,
+        folder: pathlib.Path, overlap: bool | None = None, staging: bool | None = None,
         start_timeout_s: float = fanout.START_TIMEOUT_S) -> records.InferSummary:
-    """Every device of ``args.devices`` at once; their outputs below ``folder/devices/``, the run's
+    """Every device of ``args.devices`` at once, each run by ``measure`` in a process of its own (a module-level
+    function: it is pickled by name); their outputs below ``folder/devices/``, the run's
     ``predictions.csv`` in ``folder``; the run's summary, without its identity (the stage adds it). Raises what a
     device raised, naming the device (``fanout.run``)."""
     devices = list(args.devices)
@@ -70,7 +79,7 @@ def run(args: params.InferParams, engine: base.EngineInfo, dataset: shards.Datas
     log.info("infer: %d devices at once (%s)%s", len(devices), ", ".join(devices),
              ", the images divided among them" if args.divide_input else ", each on every image")
     level = logging.getLogger("ghostbench").getEffectiveLevel()
-    work = [(args, d, engine, lo, hi, str(folder / records.DEVICES_DIR / str(i)), overlap, staging, level)
+    work = [(measure, args, d, engine, lo, hi, str(folder / records.DEVICES_DIR / str(i)), overlap, staging, level)
             for i, (d, (lo, hi)) in enumerate(zip(devices, bounds))]
     outcomes, _ = fanout.run(_worker, work, devices, start_timeout_s)
     parts = [records.InferSummary.from_json((folder / o.summary).read_text(), str(folder / o.summary))

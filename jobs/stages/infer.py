@@ -3,7 +3,7 @@
 The command around the timing protocol (``jobs.harness.passes``): it loads the committed engine (checked
 against its manifest), opens the backend on the device asked for, checks that engine and data fit, times
 the run, and commits ``predictions.csv`` and ``summary.json`` with where it ran. With ``--devices`` it runs on
-several devices of this host at once (``infer_devices``). Flags and outputs: ``docs/stages.md`` ("infer").
+several devices of this host at once (``jobs.harness.multidevice``). Flags and outputs: ``docs/stages.md`` ("infer").
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from jobs import store as store_mod
 from jobs.artifacts import commit, records, shards
 from jobs.backends import base
 from jobs.devices import noise, power, provenance
-from jobs.harness import passes
-from jobs.stages import cli, infer_devices
+from jobs.harness import multidevice, passes
+from jobs.stages import cli
 
 log = logging.getLogger("ghostbench.infer")
 
@@ -112,7 +112,7 @@ def _identify(summary: records.InferSummary, args: params.InferParams, device: s
 def run(args: params.InferParams, out: store_mod.Store, overlap: bool | None = None,
         staging: bool | None = None) -> None:
     """The run: engine and data checked, the timing protocol on one device or on several at once
-    (``infer_devices``), summary.json committed.
+    (``jobs.harness.multidevice``), summary.json committed.
 
     ``overlap``, ``staging``: the protocol's switches (None: its own choice), forced by the benchmarks' A/B."""
     backends.REGISTRY.load(args.backend)  # a backend that is not installed: one line, before any work
@@ -124,8 +124,8 @@ def run(args: params.InferParams, out: store_mod.Store, overlap: bool | None = N
     try:
         with commit.Output(out, "infer", args.to_dict(), args.upstream()) as output:
             if args.devices:
-                summary = _identify(infer_devices.run(args, engine, dataset, output.dir, overlap, staging), args,
-                                    ",".join(args.devices), engine, dataset)
+                summary = multidevice.run(measure, args, engine, dataset, output.dir, overlap, staging)
+                summary = _identify(summary, args, ",".join(args.devices), engine, dataset)
                 (output.dir / records.SUMMARY).write_text(summary.to_json())
             else:
                 summary = measure(args, args.device, engine, dataset, output.dir, overlap, staging)

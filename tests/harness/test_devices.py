@@ -12,7 +12,7 @@ import pytest
 from jobs import errors
 from jobs.artifacts import records, shards
 from jobs.stages import eval as eval_stage
-from jobs.stages import infer_devices
+from jobs.harness import multidevice
 from tests.support.harness import N_IMAGES, read_predictions, run_infer
 
 DEVICES = ["none:0", "none:1", "none:2"]
@@ -89,10 +89,10 @@ def test_a_part_read_from_inside_a_file_is_the_whole_pass_sliced(harness_work):
 
 
 def test_divide_splits_as_ais_bench_and_refuses_empty_parts():
-    assert infer_devices.divide(10, 3) == [(0, 4), (4, 7), (7, 10)]
-    assert infer_devices.divide(4, 4) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert multidevice.divide(10, 3) == [(0, 4), (4, 7), (7, 10)]
+    assert multidevice.divide(4, 4) == [(0, 1), (1, 2), (2, 3), (3, 4)]
     with pytest.raises(errors.BadInput, match="--divide-input: 2 images cannot be divided among 3 devices"):
-        infer_devices.divide(2, 3)
+        multidevice.divide(2, 3)
 
 
 @pytest.mark.parametrize("extra, message", [
