@@ -406,6 +406,9 @@ def test_schema_knows_the_accelerator_catalogue():
     # no "": spec.parse refuses an empty accelerator (null, or the key left out, for the CPU)
     assert sweep["targets"]["items"]["properties"]["accelerator"]["enum"] == [*devices.CATALOGUE, None]
     assert set(schema["properties"]["steps"]["properties"]["maxRunning"]["properties"]) == {"cpu", *devices.CATALOGUE}
+    assert sweep["targets"]["items"]["properties"]["card"]["enum"] == [*devices.CARDS, None]
+    assert set(schema["properties"]["accelerators"]["properties"]["resources"]["propertyNames"]["enum"]) == set(
+        devices.CATALOGUE)
     assert sweep["dataset"]["properties"]["pipeline"]["enum"] == list(params.PIPELINES)
     assert sweep["dataset"]["properties"]["max_pixels"]["maximum"] == recipe.MAX_PIXELS
     assert sweep["targets"]["items"]["properties"]["input_mode"]["enum"] == list(spec_mod.INPUT_MODES)
@@ -506,6 +509,11 @@ def test_example_sweep_files_through_the_chart(helm, sweep_values, example):
     assert got == spec_mod.parse({**chart_sweep(example), "store": store}, str(example))
     assert got.report.ratios == tuple(yaml.safe_load(example.read_text()).get("report", {}).get("ratios", ()))
     assert _step_jobs(objects)
+    if example.stem == "whole-cards":  # one pod per card: it requests all the card's chips
+        infers = [j for j in _step_jobs(objects) if j["metadata"]["labels"]["app.kubernetes.io/component"] == "infer"]
+        requested = {j["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"].get(r)
+                     for j in infers for r in ("huawei.com/Ascend310", "huawei.com/Ascend310P")} - {None}
+        assert requested == {"4", "2"}
     if example.stem == "seed-ascend310p":  # the seed's table: 310P/310 and 310P/T4 columns
         assert got.report.ratios == ("ascend310p/ascend310", "ascend310p/t4")
         assert {t.accelerator for t in got.targets} == {"Ascend310", "Ascend310P3", "nvidia-t4"}
