@@ -5,9 +5,11 @@ per device; each loads its model and warms up, then waits until every process is
 ("force ready run"), runs, and reports its throughput with its start and end time; the card's figure is their sum
 ("summary throughput"). ``run`` does the same with a ``multiprocessing`` barrier (``START_TIMEOUT_S``) that every
 worker passes before each timed repetition, so the devices' timed windows coincide in every repetition, not only
-the first. A worker that fails aborts the barrier (the others stop at their next gate instead of waiting it out);
-one that does not come within the timeout lets the others start alone, and the run records that it did
-(``Gate.together`` false), as ais_bench's log does.
+the first. A worker that fails, or whose process dies, aborts the barrier as soon as it happens (the parent watches
+every worker at once; the others stop at their next gate instead of waiting it out); one that does not come within
+the timeout lets the others start alone, and the run records that it did (``Gate.together`` false), as ais_bench's
+log does. A worker ends with the process that started it (Linux ``PR_SET_PDEATHSIG``): an infer stage killed with
+SIGTERM (its controller gone, ``jobs.stages.cli``) leaves no device process running on.
 
 Workers are started with ``spawn``: a fresh interpreter per device, so that no device runtime (ACL, CUDA) or lock
 held by a thread of the parent is inherited half-initialized, as ``fork`` would. The worker function and its
@@ -16,12 +18,17 @@ arguments must be picklable (module-level functions, dataclasses).
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
 import multiprocessing
+import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from multiprocessing import connection
 from typing import Any
 
 from jobs import errors
@@ -83,8 +90,28 @@ class _Failure:
     kind: str
 
 
-def _child(fn: Callable[..., Any], index: int, gate: Gate, args: tuple[Any, ...], conn: Any) -> None:
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel send this process SIGTERM when ``parent`` (the process that started it) ends, and end now if
+    it already has; nothing outside Linux."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _child(fn: Callable[..., Any], index: int, gate: Gate, args: tuple[Any, ...], conn: Any, parent: int) -> None:
     """A worker process: ``fn(index, gate, *args)``; its result, or its failure as one line, sent to the parent."""
+    _die_with_parent(parent)
     try:
         result: Any = _Done(fn(index, gate, *args), gate.together)
     except BaseException as e:  # noqa: BLE001 - everything a worker raises is the parent's to report
@@ -105,28 +132,42 @@ def run(fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], names: Sequence
 
     ``names``: each worker's device, for errors. Raises the error class of the first worker that failed (its exit
     code kept: ``BadInput`` for bad input, ``MissingDependency``, else ``GhostbenchError``), with its one line,
-    prefixed by its device; the other workers are stopped at their next gate and all are joined first."""
+    prefixed by its device; the other workers are stopped at their next gate as soon as one fails or its process ends
+    without a result, and all are joined first. Interrupted (``KeyboardInterrupt``, any exception while waiting), it
+    terminates and joins the workers before raising."""
     ctx = multiprocessing.get_context("spawn")
     barrier, failed = ctx.Barrier(len(args)), ctx.Event()
     procs, conns = [], []
     for i, a in enumerate(args):
         parent_end, child_end = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=_child, args=(fn, i, Gate(barrier, failed, start_timeout_s), a, child_end),
+        p = ctx.Process(target=_child, args=(fn, i, Gate(barrier, failed, start_timeout_s), a, child_end, os.getpid()),
                         name=f"ghostbench-infer-{names[i]}", daemon=True)
         p.start()
         child_end.close()
         procs.append(p)
         conns.append(parent_end)
-    results: list[Any] = []
-    for i, (p, conn) in enumerate(zip(procs, conns)):
-        try:
-            results.append(conn.recv())  # blocks until the worker sends, or its end closes (it died)
-        except EOFError:
-            failed.set()
-            barrier.abort()
-            results.append(None)
-        finally:
-            conn.close()
+    results: list[Any] = [None] * len(procs)
+    pending = {conn: i for i, conn in enumerate(conns)}
+    try:
+        while pending:  # every worker at once: a failure anywhere stops the others now, not after the earlier ones
+            for conn in connection.wait(list(pending)):
+                i = pending.pop(conn)
+                try:
+                    results[i] = conn.recv()
+                except EOFError:  # its end closed without a result: the process died
+                    results[i] = None
+                finally:
+                    conn.close()
+                if not isinstance(results[i], _Done):
+                    failed.set()
+                    barrier.abort()
+    except BaseException:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join()
+        raise
     for p in procs:
         p.join()
     first: tuple[int, Any] | None = None

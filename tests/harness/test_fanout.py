@@ -4,6 +4,12 @@ others start alone (bounded, as ais_bench's start wait)."""
 
 from __future__ import annotations
 
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
 import pytest
 
 from jobs import errors
@@ -28,3 +34,30 @@ def test_a_worker_that_never_comes_lets_the_others_start_alone():
     results, together = fanout.run(workers.skips_gate, [(), ()], ["none:0", "none:1"], start_timeout_s=0.5)
     assert together is False
     assert results[0] == {"index": 0, "together": False}
+
+
+def test_a_worker_that_dies_stops_the_others_at_once_and_is_named(tmp_path):
+    mark = tmp_path / "went-on"
+    with pytest.raises(errors.GhostbenchError, match=r"^device none:1: its process ended without a result"):
+        fanout.run(workers.dies_before_gate, [(1, str(mark))] * 3, ["none:0", "none:1", "none:2"],
+                   start_timeout_s=60)
+    assert not mark.exists(), mark.read_text()  # the gate was aborted, not waited out for 60 s and passed alone
+
+
+def test_the_workers_end_with_the_process_that_started_them():
+    """An infer stage ended by SIGTERM (its controller gone) leaves no device process behind."""
+    code = ("from jobs.harness import fanout; from tests.support import devices; "
+            "fanout.run(devices.prints_pid_and_waits, [(), ()], ['none:0', 'none:1'])")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            cwd=pathlib.Path(__file__).resolve().parents[2])
+    pids = [int(proc.stdout.readline()) for _ in range(2)]  # both workers are running
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.communicate(timeout=60)  # end of file: every holder of its stdout, the workers too, has ended
+    except subprocess.TimeoutExpired:
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"worker processes {pids} outlived the process that started them")
+    assert proc.returncode == -signal.SIGTERM

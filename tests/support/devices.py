@@ -4,6 +4,10 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
+import threading
+
 from jobs import errors
 
 NPU_SMI_ATLAS_300I = """\
@@ -63,3 +67,19 @@ def skips_gate(index, gate):
     if index == 0:
         gate()
     return {"index": index, "together": gate.together if index == 0 else True}
+
+
+def dies_before_gate(index, gate, bad, mark):
+    """Index ``bad``'s process dies without a word (as one killed would); the others wait at the gate and, if it
+    ever lets them through, write ``mark`` (a path): a run whose gate was aborted writes nothing."""
+    if index == bad:
+        os._exit(9)
+    gate()
+    pathlib.Path(mark).write_text(f"worker {index} went on after the gate")
+    return {"index": index}
+
+
+def prints_pid_and_waits(index, gate):
+    """Prints its process id on stdout, then waits for ever (until it is ended from outside)."""
+    print(os.getpid(), flush=True)
+    threading.Event().wait()
