@@ -11,7 +11,9 @@ The figures, and where each comes from:
   do not carry).
 - ``repetitions`` and ``windows``: the devices' figures added repetition by repetition and window by window (the
   barrier starts each repetition on every device at once, so the k-th ones overlap in time).
-- ``validity``: every device's, and the devices started together.
+- ``validity``: every device's, and the devices started together. A device's reason keeps its first word first and
+  names the device after it (``short: none:1: 0.6s of timed compute, ...``): reports and ``compare`` mark a run by
+  that word (``short``, ``few samples``, ``unstable``), as for one device.
 - ``power``: none; each device's summary keeps its own (an Ascend card's power is the whole card's, read by each).
 """
 
@@ -46,6 +48,12 @@ def _pool(stats: Sequence[records.LatencyStats]) -> records.LatencyStats:
     return records.LatencyStats(min=min(s.min for s in got), max=max(s.max for s in got),
                                 mean=sum(s.mean * s.count for s in got) / n, median=max(s.median for s in got),
                                 p99=max(s.p99 for s in got), count=n)
+
+
+def _on(device: str, reason: str) -> str:
+    """``short: 0.6s ...`` of ``device`` as ``short: <device>: 0.6s ...`` (its mark first, as one device's)."""
+    mark, sep, rest = reason.partition(": ")
+    return f"{mark}: {device}: {rest}" if sep else f"{reason}: {device}"
 
 
 def _add(series: Sequence[Sequence[float]]) -> list[float]:
@@ -90,9 +98,10 @@ def combine(parts: Sequence[records.InferSummary], outcomes: Sequence[DeviceOutc
         efficiency=compute_seconds / pass_seconds if pass_seconds > 0 else 0.0,
         what="every device's predictions pass at once: their images over the wall clock from the first start to "
              "the last end")
-    reasons = [f"{r.device}: {why}" for r, p in zip(rows, parts) for why in p.validity.reasons]
+    reasons = [_on(r.device, why) for r, p in zip(rows, parts) for why in p.validity.reasons]
     if not together:
-        reasons.append("the devices did not start together (one did not come to the start barrier in time)")
+        reasons.append("not together: the devices did not start together (one did not come to the start barrier in "
+                       "time)")
     v0 = parts[0].validity
     validity = records.Validity(valid=not reasons, reasons=tuple(reasons), min_seconds=v0.min_seconds,
                                 min_batches=v0.min_batches, min_repetitions=v0.min_repetitions,

@@ -351,7 +351,7 @@ def _repetitions(r: records.ReportRun) -> str:
 def _validity(r: records.ReportRun) -> str:
     if not r.repetitions:
         return "-"
-    marks = [] if r.valid else [x.split(":")[0] for x in r.validity_reasons]
+    marks = [] if r.valid else list(dict.fromkeys(x.split(":")[0] for x in r.validity_reasons))
     if r.busy:
         marks.append("busy")
     return "yes" if not marks else ("yes, " if r.valid else "no: ") + ", ".join(marks)

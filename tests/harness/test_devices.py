@@ -11,8 +11,8 @@ import pytest
 
 from jobs import errors
 from jobs.artifacts import records, shards
-from jobs.stages import eval as eval_stage
 from jobs.harness import multidevice
+from jobs.stages import eval as eval_stage
 from tests.support.harness import N_IMAGES, read_predictions, run_infer
 
 DEVICES = ["none:0", "none:1", "none:2"]
@@ -40,6 +40,10 @@ def test_every_device_runs_every_image_and_the_throughputs_are_summed(harness_wo
     assert summary.throughput == pytest.approx(sum(p.throughput for p in parts)) == d.summed_throughput
     assert [row.throughput for row in d.devices] == [p.throughput for p in parts]
     assert summary.repetitions.n == 2
+    # a reason keeps its mark first, as one device's (reports and compare mark a run by it), then names its device
+    assert summary.validity.reasons and {x.split(":")[0] for x in summary.validity.reasons} == {
+        x.split(":")[0] for p in parts for x in p.validity.reasons}
+    assert {x.split(": ")[1] for x in summary.validity.reasons} == set(DEVICES)
     assert summary.repetitions.throughput == pytest.approx(
         [sum(p.repetitions.throughput[i] for p in parts) for i in range(2)])
     # the wall clock of the whole: every device's images over the time from the first start to the last end
