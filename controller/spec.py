@@ -322,20 +322,22 @@ def _parse_devices(ld: _Loader, raw: dict[str, Any], t: TargetSpec, p: str) -> T
     if card_name is not None:
         card = devices.CARDS.get(card_name)
         if card is None:
-            ld.fail(f"{p}card", f"one of {', '.join(devices.CARDS)}", card_name)
+            raise SpecError(f"{ld.source}: {p}card: expected one of {', '.join(devices.CARDS)}, got {card_name!r}"
+                            f"{registry.did_you_mean(card_name, devices.CARDS)}")
         if accelerator is not None and accelerator != card.chip:
             ld.fail(f"{p}accelerator", f"{card.chip}, the chip of card {card_name}, or nothing", accelerator)
         accelerator = card.chip
-        if devs and len(devs) > card.chips:
+        if devs and len(devs) > card.chips and devices.CATALOGUE[card.chip].kind == "npu":  # a GPU is a card each
             ld.fail(f"{p}devices", f"at most {card.chips} devices, the chips of one {card.label} (card {card_name})",
                     devs)
     elif devs and accelerator in devices.CATALOGUE and devices.CATALOGUE[accelerator].kind == "npu":
         own = devices.card_of(accelerator)
         chips = own.chips if own is not None else 1
         if len(devs) > chips:
-            ld.fail(f"{p}devices", f"at most {chips} devices, the chips of one {accelerator} card (name another "
-                    f"card with {p}card: {', '.join(c for c, v in devices.CARDS.items() if v.chip == accelerator)})",
-                    devs)
+            others = [c for c, v in devices.CARDS.items() if v.chip == accelerator and v.chips > chips]
+            ld.fail(f"{p}devices", f"at most {chips} device{'s' if chips > 1 else ''}, the chips of one {accelerator} "
+                    "card (" + (f"name another card with {p}card: {', '.join(others)}" if others
+                                else "the catalogue has no card of several") + ")", devs)
     return dataclasses.replace(t, devices=tuple(devs or ()), divide_input=divide, card=card_name,
                                accelerator=accelerator, device=devs[0] if devs else t.device)
 

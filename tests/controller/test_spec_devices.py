@@ -56,8 +56,20 @@ def test_the_card_names_the_accelerator_and_reaches_eval():
     ({"backend": "acl", "engine": "atc", "accelerator": "Ascend310",
       "devices": [f"npu:{i}" for i in range(5)]}, "targets[0].devices: expected at most 4 devices"),
     ({"backend": "acl", "engine": "atc", "accelerator": "Ascend310P3", "devices": ["npu:0", "npu:1"]},
-     "name another card with targets[0].card: atlas-300i-pro, atlas-300i-duo"),
+     "at most 1 device, the chips of one Ascend310P3 card (name another card with targets[0].card: atlas-300i-duo)"),
+    ({"backend": "acl", "engine": "atc", "card": "atlas-300i-dou", "devices": ["npu:0", "npu:1"]},
+     "targets[0].card: expected one of atlas-300i, atlas-300i-pro, atlas-300i-duo, nvidia-t4, got 'atlas-300i-dou' "
+     "(did you mean 'atlas-300i-duo'?)"),
+    ({"backend": "acl", "engine": "atc", "accelerator": "Ascend910B", "devices": ["npu:0", "npu:1"]},
+     "targets[0].devices: expected at most 1 device, the chips of one Ascend910B card (the catalogue has no card "
+     "of several), got"),
 ])
 def test_what_is_refused_names_its_field(target, message):
     with pytest.raises(spec_mod.SpecError, match=re.escape(message)):
         _spec(**target)
+
+
+def test_several_t4_cards_of_a_node_with_their_card_named():
+    """docs/ascend.md, "Cards": a GPU is a card of its own; several of a node are several cards, per card each."""
+    (t,) = _spec(backend="onnxruntime", card="nvidia-t4", devices=["cuda:0", "cuda:1"]).targets
+    assert (t.accelerator, t.devices) == ("nvidia-t4", ("cuda:0", "cuda:1"))
