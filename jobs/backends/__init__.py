@@ -40,9 +40,14 @@ def check_devices(name: str, devices: Sequence[str], options: Mapping[str, Any],
     for what is wrong; the config of the first device otherwise."""
     if len(devices) < 2:
         raise errors.OptionError(None, f"expected at least 2 devices for a run on several, got {list(devices)}")
-    twice = sorted({d for d in devices if list(devices).count(d) > 1})
-    if twice:
-        raise errors.OptionError(None, f"expected distinct devices, got {twice[0]!r} more than once")
+    seen: dict[str, str] = {}
+    for d in devices:  # npu:0 and npu:00 are one device
+        kind, sep, index = d.partition(":")
+        key = f"{kind}:{int(index)}" if sep and index.isdigit() else d
+        if key in seen:
+            raise errors.OptionError(None, f"expected distinct devices, got {d!r} more than once" if seen[key] == d
+                                     else f"expected distinct devices, got {seen[key]!r} and {d!r}, one device")
+        seen[key] = d
     configs = [check(name, d, options, precision) for d in devices]
     multi = getattr(REGISTRY.config(name), "check_devices", None)
     if multi is None:

@@ -105,13 +105,23 @@ class OnnxRuntimeConfig:
     @classmethod
     def check_devices(cls, devices: list[str]) -> None:
         """Several devices at once (``jobs.backends.check_devices``): GPUs or NPUs by index, each its own device
-        (``cuda:0``, ``cuda:1``); the CPU's cores are one device shared by every process, so never ``cpu``, and a
-        device without its index names the same one twice."""
+        (``cuda:0``, ``cuda:1``), all through one provider; the CPU's cores are one device shared by every process,
+        so never ``cpu``, and a device without its index names the same one twice, as do ``cuda:0`` and
+        ``tensorrt:0`` (one GPU)."""
+        seen: dict[int, str] = {}
         for d in devices:
             kind, _, index = d.partition(":")
             if kind == "cpu" or not index:
                 raise errors.OptionError(None, f"expected devices with an index such as cuda:0, cuda:1 for a run on "
                                          f"several (the CPU is one device), got {d!r}")
+            first_kind = devices[0].partition(":")[0]
+            if kind != first_kind:
+                raise errors.OptionError(None, f"expected every device through one provider ({first_kind}:N, as "
+                                         f"{devices[0]!r}), got {d!r}")
+            if int(index) in seen:
+                raise errors.OptionError(None, f"expected distinct devices, got {seen[int(index)]!r} and {d!r}, one "
+                                         "device")
+            seen[int(index)] = d
 
     @classmethod
     def check(cls, device: str, options: Mapping[str, Any], precision: str = "fp32") -> OnnxRuntimeConfig:
