@@ -355,7 +355,8 @@ def judge(matched: Sequence[tuple[Side, Side]], threshold: float) -> tuple[list[
 
 def compare(a: records.Report, b: records.Report, threshold: float = DEFAULT_THRESHOLD, a_label: str = "A",
             b_label: str = "B", inconclusive: str = "pass") -> Comparison:
-    """Sweep B against sweep A; pairs in B's order, A's unmatched runs in A's."""
+    """Sweep B against sweep A; pairs in B's order, A's unmatched runs in A's. A pair whose runs used different
+    numbers of devices at once (``ReportRun.devices``: the figure of several is their sum) is named in a note."""
     notes = []
     accuracy = a.reference.kind == b.reference.kind
     if not accuracy:
@@ -366,6 +367,11 @@ def compare(a: records.Report, b: records.Report, threshold: float = DEFAULT_THR
     keys = [k for k in side_b if k in side_a]
     evidence, tau = judge([(side_a[k], side_b[k]) for k in keys], threshold)
     pairs = tuple(_pair(k, side_a[k], side_b[k], e, b.reference.gate, accuracy) for k, e in zip(keys, evidence))
+    count_a, count_b = ({Key.of(x.model, r): r.devices for r in x.runs} for x in (a, b))
+    differ = [f"{k.target} bs{k.batch_size} (A {count_a[k]}, B {count_b[k]})" for k in keys if count_a[k] != count_b[k]]
+    if differ:
+        notes.append("devices at once differ (a run on several counts their summed images/s), so these ratios "
+                     f"measure the devices as much as the code: {', '.join(differ)}")
     notes += _notes(pairs, tau)
     return Comparison(a_label, b_label, threshold, b.reference.gate, "per device", pairs,
                       tuple(Unmatched(k, s) for k, s in side_a.items() if k not in side_b),

@@ -428,3 +428,11 @@ def test_against_the_published_figures_the_same_rule_applies():
     short = dataclasses.replace(unstable, validity_reasons=("short: 2.00s of timed compute",))
     notes = compare.compare_published(dataclasses.replace(b, runs=(short, *b.runs[1:]))).notes
     assert any("short runs" in n for n in notes) and not any("without repetitions" in n for n in notes)
+
+
+def test_a_pair_on_different_numbers_of_devices_is_named():
+    """A target's name kept while it moved from one device to a whole card: B's figure is a sum of 4."""
+    four = dataclasses.replace(run("t1", 4, 800.0), devices=4)
+    c = compare.compare(report(run("t1", 1, 100.0), run("t1", 4, 200.0)), report(run("t1", 1, 101.0), four))
+    (note,) = [n for n in c.notes if n.startswith("devices at once differ")]
+    assert note.endswith(": t1 bs4 (A 1, B 4)")
