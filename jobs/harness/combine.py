@@ -63,8 +63,9 @@ def _add(series: Sequence[Sequence[float]]) -> list[float]:
 
 
 def combine(parts: Sequence[records.InferSummary], outcomes: Sequence[DeviceOutcome], divide_input: bool,
-            num_images: int) -> records.InferSummary:
-    """The run's summary (see the module's docstring); ``num_images``: the dataset's, each image once. The caller
+            num_images: int, disagreeing: int | None = None) -> records.InferSummary:
+    """The run's summary (see the module's docstring); ``num_images``: the dataset's, each image once;
+    ``disagreeing``: images whose top-1 differed between devices (None: not compared, ``divide_input``). The caller
     adds the run's identity (backend, device list, target, engine) as for one device."""
     t0 = min(o.started for o in outcomes)
     ends = [o.started + p.end_to_end.seconds for o, p in zip(outcomes, parts)]
@@ -86,7 +87,7 @@ def combine(parts: Sequence[records.InferSummary], outcomes: Sequence[DeviceOutc
     devices = records.DeviceSet(devices=tuple(rows), divide_input=divide_input, summed_throughput=summed,
                                 wall_images_per_second=inferred / wall if wall > 0 else 0.0, wall_seconds=wall,
                                 started_together=together, chips_per_card=counts.pop() if len(counts) == 1 else None,
-                                card=cards.pop() if len(cards) == 1 else None)
+                                card=cards.pop() if len(cards) == 1 else None, disagreeing_images=disagreeing)
     e2e = [p.end_to_end for p in parts]
     pass_seconds = sum(e.seconds for e in e2e)
     compute_seconds = sum(e.compute_seconds for e in e2e)

@@ -7,13 +7,15 @@ docstring cites its source). Here each device's process runs the whole timing pr
 ``jobs.stages.infer.measure``) and
 writes ``devices/<i>/summary.json`` and ``devices/<i>/predictions.csv``; this module then writes the run's own
 ``predictions.csv``, every image once (the parts in order with ``--divide-input``; else the first device's, every
-device having inferred every image), and returns the run's summary (``jobs.harness.combine``): the summed
+device having inferred every image, with the images whose top-1 differs between devices counted: ``disagreeing``),
+and returns the run's summary (``jobs.harness.combine``): the summed
 throughput, the wall-clock images/s of the whole and every device's row (``records.DeviceSet``). Accuracy (the
 eval stage) is computed over that union.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import pathlib
 import shutil
@@ -85,7 +87,27 @@ def run(measure: Measure, args: InferParams, engine: base.EngineInfo, dataset: s
     parts = [records.InferSummary.from_json((folder / o.summary).read_text(), str(folder / o.summary))
              for o in outcomes]
     _write_predictions(folder, len(devices), args.divide_input)
-    return combine.combine(parts, outcomes, args.divide_input, dataset.num_images)
+    differ = None if args.divide_input else disagreeing(
+        [folder / records.DEVICES_DIR / str(i) / records.PREDICTIONS for i in range(len(devices))])
+    if differ:
+        log.warning("infer: %d image(s) have another top-1 on some device than on %s (the run's predictions are "
+                    "%s's)", len(differ), devices[0], devices[0])
+    return combine.combine(parts, outcomes, args.divide_input, dataset.num_images,
+                           None if differ is None else len(differ))
+
+
+def disagreeing(paths: list[pathlib.Path]) -> list[int]:
+    """Indices of the images whose top-1 in some of ``paths`` (predictions.csv of devices that each inferred every
+    image) is not the first's, in order; [] when they all agree. ``BadInput`` when a file lists other images."""
+    tables = []
+    for path in paths:
+        with open(path, newline="") as f:
+            tables.append({int(row["index"]): row["top1"] for row in csv.DictReader(f)})
+    first = tables[0]
+    for path, table in zip(paths[1:], tables[1:]):
+        if table.keys() != first.keys():
+            raise errors.BadInput(f"{path}: lists {len(table)} images, {paths[0]} {len(first)}: not the same images")
+    return [i for i in sorted(first) if any(t[i] != first[i] for t in tables[1:])]
 
 
 def _write_predictions(folder: pathlib.Path, count: int, divided: bool) -> None:

@@ -54,13 +54,14 @@ def test_every_device_runs_every_image_and_the_throughputs_are_summed(harness_wo
     rows = read_predictions(out)
     assert [int(r["index"]) for r in rows] == list(range(N_IMAGES))  # each image once
     assert [r["name"] for r in rows] == [r["name"] for r in read_predictions(out / "devices" / "2")]
+    assert d.disagreeing_images == 0  # the run's predictions are the first device's: every device's agreed
 
 
 def test_divide_input_gives_each_device_its_part_and_each_image_once(harness_work):
     code, out = _run(harness_work, "divided", "--divide-input")
     assert code == 0
     d = records.InferSummary.from_json((out / records.SUMMARY).read_text()).devices
-    assert d.divide_input
+    assert d.divide_input and d.disagreeing_images is None  # each device its own images: nothing to compare
     assert [(row.first, row.images) for row in d.devices] == [(0, 4), (4, 3), (7, 3)]  # ais_bench's split
     whole = shards.open_dataset(str(harness_work / "data-float32"))
     rows = read_predictions(out)
@@ -128,3 +129,17 @@ def test_the_summary_reads_back_with_its_devices(harness_work):
     text = (out / records.SUMMARY).read_text()
     again = records.InferSummary.from_dict(json.loads(text))
     assert again.to_json() == text
+
+
+def test_devices_that_disagree_on_an_image_are_counted(tmp_path):
+    header = "index,name,top1,top2,top3,top4,top5,score1,score2,score3,score4,score5\n"
+    paths = []
+    for device, top1s in enumerate([(3, 5, 7), (3, 5, 7), (3, 6, 7)]):
+        path = tmp_path / f"{device}.csv"
+        path.write_text(header + "".join(f"{i},img{i}.JPEG,{t},0,0,0,0,1,0,0,0,0\n" for i, t in enumerate(top1s)))
+        paths.append(path)
+    assert multidevice.disagreeing(paths[:2]) == []
+    assert multidevice.disagreeing(paths) == [1]
+    paths[1].write_text(header + "0,img0.JPEG,3,0,0,0,0,1,0,0,0,0\n")
+    with pytest.raises(errors.BadInput, match="not the same images"):
+        multidevice.disagreeing(paths)

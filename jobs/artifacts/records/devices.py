@@ -72,6 +72,9 @@ class DeviceSet:
     """Chips on the card, from ``npu-smi info`` where every device's row says the same; None: not read."""
     card: str | None = None
     """The catalogue card npu-smi's count names (``atlas-300i-duo``); None: not known."""
+    disagreeing_images: int | None = None
+    """Without ``divide_input``: images whose top-1 on some device differed from the first device's (whose predictions
+    are the run's); 0 when every device agreed; None: not compared (each device inferred its own part)."""
     method: str = ("one process per device, started together at a barrier before each timed repetition "
                    "(ais_bench --device); throughput: the sum of the devices' (ais_bench's summary throughput)")
 
@@ -83,7 +86,8 @@ class DeviceSet:
         return {"count": self.count, "devices": [d.to_dict() for d in self.devices], "divide_input": self.divide_input,
                 "summed_throughput": self.summed_throughput, "wall_images_per_second": self.wall_images_per_second,
                 "wall_seconds": self.wall_seconds, "started_together": self.started_together,
-                "chips_per_card": self.chips_per_card, "card": self.card, "method": self.method}
+                "chips_per_card": self.chips_per_card, "card": self.card,
+                "disagreeing_images": self.disagreeing_images, "method": self.method}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DeviceSet:
@@ -91,4 +95,5 @@ class DeviceSet:
                    summed_throughput=float(d["summed_throughput"]),
                    wall_images_per_second=float(d["wall_images_per_second"]), wall_seconds=float(d["wall_seconds"]),
                    started_together=bool(d["started_together"]), chips_per_card=d.get("chips_per_card"),
-                   card=d.get("card"), method=d.get("method", cls.method))
+                   card=d.get("card"), disagreeing_images=d.get("disagreeing_images"),
+                   method=d.get("method", cls.method))
