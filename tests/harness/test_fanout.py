@@ -5,7 +5,6 @@ others start alone (bounded, as ais_bench's start wait)."""
 from __future__ import annotations
 
 import os
-import pathlib
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 from jobs import errors
 from jobs.harness import fanout
 from tests.support import devices as workers
+from tests.support.paths import REPO_ROOT
 
 
 def test_every_worker_passes_every_gate_together():
@@ -49,7 +49,7 @@ def test_the_workers_end_with_the_process_that_started_them():
     code = ("from jobs.harness import fanout; from tests.support import devices; "
             "fanout.run(devices.prints_pid_and_waits, [(), ()], ['none:0', 'none:1'])")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            cwd=pathlib.Path(__file__).resolve().parents[2])
+                            cwd=REPO_ROOT)
     pids = [int(proc.stdout.readline()) for _ in range(2)]  # both workers are running
     os.kill(proc.pid, signal.SIGTERM)
     try:
