@@ -51,6 +51,11 @@ def execute(spec: spec_mod.SweepSpec, plan: plan_mod.Plan, store: store_mod.Stor
         if took_over:
             print(took_over, file=sys.stderr)
         executor = executor_cls(store, max_parallel=jobs_n or None, **(executor_options or {}))
+        try:
+            executor.check(plan)
+        except BaseException:
+            executor.close()
+            raise
         runner.write_sweep_files(spec, plan, store)
         progress = display.ProgressDisplay()
         try:

@@ -55,6 +55,10 @@ class Executor(abc.ABC):
     def stop(self) -> None:
         """Stop every running step (the sweep is being interrupted)."""
 
+    def check(self, plan: plan_mod.Plan) -> None:  # an optional hook: deliberately not abstract
+        """Before any step starts: raise ``errors.BadInput`` (one line) for a step this executor cannot run as
+        configured (e.g. a Kubernetes setting that contradicts the sweep), so that nothing runs for nothing."""
+
     def waiting(self) -> dict[str, Waiting]:  # an optional hook: deliberately not abstract
         """Step key -> why that started step does not run yet, for the steps the executor knows to be stuck."""
         return {}

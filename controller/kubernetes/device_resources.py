@@ -88,8 +88,9 @@ def resolve(accelerator: str, overrides: Mapping[str, Mapping[str, Any]], chips:
     count = int(entry.get("count", 1))
     if chips > 1:
         if mode in SLICES:
-            raise errors.BadInput(f"targets[].devices: {chips} devices of {accelerator}, but its pods request "
-                                  f"{name} ({mode}), part of one chip; run on several devices with whole chips")
+            raise errors.BadInput(f"device_resources.{accelerator}.name: {name} ({mode}) is part of one chip, but "
+                                  f"targets[].devices runs on {chips} devices of {accelerator}: give that accelerator "
+                                  "whole chips (the catalogue's resource) in the settings, or one device")
         count *= chips
     return DeviceResource(name, count, mode)
 

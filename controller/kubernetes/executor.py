@@ -127,6 +127,9 @@ class KubernetesExecutor(base.Executor):
     def _device_limit(self, device_class: str) -> int:
         return self.settings.max_running.get(device_class, self.settings.max_running_default)
 
+    def check(self, plan: plan_mod.Plan) -> None:
+        manifests.jobs_for(plan, self.settings)  # every Job builds, or the line that says why (SettingsError)
+
     def can_start(self, step: plan_mod.Step, running: list[plan_mod.Step]) -> bool:
         name = manifests.job_name(self.sweep, step)
         with self._lock:

@@ -132,7 +132,10 @@ def device_resource(step: plan_mod.Step, settings: settings_mod.KubernetesSettin
     if not step.accelerator:
         return None
     chips = len(step.params.devices) if isinstance(step.params, params.InferParams) and step.params.devices else 1
-    return device_resources.resolve(step.accelerator, settings.device_resources, chips)
+    try:
+        return device_resources.resolve(step.accelerator, settings.device_resources, chips)
+    except errors.BadInput as e:
+        raise settings_mod.SettingsError(f"settings: {e} (target {step.target})") from e
 
 
 def local_inputs(step: plan_mod.Step) -> list[str]:

@@ -53,9 +53,25 @@ def test_several_gpus_of_a_node():
 
 def test_a_slice_is_never_several_devices():
     step = _step("Ascend310P3", ("npu:0", "npu:1"))
-    with pytest.raises(errors.BadInput, match=r"targets\[\]\.devices: 2 devices of Ascend310P3, but its pods request "
-                                              r"huawei\.com/Ascend310P-2c \(static-vnpu\)"):
+    with pytest.raises(errors.BadInput, match=r"device_resources\.Ascend310P3\.name: huawei\.com/Ascend310P-2c "
+                                              r"\(static-vnpu\) is part of one chip, but targets\[\]\.devices runs on 2 "
+                                              r"devices of Ascend310P3.* \(target ascend310p\)$"):
         _job(step, device_resources={"Ascend310P3": {"name": "huawei.com/Ascend310P-2c"}})
+
+
+def test_a_sweep_the_settings_cannot_run_is_refused_before_any_job(tmp_path, cluster, capsys):
+    # a vNPU for a target on a card's two chips: `ghostbench run` says so in one line, exit 2, and creates nothing
+    from controller import cli
+    from tests.support.cluster import write_settings
+    from tests.support.sweeps import make_sweep
+
+    spec = make_sweep(tmp_path, targets=[{"name": "duo", "backend": "null", "devices": ["none:0", "none:1"],
+                                          "card": "atlas-300i-duo", "batch_sizes": [4]}])
+    settings = write_settings(tmp_path, device_resources={"Ascend310P3": {"name": "huawei.com/Ascend310P-2c"}})
+    assert cli.main(["run", str(spec), "--executor", "kubernetes", "--settings", str(settings)]) == errors.EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "device_resources.Ascend310P3.name: huawei.com/Ascend310P-2c (static-vnpu) is part of one chip" in err[-1]
+    assert cluster.creates == {} and not (tmp_path / "store" / "sweeps" / "s" / "status.json").exists()
 
 
 def test_resolve_counts_whole_devices_per_device():
