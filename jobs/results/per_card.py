@@ -41,9 +41,10 @@ class PerCard:
         """``measured on 4 of 4 chips`` / ``extrapolated from 1 of 4 chips (x4)``."""
         if self.measured:
             cards = self.devices // self.chips
-            return (f"measured on {self.devices} of {self.chips} chips" if cards == 1
-                    else f"measured on {cards} cards of {self.chips} chips, per card")
-        return f"extrapolated from {self.devices} of {self.chips} chips (x{self.chips / self.devices:g})"
+            chips = "1 chip" if self.chips == 1 else f"{self.chips} chips"
+            return (f"measured on {self.devices} of {chips}" if cards == 1
+                    else f"measured on {cards} cards of {chips}, per card")
+        return f"extrapolated from {self.devices} of {self.chips} chips (x{self.chips / self.devices:.3g})"
 
 
 def chips_per_card(accelerator: str | None, card: str | None = None, recorded: int | None = None

@@ -205,7 +205,7 @@ def test_published_comparison_scales_one_310_chip_to_a_card():
     assert header[-4:] == ["a310p/a310 per card", "published", "a310p/t4 per card", "published"]
     for row in rows:
         assert row[4] == row[8] == row[12] == "1.0000"
-        assert (row[2], row[6]) == ("extrapolated from 1 of 4 chips (x4)", "measured on 1 of 1 chips")
+        assert (row[2], row[6]) == ("extrapolated from 1 of 4 chips (x4)", "measured on 1 of 1 chip")
         assert (row[-4], row[-2]) == SEED_RATIOS[int(row[0])] and (row[-3], row[-1]) == SEED_RATIOS[int(row[0])]
     # without asked ratios: the seed's own 310P/310 and 310P/T4 columns
     default_header, _ = tables.published_comparison(runs, accs)

@@ -75,3 +75,8 @@ def test_compare_with_the_published_figures_scales_by_the_basis():
     assert by_target["card"].b.throughput == pytest.approx(2400.0)
     assert by_target["chip"].b.throughput == pytest.approx(2800.0)
     assert any("extrapolated from fewer chips" in n and "chip" in n for n in c.notes)
+
+
+def test_the_basis_reads_as_english():
+    assert per_card.per_card(300.0, 1, 1, "card atlas-300i-pro").note() == "measured on 1 of 1 chip"
+    assert per_card.per_card(300.0, 3, 4, "card atlas-300i").note() == "extrapolated from 3 of 4 chips (x1.33)"
