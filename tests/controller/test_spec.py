@@ -48,6 +48,13 @@ def test_default_batch_sizes_and_name_from_file(tmp_path):
     ("dataset: {images: a, labels: b}\ntargets: [{name: t, input_mode: int8}]\n",
      "targets[0].input_mode: expected one of float32, uint8, got 'int8'"),
     ("dataset: {images: a, labels: b}\ntargets: []\n", "targets: expected a non-empty list of targets, got []"),
+    # a CPU run on an NPU's pod (a card's accelerator set by `card:` the same way) would report NPU figures
+    ("dataset: {images: a, labels: b}\ntargets: [{name: t, device: cpu, accelerator: Ascend310}]\n",
+     "targets[0].accelerator: expected an accelerator the target's device runs on (onnxruntime device cpu is the "
+     "CPU; Ascend310 is an NPU"),
+    ("dataset: {images: a, labels: b}\ntargets: [{name: t, device: 'cuda:0', accelerator: Ascend310P3}]\n",
+     "targets[0].accelerator: expected an accelerator the target's device runs on (onnxruntime device cuda:0 is a "
+     "GPU; Ascend310P3 is an NPU"),
     ("dataset: {images: a, labels: b, pipeline: cv2}\ntargets: [{name: t}]\n",
      "dataset.pipeline: expected one of seed, opencv, got 'cv2'"),
     ("dataset: {images: a, labels: b, allow_missing: 'yes'}\ntargets: [{name: t}]\n",
