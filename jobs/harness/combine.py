@@ -79,7 +79,7 @@ def combine(parts: Sequence[records.InferSummary], outcomes: Sequence[DeviceOutc
             end_to_end_images_per_second=p.end_to_end.images_per_second, started=o.started - t0,
             seconds=p.end_to_end.seconds, summary=o.summary, valid=p.validity.valid,
             physical_id=p.backend_info.get("physical_device_id"), chips_on_card=info.get("chips_on_card"),
-            card=info.get("card")))
+            card=info.get("card"), npu_id=info.get("npu_id")))
     counts = {r.chips_on_card for r in rows if r.chips_on_card}
     cards = {r.card for r in rows if r.card}
     together = all(o.together for o in outcomes)

@@ -16,6 +16,9 @@ import dataclasses
 from jobs import devices
 
 MEASURED, EXTRAPOLATED = "measured", "extrapolated"
+SCATTERED = "scattered"
+"""As many chips as whole cards ran at once, but npu-smi put them on parts of several cards: not a card's figure (an
+extrapolation, shown as one)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +28,8 @@ class PerCard:
     throughput: float
     """images/s per card (compute only, ais_infer's; summed over the devices of a run on several)."""
     basis: str
-    """``measured`` (every chip of a card ran at once) or ``extrapolated`` (from fewer chips)."""
+    """``measured`` (every chip of a card ran at once), ``extrapolated`` (from fewer chips) or ``scattered`` (as many
+    chips, from several cards)."""
     chips: int
     """Chips on the card."""
     devices: int
@@ -38,7 +42,11 @@ class PerCard:
         return self.basis == MEASURED
 
     def note(self) -> str:
-        """``measured on 4 of 4 chips`` / ``extrapolated from 1 of 4 chips (x4)``."""
+        """``measured on 4 of 4 chips`` / ``extrapolated from 1 of 4 chips (x4)`` / ``extrapolated: 4 chips of
+        several cards, not whole cards (x1)``."""
+        if self.basis == SCATTERED:
+            return (f"extrapolated: {self.devices} chips of several cards, not whole cards (npu-smi NPU ids; per chip "
+                    f"x{self.chips})")
         if self.measured:
             cards = self.devices // self.chips
             chips = "1 chip" if self.chips == 1 else f"{self.chips} chips"
@@ -60,11 +68,14 @@ def chips_per_card(accelerator: str | None, card: str | None = None, recorded: i
     return None
 
 
-def per_card(throughput: float, count: int, chips: int, chips_from: str) -> PerCard:
+def per_card(throughput: float, count: int, chips: int, chips_from: str, whole_cards: bool | None = None) -> PerCard:
     """The per-card figure of a run on ``count`` devices that gave ``throughput`` images/s in all, on a card of
     ``chips`` chips: measured when ``count`` is a whole number of cards (then per card: the sum over the cards),
-    else extrapolated (per device times ``chips``)."""
+    else extrapolated (per device times ``chips``). ``whole_cards`` (``DeviceSet.whole_cards``): False when npu-smi
+    showed the devices on parts of several cards: then ``scattered``, per device times ``chips`` as well."""
     count = max(int(count), 1)
+    if count % chips == 0 and whole_cards is False and count > 1:
+        return PerCard(throughput / count * chips, SCATTERED, chips, count, chips_from)
     if count % chips == 0:
         return PerCard(throughput / (count // chips), MEASURED, chips, count, chips_from)
     return PerCard(throughput / count * chips, EXTRAPOLATED, chips, count, chips_from)

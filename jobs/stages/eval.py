@@ -100,7 +100,7 @@ def _devices(summary: records.InferSummary, args: params.EvalParams) -> dict[str
     chips = per_card.chips_per_card((args.accelerators or {}).get(summary.target), (args.cards or {}).get(
         summary.target), recorded)
     if chips is not None:
-        pc = per_card.per_card(summary.throughput, count, *chips)
+        pc = per_card.per_card(summary.throughput, count, *chips, d.whole_cards() if d is not None else None)
         out.update(per_card_throughput=pc.throughput, per_card_basis=pc.basis, per_card_chips=pc.chips,
                    per_card_chips_from=pc.chips_from)
     return out

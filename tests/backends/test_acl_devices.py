@@ -13,7 +13,7 @@ from jobs.artifacts import records
 from jobs.devices import npu_smi
 from jobs.stages import eval as eval_stage
 from tests.support import acl
-from tests.support.devices import NPU_SMI_ATLAS_300I, NPU_SMI_DUO
+from tests.support.devices import NPU_SMI_ATLAS_300I, NPU_SMI_DUO, NPU_SMI_TWO_DUOS
 from tests.support.stand_ins import write_tool
 
 
@@ -80,3 +80,18 @@ def test_the_two_chips_of_a_duo_under_one_npu_id(card, acl_work, tmp_path):
     d = records.InferSummary.from_json((out / records.SUMMARY).read_text()).devices
     assert (d.chips_per_card, d.card) == (2, "atlas-300i-duo")
     assert [(r.physical_id, r.card) for r in d.devices] == [(0, "atlas-300i-duo"), (1, "atlas-300i-duo")]
+
+
+def test_two_chips_of_two_duo_cards_are_not_a_card(card, acl_work, tmp_path):
+    # a pod given huawei.com/Ascend310P: 2 on a node with two Duos may get one chip of each: as many chips as a
+    # card, but their sum is not a card's figure (the chips of one card share its PCIe link)
+    out = card(NPU_SMI_TWO_DUOS, 4, "0,2", "split", ["npu:0", "npu:1"])
+    d = records.InferSummary.from_json((out / records.SUMMARY).read_text()).devices
+    assert [(r.physical_id, r.npu_id) for r in d.devices] == [(0, 8), (2, 9)] and d.whole_cards() is False
+    row = _eval(acl_work, out, tmp_path)
+    assert (row.devices, row.per_card_basis, row.per_card_chips) == (2, "scattered", 2)
+    assert row.per_card_throughput == pytest.approx(
+        records.InferSummary.from_json((out / records.SUMMARY).read_text()).throughput)  # per chip x 2
+    both = card(NPU_SMI_TWO_DUOS, 4, "2,3", "whole", ["npu:0", "npu:1"])
+    assert records.InferSummary.from_json((both / records.SUMMARY).read_text()).devices.whole_cards() is True
+    assert _eval(acl_work, both, tmp_path).per_card_basis == "measured"

@@ -80,3 +80,8 @@ def test_compare_with_the_published_figures_scales_by_the_basis():
 def test_the_basis_reads_as_english():
     assert per_card.per_card(300.0, 1, 1, "card atlas-300i-pro").note() == "measured on 1 of 1 chip"
     assert per_card.per_card(300.0, 3, 4, "card atlas-300i").note() == "extrapolated from 3 of 4 chips (x1.33)"
+    # as many chips as a card, but of two cards (npu-smi's NPU ids): per chip x chips, and said so
+    scattered = per_card.per_card(600.0, 2, 2, "npu-smi info", whole_cards=False)
+    assert (scattered.basis, scattered.throughput, scattered.measured) == ("scattered", 600.0, False)
+    assert scattered.note() == "extrapolated: 2 chips of several cards, not whole cards (npu-smi NPU ids; per chip x2)"
+    assert per_card.per_card(600.0, 2, 2, "npu-smi info", whole_cards=True).basis == "measured"

@@ -44,6 +44,8 @@ class DeviceRun:
     """Chips on this device's card, as ``npu-smi info`` lists them (rows sharing its NPU id); None: not read."""
     card: str | None = None
     """The catalogue card (``jobs.devices.CARDS``) with that chip and that many chips; None: not known."""
+    npu_id: int | None = None
+    """The card's NPU id as ``npu-smi info`` lists it (the chips of one card share it); None: not read."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -81,6 +83,17 @@ class DeviceSet:
     @property
     def count(self) -> int:
         return len(self.devices)
+
+    def whole_cards(self) -> bool | None:
+        """Whether the devices are whole cards: grouped by their NPU id, each card ran as many chips as npu-smi lists
+        on it. None: not known (a device without an NPU id or chip count: no npu-smi, a GPU, a stand-in). Four chips
+        of a 2-card node may be two of each card: their sum is not one card's figure."""
+        cards: dict[int, list[DeviceRun]] = {}
+        for d in self.devices:
+            if d.npu_id is None or not d.chips_on_card:
+                return None
+            cards.setdefault(d.npu_id, []).append(d)
+        return all(len(on) == on[0].chips_on_card for on in cards.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {"count": self.count, "devices": [d.to_dict() for d in self.devices], "divide_input": self.divide_input,
