@@ -20,7 +20,7 @@ import glob
 import os
 import pathlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from jobs import errors
@@ -54,24 +54,49 @@ def _ticks() -> float:
     return float(os.sysconf("SC_CLK_TCK"))
 
 
-def read_cpu_times(proc: pathlib.Path = pathlib.Path("/proc"), clock: Callable[[], float] = time.monotonic
-                   ) -> CpuTimes | None:
-    """The CPU times now (None where ``/proc`` cannot tell: not Linux)."""
+def read_cpu_times(proc: pathlib.Path = pathlib.Path("/proc"), clock: Callable[[], float] = time.monotonic,
+                   also_own: Sequence[int] = ()) -> CpuTimes | None:
+    """The CPU times now (None where ``/proc`` cannot tell: not Linux). ``also_own``: processes whose CPU time is
+    the run's own too (the sibling processes of a run on several devices), as far as they still run."""
     try:
         lines = (proc / "stat").read_text().splitlines()
         own_fields = (proc / "self" / "stat").read_text().rsplit(")", 1)[1].split()
+        hz = _ticks()
+        siblings = 0.0
+        for pid in also_own:
+            try:
+                fields = (proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+                siblings += (float(fields[11]) + float(fields[12])) / hz
+            except (OSError, ValueError, IndexError):
+                continue  # (ended: its time is no longer anyone's)
         total = next((line.split()[1:] for line in lines if line.startswith("cpu ")), None)
         if total is None:
             return None
         values = [float(v) for v in total]
-        hz = _ticks()
         cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
         steal = values[_STEAL_FIELD] if len(values) > _STEAL_FIELD else 0.0
-        own = (float(own_fields[11]) + float(own_fields[12])) / hz  # utime, stime (fields 14, 15 of stat)
+        own = (float(own_fields[11]) + float(own_fields[12])) / hz + siblings  # utime, stime (fields 14, 15 of stat)
     except (OSError, ValueError, IndexError):  # not Linux, or a /proc this reader does not know: unknown
         return None
     return CpuTimes(clock(), sum(values[i] for i in _BUSY_FIELDS if i < len(values)) / hz, steal / hz, own,
                     max(cpus, 1))
+
+
+def sibling_pids(proc: pathlib.Path = pathlib.Path("/proc")) -> tuple[int, ...]:
+    """The other processes with this process's parent (``/proc/<pid>/stat`` field 4), e.g. the other devices' processes
+    of a run on several; empty where ``/proc`` cannot tell."""
+    me, parent, found = os.getpid(), os.getppid(), []
+    try:
+        entries = [p for p in proc.iterdir() if p.name.isdigit() and int(p.name) != me]
+    except OSError:
+        return ()
+    for entry in entries:
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return tuple(found)
 
 
 def _load_average(proc: pathlib.Path) -> float | None:
@@ -107,8 +132,11 @@ class HostSampler:
     cannot be read (not Linux, an unknown ``/proc``) is None in the record."""
 
     def __init__(self, proc: pathlib.Path = pathlib.Path("/proc"), sys_cpu: str = "/sys/devices/system/cpu",
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, siblings: bool = False):
+        """``siblings``: this process is one device of a run on several (``jobs.harness.fanout``): the processes
+        that share its parent are the run's own, not other load."""
         self._proc, self._sys_cpu, self._clock = proc, sys_cpu, clock
+        self._siblings: tuple[int, ...] = sibling_pids(proc) if siblings else ()
         self._start: CpuTimes | None = None
         self._t0 = 0.0
         self._load0: float | None = None
@@ -116,12 +144,12 @@ class HostSampler:
 
     def start(self) -> None:
         self._t0 = self._clock()
-        self._start = read_cpu_times(self._proc, self._clock)
+        self._start = read_cpu_times(self._proc, self._clock, self._siblings)
         self._load0 = _load_average(self._proc)
         self._mhz0 = cpu_mhz(self._sys_cpu)
 
     def stop(self) -> records.HostNoise:
-        end = read_cpu_times(self._proc, self._clock)
+        end = read_cpu_times(self._proc, self._clock, self._siblings)
         seconds = self._clock() - self._t0
         mhz = self._mhz0 + cpu_mhz(self._sys_cpu)
         common = {"load_1m": (self._load0, _load_average(self._proc)),

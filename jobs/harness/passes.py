@@ -91,7 +91,7 @@ def run(protocol: Protocol, backend: base.Backend, dataset: shards.Dataset, pred
     overlapped = not backend.computes_on_host if args.overlap is None else args.overlap
     staging = overlapped and backend.stages_input and args.staging is not False
     warm = _warm_up(backend, dataset, args, overlapped, staging)
-    host = noise.HostSampler()
+    host = noise.HostSampler(siblings=gate is not None)  # (a run on several devices: their processes are its own)
     if device_noise is not None:
         device_noise.start()
     host.start()

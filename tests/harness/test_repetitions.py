@@ -105,6 +105,32 @@ def test_other_processes_and_steal_mark_the_host_busy(tmp_path, monkeypatch):
     assert records.Noise.from_dict(json.loads(json.dumps(records.Noise(host=host).to_dict()))).reasons == reasons
 
 
+def test_the_other_devices_of_a_run_are_its_own_not_other_load(tmp_path, monkeypatch):
+    # four device processes of one run share the host: each one's sampler counts its siblings' CPU time as the
+    # run's own, else every run on several devices of a small host was marked busy
+    import os
+
+    monkeypatch.setattr(noise, "_ticks", lambda: 100.0)
+    proc = fake_proc(tmp_path / "proc", busy=1000, steal=0, own=500)
+
+    def process(pid: int, ppid: int, ticks: int) -> None:
+        (proc / str(pid)).mkdir(exist_ok=True)
+        (proc / str(pid) / "stat").write_text(f"{pid} (python3) R {ppid} " + " ".join(["0"] * 9) + f" {ticks} 0 "
+                                              + " ".join(["0"] * 30))
+
+    for pid in (91, 92, 93):
+        process(pid, os.getppid(), 100)
+    process(94, 1, 100)  # not a sibling: another program
+    assert sorted(noise.sibling_pids(proc)) == [91, 92, 93]
+    clock = iter([0.0, 0.0, 10.0, 10.0])
+    sampler = noise.HostSampler(proc, str(tmp_path / "no-sys"), clock=lambda: next(clock), siblings=True)
+    sampler.start()
+    for pid in (91, 92, 93):  # each sibling took 5 s; this process 5 s; another program 1 s
+        process(pid, os.getppid(), 600)
+    fake_proc(proc, busy=1000 + 2000 + 100, steal=0, own=500 + 500)
+    assert sampler.stop().other_cpu_seconds == pytest.approx(1.0)
+
+
 class FakeNvml:
     """pynvml's calls the noise watcher makes, with a second process on the GPU and a power cap."""
 
