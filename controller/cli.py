@@ -161,7 +161,13 @@ def check_labels(spec: spec_mod.SweepSpec, remote: bool = True, source: str | No
     if not remote and urllib.parse.urlparse(spec.dataset.labels).scheme not in ("", "file"):
         return
     card = models_spec.card(spec.model)
-    labels.read_labels(spec.dataset.labels, card.num_classes - card.label_offset, labels.classes_of(card))
+    read = labels.read_labels(spec.dataset.labels, card.num_classes - card.label_offset, labels.classes_of(card))
+    at_most = min(len(read.labels), spec.dataset.limit or len(read.labels))  # (images without a label are not run)
+    for i, t in enumerate(spec.targets):
+        if t.divide_input and len(t.devices) > at_most:
+            raise errors.BadInput(f"{source or spec.name}: targets[{i}].devices: expected at most {at_most} devices "
+                                  f"with divide_input (each infers its part of the images, at least one; the dataset "
+                                  f"has at most {at_most}: {spec.dataset.labels}, dataset.limit), got {len(t.devices)}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -79,3 +79,26 @@ def test_several_t4_cards_of_a_node_with_their_card_named():
     """docs/ascend.md, "Cards": a GPU is a card of its own; several of a node are several cards, per card each."""
     (t,) = _spec(backend="onnxruntime", card="nvidia-t4", devices=["cuda:0", "cuda:1"]).targets
     assert (t.accelerator, t.devices) == ("nvidia-t4", ("cuda:0", "cuda:1"))
+
+
+def test_more_devices_than_images_to_divide_is_refused_at_plan(tmp_path, capsys):
+    # 3 devices dividing 2 images: one would get none; before, the plan passed and the infer step failed after the
+    # exports and preprocessing had run
+    import yaml
+
+    from controller import cli
+    from jobs.tools import fake_imagenet
+
+    images = tmp_path / "images"
+    names = fake_imagenet.make_image_set(images, count=2, seed=1)
+    fake_imagenet.write_labels(images, names, [0, 1])
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "name": "s", "store": str(tmp_path / "store"),
+        "dataset": {"images": str(images), "labels": str(images / "val_label.txt")},
+        "targets": [{"name": "split", "backend": "null", "devices": ["none:0", "none:1", "none:2"],
+                     "divide_input": True, "batch_sizes": [1]}]}))
+    assert cli.main(["plan", str(sweep)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "targets[0].devices: expected at most 2 devices with divide_input" in err
+    assert not (tmp_path / "store").exists()
