@@ -18,13 +18,10 @@ arguments must be picklable (module-level functions, dataclasses).
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import logging
 import multiprocessing
 import os
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +29,7 @@ from multiprocessing import connection
 from typing import Any
 
 from jobs import errors
+from jobs.harness import lifetime
 
 log = logging.getLogger("ghostbench.infer")
 
@@ -90,28 +88,9 @@ class _Failure:
     kind: str
 
 
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def _die_with_parent(parent: int) -> None:
-    """Have the kernel send this process SIGTERM when ``parent`` (the process that started it) ends, and end now if
-    it already has; nothing outside Linux."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-    if os.getppid() != parent:
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def _child(fn: Callable[..., Any], index: int, gate: Gate, args: tuple[Any, ...], conn: Any, parent: int) -> None:
     """A worker process: ``fn(index, gate, *args)``; its result, or its failure as one line, sent to the parent."""
-    _die_with_parent(parent)
+    lifetime.die_with(parent)
     try:
         result: Any = _Done(fn(index, gate, *args), gate.together)
     except BaseException as e:  # noqa: BLE001 - everything a worker raises is the parent's to report

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import json
 import logging
 import os
 import pathlib
-import signal
 import sys
 import traceback
 import urllib.parse
@@ -18,28 +16,17 @@ from typing import Any
 from jobs import errors, params
 from jobs import store as store_mod
 from jobs.artifacts import commit
+from jobs.harness import lifetime
 
 log = logging.getLogger("ghostbench")
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
 def die_with_controller(environ: Mapping[str, str] = os.environ) -> None:
     """When a controller started this process (``params.CONTROLLER_PID_ENV``), have the kernel send it SIGTERM when
-    the controller dies (Linux ``PR_SET_PDEATHSIG``), and end it now if the controller is gone already (it died
-    before the request: nobody would signal). Elsewhere, or without the variable, nothing."""
+    the controller dies, and end it now if the controller is gone already (``jobs.harness.lifetime``). Without the
+    variable, nothing."""
     raw = environ.get(params.CONTROLLER_PID_ENV, "")
-    if not raw.isdigit() or not sys.platform.startswith("linux"):
-        return
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-    if os.getppid() != int(raw):
-        os.kill(os.getpid(), signal.SIGTERM)
+    if raw.isdigit():
+        lifetime.die_with(int(raw))
 
 
 def setup_logging(quiet: bool = False) -> None:

@@ -18,6 +18,7 @@ import yaml
 
 from jobs.devices import npu_smi
 from tests.support.acl import engine, run
+from tests.support.devices import NPU_SMI_ATLAS_300I
 from tests.support.manifests import golden_documents
 from tests.support.paths import REPO_ROOT
 from tests.support.stand_ins import NPU_SMI_INFO, write_tool
@@ -44,27 +45,10 @@ NPU_SMI_910B = """\
 +===========================+===============+====================================================+
 """
 
-# an Atlas 300I card: one NPU id, four Ascend 310 chips, each its own /dev/davinciN
-NPU_SMI_310_CARD = """\
-+------------------------------------------------------------------------------+
-| npu-smi 20.2.0                       Version: 20.2.0                         |
-+-------------------+-----------------+----------------------------------------+
-| NPU     Name      | Health          | Power(W)          Temp(C)              |
-| Chip    Device    | Bus-Id          | AICore(%)         Memory-Usage(MB)     |
-+===================+=================+========================================+
-| 1       310       | OK              | 12.8              45                   |
-| 0       0         | 0000:05:00.0    | 0                 2621 / 8192          |
-+===================+=================+========================================+
-| 1       310       | OK              | 12.8              46                   |
-| 1       1         | 0000:06:00.0    | 0                 2621 / 8192          |
-+===================+=================+========================================+
-| 1       310       | OK              | 12.8              44                   |
-| 2       2         | 0000:07:00.0    | 0                 2621 / 8192          |
-+===================+=================+========================================+
-| 1       310       | Alarm           | 12.8              47                   |
-| 3       3         | 0000:08:00.0    | 0                 2621 / 8192          |
-+===================+=================+========================================+
-"""
+# an Atlas 300I card: one NPU id, four Ascend 310 chips, each its own /dev/davinciN; the last one in Alarm
+NPU_SMI_310_CARD = NPU_SMI_ATLAS_300I.replace("| 1       310       | OK              | 12.8              47",
+                                              "| 1       310       | Alarm           | 12.8              47")
+assert "Alarm" in NPU_SMI_310_CARD
 
 VERSION_CFG = """\
 runtime_running_version=[7.3.0.1.231:8.0.RC2]
