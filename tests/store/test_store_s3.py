@@ -133,6 +133,16 @@ def test_bad_s3_uris(uri, message):
     assert "SECRETVALUE" not in str(e.value)
 
 
+def test_the_test_server_takes_a_bucket_for_each_of_many_tests(s3_env):
+    # each bucket is a SeaweedFS collection with volumes of its own: with weed mini's automatic volume size and count
+    # (free disk / volume size) the suite's ~20th bucket found no writable volume (HTTP 500 on every put)
+    client = s3_env.client()
+    for i in range(40):
+        name = s3_env.create_bucket(f"many-{i:02d}-{os.getpid()}").removeprefix("s3://")
+        client.put_object(Bucket=name, Key="k", Body=b"x")
+        assert client.get_object(Bucket=name, Key="k")["Body"].read() == b"x"
+
+
 def test_small_objects_round_trip(s3_bucket, tmp_path):
     st = store.open_store(f"{s3_bucket}/pre/fix")
     st.write_text("a/b.txt", "hello")

@@ -35,6 +35,11 @@ READER_SECRET_KEY = "ghostbench-reader-secret-7be3c2"
 REGION = "us-east-1"
 START_TIMEOUT_S = 60.0
 STOP_GRACE_S = 5.0
+VOLUME_SIZE_MB = 64
+"""SeaweedFS's smallest auto-configured volume size: the tests' objects are kilobytes to megabytes."""
+MAX_VOLUMES = 1000
+"""Volumes the server may create: enough for every test's bucket (each collection takes a few)."""
+
 # The port flags of `weed mini`; each gets its own free port (the gRPC defaults, port + 10000,
 # could collide or overflow). Iceberg and Lance are switched off with port 0.
 PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
@@ -84,6 +89,10 @@ class SeaweedServer:
         return [str(self.binary), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 "-admin.ui=false", "-webdav=false", f"-s3.config={self.identities}",
                 "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.autoCreateBucket=false",
+                # every bucket is a collection with volumes of its own; left to itself, weed mini allows free disk /
+                # volume size of them (1 GB each with much free disk), and a suite's ~20 buckets ran out ("No writable
+                # volumes", HTTP 500) on a machine with 13 GB free. Small volumes (sparse files), many allowed:
+                f"-master.volumeSizeLimitMB={VOLUME_SIZE_MB}", f"-volume.max={MAX_VOLUMES}",
                 "-master.telemetry=false", *(f"-{flag}={port}" for flag, port in self.ports.items())]
 
     @property
