@@ -28,7 +28,8 @@ from jobs.models import card as card_mod
 
 SpecError = spec_fields.SpecError
 WEIGHTS_SCHEMES = ("", "file", "s3", "https", "http")
-CHECKSUM_RE = re.compile(r"^(md5:[0-9a-fA-F]{32}|sha256:[0-9a-fA-F]{64})$")
+CHECKSUM_RE = re.compile(r"^(md5:[0-9a-f]{32}|sha256:[0-9a-f]{64})$", re.IGNORECASE)
+"""As ``jobs.models.weights.parse_checksum`` reads one (either case); the spec keeps it lower-case."""
 IMPORTED_ONLY = ("preprocessing", "num_classes", "label_offset", "published")
 """Fields that describe a model ghostbench does not know: a registered model's come from the registry."""
 
@@ -147,8 +148,8 @@ def parse(ld: spec_fields.Loader, data: Any, base_dir: pathlib.Path | None) -> M
     model = ModelSpec(
         name=name,
         weights=spec_fields.resolve(ld.uri(m, "weights", "model.", None, WEIGHTS_SCHEMES, nullable=True), base_dir),
-        checksum=ld.str_(m, "checksum", "model.", None, CHECKSUM_RE, "md5:<32 hex digits> or sha256:<64 hex digits>",
-                         nullable=True),
+        checksum=(ld.str_(m, "checksum", "model.", None, CHECKSUM_RE, "md5:<32 hex digits> or sha256:<64 hex digits>",
+                          nullable=True) or "").lower() or None,
         opset=ld.int_(m, "opset", "model.", 11, minimum=7), onnx=onnx, factory=factory,
         preprocessing=_preprocessing(ld, m.get("preprocessing")) if imported and "preprocessing" in m else None,
         num_classes=ld.int_(m, "num_classes", "model.", None, minimum=1, nullable=True) if imported else None,

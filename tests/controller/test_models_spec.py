@@ -219,3 +219,9 @@ def test_the_resolved_spec_of_an_imported_model_plans_again():
     spec = make(IMPORTED)
     assert "opset" not in spec.to_dict()["model"]
     assert spec_mod.parse(yaml.safe_load(yaml.safe_dump(spec.to_dict())), "s.yaml") == spec
+
+
+def test_a_checksum_reads_in_either_case_as_the_export_stage_reads_it():
+    # the stage took 'SHA256:ABC...' (weights.parse_checksum lower-cases it); the sweep file refused it
+    upper = make({**IMPORTED, "checksum": "SHA256:" + "A" * 64})
+    assert upper.model.checksum == "sha256:" + "a" * 64 == make(IMPORTED).model.checksum  # one key for one file
