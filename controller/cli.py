@@ -152,8 +152,9 @@ def _open_store(uri: str | None, spec: spec_mod.SweepSpec | None = None) -> stor
 def check_labels(spec: spec_mod.SweepSpec, remote: bool = True, source: str | None = None) -> None:
     """Read the sweep's labels file now (``BadInput`` naming its line): a 1-based or malformed file is refused
     before any step starts, not after the exports and conversions; the model's sources too
-    (``models_spec.check_sources``: checksums, an imported graph, a factory). ``remote=False`` (``plan``, which needs no
-    credentials) checks a local file only."""
+    (``models_spec.check_sources``: checksums, an imported graph, a factory), and targets that divide the images among
+    more devices than the file labels. ``remote=False`` (``plan``, which needs no credentials) checks a local file
+    only."""
     from controller import models_spec
     from jobs.data import labels
 

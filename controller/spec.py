@@ -268,11 +268,6 @@ def parse(data: Any, source: str = "sweep", base_dir: pathlib.Path | None = None
                      reference=reference, timing=timing, report=report)
 
 
-DEVICE_KINDS = {"cpu": "cpu", "cuda": "gpu", "tensorrt": "gpu", "cann": "npu", "npu": "npu"}
-"""What a backend's device name (before ``:N``) runs on: ONNX Runtime's ``cpu``, ``cuda``, ``tensorrt``,
-``cann``; acl's ``npu``."""
-
-
 def _check_plugins(ld: _Loader, t: TargetSpec, p: str) -> None:
     """What the target's accelerator, backend and engine target would refuse later, refused now (no device
     is touched): each plugin's own config class checks its device and options."""
@@ -297,7 +292,7 @@ def _check_plugins(ld: _Loader, t: TargetSpec, p: str) -> None:
         raise SpecError(f"{ld.source}: {p}{where}: {detail}") from e
     if t.accelerator is not None and t.backend != "null":  # (the null backend stands in for any device)
         device = (t.devices or (t.device,))[0]
-        kind = DEVICE_KINDS.get(device.partition(":")[0])
+        kind = backends.runs_on(device)
         accelerator = devices.CATALOGUE[t.accelerator]
         if kind is not None and kind != accelerator.kind:
             what = {"cpu": "the CPU", "gpu": "a GPU", "npu": "an NPU"}

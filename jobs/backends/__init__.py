@@ -21,6 +21,17 @@ REGISTRY: registry.Registry[type[Backend]] = registry.Registry("backend", {
 })
 
 
+RUNS_ON = {"cpu": "cpu", "cuda": "gpu", "tensorrt": "gpu", "cann": "npu", "npu": "npu"}
+"""What a backend's device name (before ``:N``) runs on: ONNX Runtime's ``cpu``, ``cuda``, ``tensorrt`` and
+``cann``, acl's ``npu``; ``jobs.devices``' ``kind`` for the accelerators."""
+
+
+def runs_on(device: str) -> str | None:
+    """``cpu``, ``gpu`` or ``npu`` for a device name (``cuda:1``); None for one no backend names so (the null
+    backend's stand-ins)."""
+    return RUNS_ON.get(device.partition(":")[0])
+
+
 def check(name: str, device: str, options: Mapping[str, Any], precision: str = "fp32") -> Any:
     """The backend's config for ``device``, ``options`` and ``precision``, checked without a device or the
     backend's library.
