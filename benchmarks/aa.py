@@ -16,8 +16,10 @@ import collections
 import contextlib
 import io
 import itertools
+import math
 import os
 import shutil
+import statistics
 import time
 from typing import Any
 
@@ -57,13 +59,22 @@ def _sweep(work, name: str, target: dict[str, Any], images, seconds: float, repe
     return str(store)
 
 
-def _verdicts(a: str, b: str) -> collections.Counter:
+def _compared(a: str, b: str):
     from jobs.artifacts import records
     from jobs.results import compare
 
     ra = records.Report.from_json((common.pathlib.Path(a) / "sweeps" / "aa" / "report.json").read_text())
     rb = records.Report.from_json((common.pathlib.Path(b) / "sweeps" / "aa" / "report.json").read_text())
-    return collections.Counter(p.verdict for p in compare.compare(ra, rb).pairs)
+    return compare.compare(ra, rb)
+
+
+def _verdicts(a: str, b: str) -> collections.Counter:
+    return collections.Counter(p.verdict for p in _compared(a, b).pairs)
+
+
+def _shift(a: str, b: str) -> float:
+    """The shift every row of B shares against A: the median of the pairs' log ratios (log images/s)."""
+    return statistics.median(math.log(p.evidence.ratio) for p in _compared(a, b).pairs if p.evidence.ratio > 0)
 
 
 def run(work, repeats: int = 3, seconds: float = SECONDS, repetitions: int = REPETITIONS,
@@ -75,8 +86,10 @@ def run(work, repeats: int = 3, seconds: float = SECONDS, repetitions: int = REP
     aa_stores = [first] + [_sweep(work, f"same-{tag}-{i}", ort, img, seconds, repetitions, batch_sizes, like=first)
                            for i in range(1, max(2, repeats))]
     aa = collections.Counter()
+    shifts = []
     for a, b in itertools.combinations(aa_stores, 2):
         aa += _verdicts(a, b)
+        shifts.append(_shift(a, b))
     null = {"name": "dev", "backend": "null", "device": "cpu"}
     fast = _sweep(work, f"null20k-{tag}", {**null, "backend_options": {"images_per_s": 20000}}, img, seconds,
                   repetitions, batch_sizes, like=first)
@@ -93,6 +106,9 @@ def run(work, repeats: int = 3, seconds: float = SECONDS, repetitions: int = REP
             "batch_sizes": list(batch_sizes), "aa": dict(aa), "aa_rows": rows,
             "false_alarm_rate": (aa["faster"] + aa["slower"]) / rows if rows else 0.0,
             "inconclusive_rate": aa["inconclusive"] / rows if rows else 0.0,
+            # what `ghostbench compare --run-drift` takes for this host: the root mean square of the A/A pairs' shifts
+            "aa_shifts": [math.expm1(x) for x in shifts],
+            "run_drift": math.expm1(math.sqrt(sum(x * x for x in shifts) / len(shifts))) if shifts else 0.0,
             "null_slowdown": dict(null_v), "null_detection": null_v["slower"] / max(1, sum(null_v.values())),
             "thread_slowdown": dict(thread_v),
             "thread_detection": thread_v["slower"] / max(1, sum(thread_v.values())),
@@ -115,7 +131,10 @@ def render(res: dict[str, Any]) -> str:
             ["ORT 1 thread vs 2: slower", str(sum(res["thread_slowdown"].values())),
              counts(res["thread_slowdown"]), f"{res['thread_detection']:.2f}"],
             ["ORT graph optimizations off vs all: slower", str(sum(res["graph_opt_slowdown"].values())),
-             counts(res["graph_opt_slowdown"]), f"{res['graph_opt_detection']:.2f}"]])])
+             counts(res["graph_opt_slowdown"]), f"{res['graph_opt_detection']:.2f}"]]),
+        "whole-sweep shifts between the A/A sweeps (the median row's B/A - 1): "
+        + ", ".join(f"{x:+.1%}" for x in res["aa_shifts"])
+        + f"; on this host, `ghostbench compare --run-drift {res['run_drift']:.1%}` (their root mean square)"])
 
 
 def headlines(res: dict[str, Any]) -> list[tuple[str, dict]]:

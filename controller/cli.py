@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p, "sweep")
     p.add_argument("--threshold", default="5%", metavar="SHARE",
                    help="change in throughput that counts, when it is also significant: 5%% or 0.05 (default: 5%%)")
+    p.add_argument("--run-drift", default=None, metavar="SHARE",
+                   help="how far a whole sweep's throughput shifts between runs of unchanged code in this "
+                        "environment, from repeated runs (python -m benchmarks aa prints it): 3%% or 0.03; a shift "
+                        "every pair shares is judged against it (default: as large as the pairs' own spread)")
     p.add_argument("--inconclusive", choices=compare.INCONCLUSIVE_POLICIES, default="pass",
                    help=f"a pair too noisy to judge: pass (exit 0, named on stderr; the default) or fail (exit "
                         f"{errors.EXIT_INCONCLUSIVE} when no pair regressed)")
@@ -310,6 +314,7 @@ def _compare_report(arg: str, store_uri: str | None) -> tuple[str, records.Repor
 
 def cmd_compare(args: argparse.Namespace) -> int:
     threshold = compare.parse_threshold(args.threshold)
+    drift = None if args.run_drift is None else compare.parse_threshold(args.run_drift, "--run-drift")
     if args.b == compare.PUBLISHED:
         raise errors.BadInput("B: `published` is only for A (ghostbench compare published B); a sweep named "
                               "published is STORE:published")
@@ -319,7 +324,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         a_label, a = _compare_report(args.a, args.store)
         b_label, b = _compare_report(args.b, args.store)
-        result = compare.compare(a, b, threshold, a_label, b_label, args.inconclusive)
+        result = compare.compare(a, b, threshold, a_label, b_label, args.inconclusive, drift)
     sys.stdout.write(compare_view.FORMATS[args.format](result))
     for p in result.regressions:
         what = [f"{p.ratio:.3f}x throughput" if p.verdict == "slower" else "",

@@ -6,8 +6,9 @@ the ratio of geometric means with its 95% confidence interval, and the smallest 
 detect). What one run's repetitions cannot see, the variation between runs (the host a minute later), is
 estimated across the pairs of the comparison as a random effect (``stats.between_runs``: the spread of the
 pairs' log ratios around their median beyond what their repetitions explain) and added to every pair's
-uncertainty; a change common to every pair (a real regression, or the host) stays in the ratios. With
-threshold ``t`` (default 5%):
+uncertainty; a change common to every pair (a real regression, or the host) stays in the ratios, and is judged
+against ``stats.run_drift``, how far a whole run may shift between two runs (given, or as large as the spread
+around it), also added to every pair's uncertainty. With threshold ``t`` (default 5%):
 
 - ``faster`` / ``slower``: B/A beyond 1 ± t, significant (p < 0.05, the pairs of one comparison tested
   together with Holm's procedure, so that the chance of any false verdict among them stays at 5%); where a
@@ -59,25 +60,27 @@ PUBLISHED_INPUT_MODE = "float32"
 """The seed's normalized float tensors."""
 PUBLISHED_LABEL = "published (seed guide, section 7.1)"
 RULE = ("faster/slower: B/A beyond 1 ± {t} and significant (Welch's t-test on the repetitions' log images/s, "
-        "p < 0.05 after Holm over the pairs, with the between-run variation estimated across the pairs), "
+        "p < 0.05 after Holm over the pairs, with the between-run variation estimated across the pairs and the "
+        "shift of a whole run between runs), "
         "and, where a run is unstable, the whole 95% interval beyond 1 ± {t}; "
         "inconclusive: neither, and the pair could not detect a {t} change (80% power) or a run is unstable; "
         "else same. Regressed: slower, or top-1 down by more than the gate.")
 
 
-def parse_threshold(text: str | float) -> float:
-    """``5%`` or ``0.05`` -> 0.05; a fraction in [0, 1) (a bare number of 1 or more is refused: say ``5%``)."""
+def parse_threshold(text: str | float, option: str = "--threshold") -> float:
+    """``5%`` or ``0.05`` -> 0.05; a fraction in [0, 1) (a bare number of 1 or more is refused: say ``5%``).
+    ``option`` names the flag in the error (``--threshold``, ``--run-drift``)."""
     raw = str(text).strip()
     percent = raw.endswith("%")
     try:
         value = float(raw[:-1] if percent else raw)
     except ValueError as e:
-        raise errors.BadInput(f"--threshold {raw!r}: expected a percentage (5%) or a fraction (0.05)") from e
+        raise errors.BadInput(f"{option} {raw!r}: expected a percentage (5%) or a fraction (0.05)") from e
     if percent:
         value /= 100.0
     if not math.isfinite(value) or not 0.0 <= value < 1.0:
         hint = f" (did you mean {raw}%?)" if not percent and 1.0 <= value < 100.0 else ""
-        raise errors.BadInput(f"--threshold {raw!r}: expected a share from 0% to below 100% "
+        raise errors.BadInput(f"{option} {raw!r}: expected a share from 0% to below 100% "
                               f"(5% or 0.05){hint}")
     return value
 
@@ -240,6 +243,8 @@ class Comparison:
     """The between-run spread (log images/s) estimated across the pairs and added to each pair's uncertainty."""
     inconclusive: str = "pass"
     """What an inconclusive pair does to the exit code: ``pass`` (0, named on stderr) or ``fail`` (6)."""
+    run_drift: float = 0.0
+    """The shift of a whole run between runs (log images/s, ``stats.run_drift``), added to each pair's uncertainty."""
 
     @property
     def regressions(self) -> tuple[Pair, ...]:
@@ -270,6 +275,7 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "threshold": self.threshold, "gate": self.gate, "basis": self.basis,
                 "rule": RULE.format(t=f"{self.threshold:.1%}"), "between_runs": self.between_runs,
+                "run_drift": self.run_drift,
                 "inconclusive": self.inconclusive, "pairs": [p.to_dict() for p in self.pairs],
                 "only_in_a": [u.to_dict() for u in self.only_in_a],
                 "only_in_b": [u.to_dict() for u in self.only_in_b],
@@ -286,6 +292,7 @@ class Comparison:
                    only_in_a=tuple(Unmatched.from_dict(u) for u in d.get("only_in_a") or ()),
                    only_in_b=tuple(Unmatched.from_dict(u) for u in d.get("only_in_b") or ()),
                    notes=tuple(d.get("notes") or ()), between_runs=float(d.get("between_runs", 0.0)),
+                   run_drift=float(d.get("run_drift", 0.0)),
                    inconclusive=d.get("inconclusive", "pass"))
 
     @classmethod
@@ -345,18 +352,25 @@ def _together(evidence: list[stats.Evidence], matched: Sequence[tuple[Side, Side
     return out
 
 
-def judge(matched: Sequence[tuple[Side, Side]], threshold: float) -> tuple[list[stats.Evidence], float]:
-    """Each (A, B) pair's evidence, with the between-run spread estimated across all of them (and returned), the
-    pairs' tests taken together (Holm) and unstable runs not judged."""
+def judge(matched: Sequence[tuple[Side, Side]], threshold: float,
+          run_drift: float | None = None) -> tuple[list[stats.Evidence], float, float]:
+    """Each (A, B) pair's evidence, with the between-run spread estimated across all of them and the shift of a
+    whole run (``run_drift`` given as a share, else ``stats.run_drift``'s assumption; both returned, log images/s),
+    the pairs' tests taken together (Holm) and unstable runs not judged."""
     samples = [(_samples(a), _samples(b)) for a, b in matched]
     tau, k = stats.between_runs(samples), stats.testable(samples)
-    return _together([stats.compare(a, b, threshold, tau, k) for a, b in samples], matched, threshold), tau
+    drift = stats.run_drift(tau, run_drift)
+    drift_pairs = k if run_drift is None else 0
+    evidence = [stats.compare(a, b, threshold, tau, k, drift, drift_pairs) for a, b in samples]
+    return _together(evidence, matched, threshold), tau, drift
 
 
 def compare(a: records.Report, b: records.Report, threshold: float = DEFAULT_THRESHOLD, a_label: str = "A",
-            b_label: str = "B", inconclusive: str = "pass") -> Comparison:
+            b_label: str = "B", inconclusive: str = "pass", run_drift: float | None = None) -> Comparison:
     """Sweep B against sweep A; pairs in B's order, A's unmatched runs in A's. A pair whose runs used different
-    numbers of devices at once (``ReportRun.devices``: the figure of several is their sum) is named in a note."""
+    numbers of devices at once (``ReportRun.devices``: the figure of several is their sum) is named in a note.
+    ``run_drift``: how far a whole run shifts between runs in this environment (a share, ``--run-drift``); None:
+    ``stats.run_drift``'s assumption."""
     notes = []
     accuracy = a.reference.kind == b.reference.kind
     if not accuracy:
@@ -365,27 +379,35 @@ def compare(a: records.Report, b: records.Report, threshold: float = DEFAULT_THR
         notes.append(f"different models (A {a.model}, B {b.model}): no run pairs")
     side_a, side_b = _runs(a.model, a.runs), _runs(b.model, b.runs)
     keys = [k for k in side_b if k in side_a]
-    evidence, tau = judge([(side_a[k], side_b[k]) for k in keys], threshold)
+    evidence, tau, drift = judge([(side_a[k], side_b[k]) for k in keys], threshold, run_drift)
     pairs = tuple(_pair(k, side_a[k], side_b[k], e, b.reference.gate, accuracy) for k, e in zip(keys, evidence))
     count_a, count_b = ({Key.of(x.model, r): r.devices for r in x.runs} for x in (a, b))
     differ = [f"{k.target} bs{k.batch_size} (A {count_a[k]}, B {count_b[k]})" for k in keys if count_a[k] != count_b[k]]
     if differ:
         notes.append("devices at once differ (a run on several counts their summed images/s), so these ratios "
                      f"measure the devices as much as the code: {', '.join(differ)}")
-    notes += _notes(pairs, tau)
+    notes += _notes(pairs, tau, drift=drift, drift_given=run_drift is not None)
     return Comparison(a_label, b_label, threshold, b.reference.gate, "per device", pairs,
                       tuple(Unmatched(k, s) for k, s in side_a.items() if k not in side_b),
                       tuple(Unmatched(k, s) for k, s in side_b.items() if k not in side_a), tuple(notes), tau,
-                      inconclusive)
+                      inconclusive, drift)
 
 
-def _notes(pairs: Sequence[Pair], tau: float, published_a: bool = False) -> list[str]:
-    """What the reader should know about the evidence: the between-run spread, runs without repetitions (B's only
-    when A is the published figures, which never have any), short runs, busy hosts."""
+def _notes(pairs: Sequence[Pair], tau: float, published_a: bool = False, drift: float = 0.0,
+           drift_given: bool = False) -> list[str]:
+    """What the reader should know about the evidence: the between-run spread and the shift of a whole run, runs
+    without repetitions (B's only when A is the published figures, which never have any), short runs, busy hosts."""
     out = []
     if tau > 0:
         out.append(f"between-run variation estimated across the pairs: {math.expm1(tau):.1%} (added to each "
                    "pair's uncertainty)")
+    if drift > 0 and drift_given:
+        out.append(f"a shift of the whole run between runs of up to about {math.expm1(drift):.1%} (--run-drift) "
+                   "is added to each pair's uncertainty")
+    elif drift > 0:
+        out.append(f"a shift every pair shares is what a host that changed between the two runs looks like too: "
+                   f"it is taken to be as large as the spread around it ({math.expm1(drift):.1%}) and added to each "
+                   "pair's uncertainty; --run-drift gives it from repeated runs of this environment")
     if any(not p.b.repetitions or (not published_a and not p.a.repetitions) for p in pairs):
         out.append("a report without repetitions (an older ghostbench) gives no spread to test with: its pairs are "
                    "inconclusive")

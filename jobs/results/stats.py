@@ -12,7 +12,8 @@ throughput, and the log makes a 20% loss and a 25% gain the same size.
   rows needs, the t-test on logs can): the ratio of geometric means with its 95% confidence interval, the
   p-value, and the **minimum detectable effect** at 80% power, ``(t(1-α/2, df) + t(0.8, df)) · SE``. What
   one run's repetitions cannot see (the host a minute later) is ``between_runs``, estimated robustly across
-  the pairs of a comparison and added to each pair's ``SE``. The verdict:
+  the pairs of a comparison and added to each pair's ``SE``, with ``run_drift``: the shift of a whole run,
+  which one comparison cannot tell from a change of code. The verdict:
   ``faster``/``slower`` when the ratio is beyond the threshold and significant; otherwise ``inconclusive`` when
   the runs are too noisy to detect a change of the threshold's size (MDE > threshold), else ``same``.
 - Percentiles: ``records.P99_SAMPLES``.
@@ -103,11 +104,13 @@ def verdict_of(ratio: float, significant: bool, detectable: float | None, thresh
 
 
 def compare(a: Sequence[float], b: Sequence[float], threshold: float, between: float = 0.0,
-            between_pairs: int = 0) -> Evidence:
+            between_pairs: int = 0, drift: float = 0.0, drift_pairs: int = 0) -> Evidence:
     """B's repetitions against A's (images/s each): the ratio of geometric means, its confidence interval, Welch's
     test and the verdict (see the module's docstring). ``threshold``: a share (0.05 = 5%); ``between``: the
     between-run spread (log images/s, ``between_runs``) added to the difference's uncertainty, estimated from
-    ``between_pairs`` pairs (its degrees of freedom enter the test's)."""
+    ``between_pairs`` pairs (its degrees of freedom enter the test's); ``drift``: the shift of a whole run between
+    two runs (log images/s, ``run_drift``), added too, estimated from ``drift_pairs`` pairs (0: given, not
+    estimated: it adds no uncertainty of its own to the degrees of freedom)."""
     la, lb = _logs(a), _logs(b)
     if len(la) == 0 or len(lb) == 0:
         return Evidence(0.0, 0.0, 0.0, None, None, len(la), len(lb), INCONCLUSIVE, "no throughput on a side")
@@ -116,11 +119,13 @@ def compare(a: Sequence[float], b: Sequence[float], threshold: float, between: f
         verdict, why = verdict_of(math.exp(d), False, None, threshold)
         return Evidence(math.exp(d), math.exp(d), math.exp(d), None, None, len(la), len(lb), verdict, why)
     va, vb = float(la.var(ddof=1)) / len(la), float(lb.var(ddof=1)) / len(lb)
-    se = math.sqrt(va + vb + between ** 2)
+    se = math.sqrt(va + vb + between ** 2 + drift ** 2)
     if se == 0.0:  # identical repetitions on both sides (a stand-in device): any difference is exact
         significant, df, p = d != 0.0, float(len(la) + len(lb) - 2), (0.0 if d != 0.0 else 1.0)
-    else:  # Welch-Satterthwaite: each variance term with its own degrees of freedom (the between-run one: pairs - 1)
-        terms = [(va, len(la) - 1), (vb, len(lb) - 1)] + ([(between ** 2, between_pairs - 1)] if between > 0 else [])
+    else:  # Welch-Satterthwaite: each variance term with its own degrees of freedom (the between-run ones: pairs - 1;
+        # a drift that was given, not estimated, has no sampling error: it adds nothing to the sum)
+        terms = [(va, len(la) - 1), (vb, len(lb) - 1), (between ** 2, between_pairs - 1)]
+        terms += [(drift ** 2, drift_pairs - 1)] if drift_pairs else []
         df = se ** 4 / sum(v ** 2 / max(n, 1) for v, n in terms if v > 0)
         p = _two_sided_p(d / se, df)
         significant = p < 1 - CONFIDENCE
@@ -175,6 +180,21 @@ def between_runs(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]) -> fl
     dd = np.asarray(d)
     spread = 1.4826 * float(np.median(np.abs(dd - np.median(dd))))
     return math.sqrt(max(0.0, spread ** 2 - float(np.median(v))))
+
+
+def run_drift(between: float, given: float | None = None) -> float:
+    """How far a whole run may shift between two runs on the same host (log images/s): ``given`` (from repeated
+    runs of that environment, e.g. ``python -m benchmarks aa``) when there is one, else as much as the pairs'
+    own between-run spread (``between_runs``).
+
+    A host that changes between two runs (other tenants on the memory bus, a clock, a vCPU taken away) moves
+    every row of the later run, not one: on a 2-vCPU VM three demos of unchanged code differed by a shift every
+    row shared of -7%, -4% and +2%, with 2-3% of spread around it (docs/performance.md). One comparison cannot
+    tell such a shift from a change of code: its rows only show the spread around it. Counting the shift as
+    nothing (as ``between_runs`` alone does) called unchanged code ``slower``; assuming it is as large as the
+    spread the rows show is the smallest assumption that does not. A regression far beyond that (a stand-in
+    device at 16,000 against 20,000 images/s: exact repetitions, no spread) is still told."""
+    return math.log1p(given) if given is not None else between
 
 
 def compare_to_value(value: float, b: Sequence[float], threshold: float) -> Evidence:

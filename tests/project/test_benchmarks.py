@@ -105,3 +105,4 @@ def test_every_benchmark_runs_in_quick_mode(tmp_path):
         for label, figure in module.headlines(doc["results"][name]):
             rate = label.startswith("compare ")  # the A/A benchmark's rates: 0 is a figure too
             assert label in proc.stdout and (0 <= figure["median"] <= 1 if rate else figure["median"] > 0)
+    assert "ghostbench compare --run-drift" in proc.stdout  # the A/A benchmark says what this host's drift is

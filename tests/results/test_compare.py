@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pathlib
 
 import pytest
@@ -147,6 +148,26 @@ def test_variation_between_runs_seen_across_the_pairs_widens_every_pair():
     assert {p.verdict for p in compare.compare(a, b2).pairs} == {"slower"}
 
 
+def test_a_shift_every_row_shares_within_the_hosts_drift_is_not_slower():
+    # two demos of unchanged code on a 2-vCPU VM, a minute apart (docs/performance.md): the later one 8% slower on
+    # every row, 3% of spread around that; counted as nothing, the shared shift made 3 rows `slower` (exit 5)
+    ratios = (0.942, 0.935, 0.877, 0.919, 0.951, 0.944, 0.918, 0.885, 0.958, 0.887)
+    a = report(*(run("t", bs, 100.0) for bs in range(1, 11)))
+    b = report(*(run("t", bs, 100.0 * r) for bs, r in zip(range(1, 11), ratios)))
+    c = compare.compare(a, b)
+    assert c.run_drift == c.between_runs > 0.02
+    assert {p.verdict for p in c.pairs} == {"inconclusive"} and c.exit_code == 0
+    assert any("a shift every pair shares" in n and "--run-drift" in n for n in c.notes)
+    # a host known to be steadier between runs (--run-drift 0%) makes the same shift the code's
+    steady = compare.compare(a, b, run_drift=0.0)
+    assert steady.run_drift == 0.0 and "slower" in {p.verdict for p in steady.pairs} and steady.exit_code == 5
+    # a change far beyond the drift is still told on every row
+    b3 = report(*(run("t", bs, 65.0 * r) for bs, r in zip(range(1, 11), ratios)))
+    assert {p.verdict for p in compare.compare(a, b3).pairs} == {"slower"}
+    given = compare.compare(a, b, run_drift=0.03)
+    assert given.run_drift == pytest.approx(math.log1p(0.03)) and any("(--run-drift)" in n for n in given.notes)
+
+
 def test_marks_of_weaker_evidence_reach_the_pair_and_the_notes():
     c = compare.compare(A, report(run("t1", 1, 100.0, valid=False, busy=True)))
     p = c.pairs[0]
@@ -198,6 +219,7 @@ def test_the_json_reads_back_into_the_same_comparison():
     assert doc["exit_code"] == 0 and doc["counts"]["faster"] == 1 and "Welch" in doc["rule"]
     evidence = doc["pairs"][0]["evidence"]
     assert {"ratio", "low", "high", "p_value", "detectable", "n_a", "n_b", "verdict", "why"} <= set(evidence)
+    assert doc["run_drift"] == c.run_drift == c.between_runs
     assert compare.Comparison.from_json(c.to_json()) == c
     p = compare.compare_published(published_sweep())
     assert compare.Comparison.from_dict(json.loads(json.dumps(p.to_dict()))) == p
@@ -346,6 +368,7 @@ def test_cli_published(local_store, capsys):
     (["compare", "{store}:", "sweep-b"], "expected a sweep id, STORE:ID"),
     (["compare", "sweep-a", "published"], "`published` is only for A"),
     (["compare", "sweep-a", "sweep-b", "--threshold", "5"], "did you mean 5%"),
+    (["compare", "sweep-a", "sweep-b", "--run-drift", "3"], "--run-drift '3': expected a share from 0% to below 100%"),
 ])
 def test_cli_bad_input_exits_2_in_one_line(local_store, capsys, argv, says):
     assert cli.main([a.format(store=local_store) for a in argv] + ["--store", local_store]) == errors.EXIT_BAD_INPUT
