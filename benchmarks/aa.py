@@ -72,9 +72,10 @@ def _verdicts(a: str, b: str) -> collections.Counter:
     return collections.Counter(p.verdict for p in _compared(a, b).pairs)
 
 
-def _shift(a: str, b: str) -> float:
-    """The shift every row of B shares against A: the median of the pairs' log ratios (log images/s)."""
-    return statistics.median(math.log(p.evidence.ratio) for p in _compared(a, b).pairs if p.evidence.ratio > 0)
+def _shift(comparison) -> float:
+    """The shift every row of B shares against A: the median of the pairs' log ratios (log images/s; 0: none)."""
+    logs = [math.log(p.evidence.ratio) for p in comparison.pairs if p.evidence.ratio > 0]
+    return statistics.median(logs) if logs else 0.0
 
 
 def run(work, repeats: int = 3, seconds: float = SECONDS, repetitions: int = REPETITIONS,
@@ -88,8 +89,9 @@ def run(work, repeats: int = 3, seconds: float = SECONDS, repetitions: int = REP
     aa = collections.Counter()
     shifts = []
     for a, b in itertools.combinations(aa_stores, 2):
-        aa += _verdicts(a, b)
-        shifts.append(_shift(a, b))
+        c = _compared(a, b)
+        aa += collections.Counter(p.verdict for p in c.pairs)
+        shifts.append(_shift(c))
     null = {"name": "dev", "backend": "null", "device": "cpu"}
     fast = _sweep(work, f"null20k-{tag}", {**null, "backend_options": {"images_per_s": 20000}}, img, seconds,
                   repetitions, batch_sizes, like=first)
@@ -107,6 +109,7 @@ def run(work, repeats: int = 3, seconds: float = SECONDS, repetitions: int = REP
             "false_alarm_rate": (aa["faster"] + aa["slower"]) / rows if rows else 0.0,
             "inconclusive_rate": aa["inconclusive"] / rows if rows else 0.0,
             # what `ghostbench compare --run-drift` takes for this host: the root mean square of the A/A pairs' shifts
+            # (pairs of three sweeps share sweeps: a rough figure, which more sweeps, --repeats, sharpen)
             "aa_shifts": [math.expm1(x) for x in shifts],
             "run_drift": math.expm1(math.sqrt(sum(x * x for x in shifts) / len(shifts))) if shifts else 0.0,
             "null_slowdown": dict(null_v), "null_detection": null_v["slower"] / max(1, sum(null_v.values())),

@@ -319,6 +319,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise errors.BadInput("B: `published` is only for A (ghostbench compare published B); a sweep named "
                               "published is STORE:published")
     if args.a == compare.PUBLISHED:
+        if drift is not None:
+            raise errors.BadInput("--run-drift: the published figures are one fixed figure per row, not a run that "
+                                  "drifts; it is for two sweeps")
         b_label, b = _compare_report(args.b, args.store)
         result = compare.compare_published(b, threshold, b_label, args.inconclusive)
     else:

@@ -110,7 +110,8 @@ def compare(a: Sequence[float], b: Sequence[float], threshold: float, between: f
     between-run spread (log images/s, ``between_runs``) added to the difference's uncertainty, estimated from
     ``between_pairs`` pairs (its degrees of freedom enter the test's); ``drift``: the shift of a whole run between
     two runs (log images/s, ``run_drift``), added too, estimated from ``drift_pairs`` pairs (0: given, not
-    estimated: it adds no uncertainty of its own to the degrees of freedom)."""
+    estimated: it adds no uncertainty of its own to the degrees of freedom; estimated, it is ``between`` itself, from
+    the same pairs)."""
     la, lb = _logs(a), _logs(b)
     if len(la) == 0 or len(lb) == 0:
         return Evidence(0.0, 0.0, 0.0, None, None, len(la), len(lb), INCONCLUSIVE, "no throughput on a side")
@@ -122,11 +123,15 @@ def compare(a: Sequence[float], b: Sequence[float], threshold: float, between: f
     se = math.sqrt(va + vb + between ** 2 + drift ** 2)
     if se == 0.0:  # identical repetitions on both sides (a stand-in device): any difference is exact
         significant, df, p = d != 0.0, float(len(la) + len(lb) - 2), (0.0 if d != 0.0 else 1.0)
-    else:  # Welch-Satterthwaite: each variance term with its own degrees of freedom (the between-run ones: pairs - 1;
-        # a drift that was given, not estimated, has no sampling error: it adds nothing to the sum)
-        terms = [(va, len(la) - 1), (vb, len(lb) - 1), (between ** 2, between_pairs - 1)]
-        terms += [(drift ** 2, drift_pairs - 1)] if drift_pairs else []
-        df = se ** 4 / sum(v ** 2 / max(n, 1) for v, n in terms if v > 0)
+    else:  # Welch-Satterthwaite: each variance term with its own degrees of freedom (the between-run one: pairs - 1;
+        # a drift estimated from the same pairs is one term with it, not a second independent one; a drift that was
+        # given, not estimated, has no sampling error: it adds nothing to the sum, and alone leaves df infinite)
+        if drift_pairs:
+            terms = [(va, len(la) - 1), (vb, len(lb) - 1), (between ** 2 + drift ** 2, between_pairs - 1)]
+        else:
+            terms = [(va, len(la) - 1), (vb, len(lb) - 1), (between ** 2, between_pairs - 1)]
+        spread = sum(v ** 2 / max(n, 1) for v, n in terms if v > 0)
+        df = se ** 4 / spread if spread > 0 else math.inf
         p = _two_sided_p(d / se, df)
         significant = p < 1 - CONFIDENCE
     t_ci = _t_quantile(0.5 + CONFIDENCE / 2, df)
@@ -186,6 +191,9 @@ def run_drift(between: float, given: float | None = None) -> float:
     """How far a whole run may shift between two runs on the same host (log images/s): ``given`` (from repeated
     runs of that environment, e.g. ``python -m benchmarks aa``) when there is one, else as much as the pairs'
     own between-run spread (``between_runs``).
+
+    With fewer than ``MIN_PAIRS_FOR_BETWEEN`` testable pairs there is no spread to take it from, and it is 0 (a
+    shared shift is then the code's, as before); give it for comparisons of a few rows.
 
     A host that changes between two runs (other tenants on the memory bus, a clock, a vCPU taken away) moves
     every row of the later run, not one: on a 2-vCPU VM three demos of unchanged code differed by a shift every

@@ -19,3 +19,4 @@ def test_every_demo_target_times_the_threads_it_was_given():
     spec = demo.demo_spec(INPUTS, "file:///x/store", [1, 4], threads=3)
     assert [t.backend_options for t in spec.targets] == [{"intra_op_threads": 3}] * 2
     assert spec.timing.repetitions == 5  # the repetitions compare needs to tell a rerun from a change
+    assert spec.timing.min_seconds == 0.3  # 5 x 0.3 s a row: the whole demo under a minute on 2 cores

@@ -168,6 +168,18 @@ def test_a_shift_every_row_shares_within_the_hosts_drift_is_not_slower():
     assert given.run_drift == pytest.approx(math.log1p(0.03)) and any("(--run-drift)" in n for n in given.notes)
 
 
+def test_a_given_drift_with_exact_repetitions_still_tells_a_known_slowdown():
+    # a stand-in device at 16,000 against 20,000 images/s, repetitions identical: the given drift is the only
+    # uncertainty (it used to divide by zero in the degrees of freedom)
+    fast = report(*(run("null", bs, 20000.0, (1.0,) * 5) for bs in (1, 4, 8, 16, 32)))
+    slow = report(*(run("null", bs, 16000.0, (1.0,) * 5) for bs in (1, 4, 8, 16, 32)))
+    c = compare.compare(fast, slow, run_drift=0.03)
+    assert {p.verdict for p in c.pairs} == {"slower"} and c.exit_code == 5
+    # ... and identical runs are `same` only when the drift given leaves a 5% change detectable (80% power)
+    assert {p.verdict for p in compare.compare(fast, fast, run_drift=0.01).pairs} == {"same"}
+    assert {p.verdict for p in compare.compare(fast, fast, run_drift=0.03).pairs} == {"inconclusive"}
+
+
 def test_marks_of_weaker_evidence_reach_the_pair_and_the_notes():
     c = compare.compare(A, report(run("t1", 1, 100.0, valid=False, busy=True)))
     p = c.pairs[0]
@@ -369,6 +381,7 @@ def test_cli_published(local_store, capsys):
     (["compare", "sweep-a", "published"], "`published` is only for A"),
     (["compare", "sweep-a", "sweep-b", "--threshold", "5"], "did you mean 5%"),
     (["compare", "sweep-a", "sweep-b", "--run-drift", "3"], "--run-drift '3': expected a share from 0% to below 100%"),
+    (["compare", "published", "sweep-b", "--run-drift", "3%"], "--run-drift: the published figures are one fixed"),
 ])
 def test_cli_bad_input_exits_2_in_one_line(local_store, capsys, argv, says):
     assert cli.main([a.format(store=local_store) for a in argv] + ["--store", local_store]) == errors.EXIT_BAD_INPUT
