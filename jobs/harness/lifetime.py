@@ -6,25 +6,16 @@ killed with SIGKILL, a parent runs no clean-up, and an orphan would go on holdin
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
-import sys
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+from jobs.devices import kernel
 
 
 def die_with(parent: int) -> None:
     """Have the kernel send this process SIGTERM when ``parent`` (pid) ends, and end it now if ``parent`` is gone
     already (it died before the request: nobody would signal). Nothing outside Linux."""
-    if not sys.platform.startswith("linux"):
+    if not kernel.prctl(kernel.PR_SET_PDEATHSIG, int(signal.SIGTERM)):
         return
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     if os.getppid() != parent:
         os.kill(os.getpid(), signal.SIGTERM)

@@ -20,6 +20,7 @@ import pytest
 from jobs.artifacts import records
 from jobs.backends import base
 from jobs.backends.null import backend as null_backend
+from jobs.devices import kernel
 from jobs.stages import eval as eval_stage
 from tests.support.harness import make_engine, make_poisoned_engine, read_predictions, run_infer
 
@@ -50,9 +51,9 @@ def test_a_stand_in_device_ends_its_waits_on_time():
         seen = []
 
         def opener() -> None:
-            _prctl()(null_backend.PR_SET_TIMERSLACK, 50_000, 0, 0, 0)  # the kernel's default, whatever ran before
+            kernel.prctl(kernel.PR_SET_TIMERSLACK, 50_000)  # the kernel's default, whatever ran before
             null_backend.NullBackend.open(base.EngineInfo(path=None, record={}), "cpu", options).close()
-            seen.append(_prctl()(PR_GET_TIMERSLACK, 0, 0, 0, 0))
+            seen.append(_prctl()(kernel.PR_GET_TIMERSLACK, 0, 0, 0, 0))
 
         t = threading.Thread(target=opener)
         t.start()
@@ -61,9 +62,6 @@ def test_a_stand_in_device_ends_its_waits_on_time():
 
     assert slack_after({"images_per_s": 20000}) == [null_backend.TIMER_SLACK_NS]
     assert slack_after({}) == [50_000]  # untouched where nothing is simulated
-
-
-PR_GET_TIMERSLACK = 30  # <linux/prctl.h>
 
 
 def _prctl():

@@ -17,8 +17,6 @@ stand-ins for a model whose outputs the ranking's tie rule decides, or that over
 
 from __future__ import annotations
 
-import ctypes
-import sys
 import time
 from typing import Any
 
@@ -26,6 +24,7 @@ import numpy as np
 
 from jobs.backends import base
 from jobs.backends.null import config as config_mod
+from jobs.devices import kernel
 
 
 class NullBackend(base.Backend):
@@ -117,21 +116,13 @@ class NullBackend(base.Backend):
                 "device_buffers": self._device_buffers, "logits": self._kind}
 
 
-PR_SET_TIMERSLACK = 29  # <linux/prctl.h>
 TIMER_SLACK_NS = 1
 
 
 def exact_waits() -> None:
-    """Have the kernel end this thread's sleeps as close to their deadline as it can (``PR_SET_TIMERSLACK``,
-    prctl(2); the thread that opens the backend is the one that calls it). Nothing outside Linux."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl(PR_SET_TIMERSLACK, TIMER_SLACK_NS, 0, 0, 0)
+    """Have the kernel end this thread's sleeps as close to their deadline as it can (``PR_SET_TIMERSLACK``; the
+    thread that opens the backend is the one that calls it). Nothing outside Linux."""
+    kernel.prctl(kernel.PR_SET_TIMERSLACK, TIMER_SLACK_NS)
 
 
 def _row(kind: str, num_classes: int) -> np.ndarray:
