@@ -135,9 +135,9 @@ def render(res: dict[str, Any]) -> str:
              counts(res["thread_slowdown"]), f"{res['thread_detection']:.2f}"],
             ["ORT graph optimizations off vs all: slower", str(sum(res["graph_opt_slowdown"].values())),
              counts(res["graph_opt_slowdown"]), f"{res['graph_opt_detection']:.2f}"]]),
-        "whole-sweep shifts between the A/A sweeps (the median row's B/A - 1): "
-        + ", ".join(f"{x:+.1%}" for x in res["aa_shifts"])
-        + f"; on this host, `ghostbench compare --run-drift {res['run_drift']:.1%}` (their root mean square)"])
+        ("whole-sweep shifts between the A/A sweeps (the median row's B/A - 1): "
+         + ", ".join(f"{x:+.1%}" for x in res["aa_shifts"])
+         + f"; on this host, `ghostbench compare --run-drift {res['run_drift']:.1%}` (their root mean square)")])
 
 
 def headlines(res: dict[str, Any]) -> list[tuple[str, dict]]:

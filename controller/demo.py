@@ -22,9 +22,9 @@ from controller import launch, runner
 from controller import plan as plan_mod
 from controller import spec as spec_mod
 from jobs import errors, models
-from jobs.devices import cpu
 from jobs import store as store_mod
 from jobs.artifacts import commit
+from jobs.devices import cpu
 from jobs.results import metrics
 
 log = logging.getLogger("ghostbench.demo")
