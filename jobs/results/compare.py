@@ -360,8 +360,7 @@ def judge(matched: Sequence[tuple[Side, Side]], threshold: float,
     samples = [(_samples(a), _samples(b)) for a, b in matched]
     tau, k = stats.between_runs(samples), stats.testable(samples)
     drift = stats.run_drift(tau, run_drift)
-    drift_pairs = k if run_drift is None else 0
-    evidence = [stats.compare(a, b, threshold, tau, k, drift, drift_pairs) for a, b in samples]
+    evidence = [stats.compare(a, b, threshold, tau, k, drift, drift_estimated=run_drift is None) for a, b in samples]
     return _together(evidence, matched, threshold), tau, drift
 
 

@@ -104,14 +104,13 @@ def verdict_of(ratio: float, significant: bool, detectable: float | None, thresh
 
 
 def compare(a: Sequence[float], b: Sequence[float], threshold: float, between: float = 0.0,
-            between_pairs: int = 0, drift: float = 0.0, drift_pairs: int = 0) -> Evidence:
+            between_pairs: int = 0, drift: float = 0.0, drift_estimated: bool = False) -> Evidence:
     """B's repetitions against A's (images/s each): the ratio of geometric means, its confidence interval, Welch's
     test and the verdict (see the module's docstring). ``threshold``: a share (0.05 = 5%); ``between``: the
     between-run spread (log images/s, ``between_runs``) added to the difference's uncertainty, estimated from
     ``between_pairs`` pairs (its degrees of freedom enter the test's); ``drift``: the shift of a whole run between
-    two runs (log images/s, ``run_drift``), added too, estimated from ``drift_pairs`` pairs (0: given, not
-    estimated: it adds no uncertainty of its own to the degrees of freedom; estimated, it is ``between`` itself, from
-    the same pairs)."""
+    two runs (log images/s, ``run_drift``), added too; ``drift_estimated``: it is ``between`` itself, from the same
+    pairs (else it was given: it adds no uncertainty of its own to the degrees of freedom)."""
     la, lb = _logs(a), _logs(b)
     if len(la) == 0 or len(lb) == 0:
         return Evidence(0.0, 0.0, 0.0, None, None, len(la), len(lb), INCONCLUSIVE, "no throughput on a side")
@@ -126,10 +125,8 @@ def compare(a: Sequence[float], b: Sequence[float], threshold: float, between: f
     else:  # Welch-Satterthwaite: each variance term with its own degrees of freedom (the between-run one: pairs - 1;
         # a drift estimated from the same pairs is one term with it, not a second independent one; a drift that was
         # given, not estimated, has no sampling error: it adds nothing to the sum, and alone leaves df infinite)
-        if drift_pairs:
-            terms = [(va, len(la) - 1), (vb, len(lb) - 1), (between ** 2 + drift ** 2, between_pairs - 1)]
-        else:
-            terms = [(va, len(la) - 1), (vb, len(lb) - 1), (between ** 2, between_pairs - 1)]
+        estimated = between ** 2 + (drift ** 2 if drift_estimated else 0.0)
+        terms = [(va, len(la) - 1), (vb, len(lb) - 1), (estimated, between_pairs - 1)]
         spread = sum(v ** 2 / max(n, 1) for v, n in terms if v > 0)
         df = se ** 4 / spread if spread > 0 else math.inf
         p = _two_sided_p(d / se, df)
