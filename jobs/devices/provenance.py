@@ -19,7 +19,7 @@ import numpy as np
 
 import jobs
 
-_REPO = pathlib.Path(__file__).resolve().parents[1]
+_REPO = pathlib.Path(jobs.__file__).resolve().parents[1]  # the checkout holding the jobs package, wherever this module moves
 
 
 def cpu_model(cpuinfo: pathlib.Path = pathlib.Path("/proc/cpuinfo")) -> str:
