@@ -111,7 +111,7 @@ def run(work, repeats: int = 3, seconds: float = SECONDS, repetitions: int = REP
             # what `ghostbench compare --run-drift` takes for this host: the root mean square of the A/A pairs' shifts
             # (pairs of three sweeps share sweeps: a rough figure, which more sweeps, --repeats, sharpen)
             "aa_shifts": [math.expm1(x) for x in shifts],
-            "run_drift": math.expm1(math.sqrt(sum(x * x for x in shifts) / len(shifts))) if shifts else 0.0,
+            "run_drift_share": math.expm1(math.sqrt(sum(x * x for x in shifts) / len(shifts))) if shifts else 0.0,
             "null_slowdown": dict(null_v), "null_detection": null_v["slower"] / max(1, sum(null_v.values())),
             "thread_slowdown": dict(thread_v),
             "thread_detection": thread_v["slower"] / max(1, sum(thread_v.values())),
@@ -137,7 +137,7 @@ def render(res: dict[str, Any]) -> str:
              counts(res["graph_opt_slowdown"]), f"{res['graph_opt_detection']:.2f}"]]),
         ("whole-sweep shifts between the A/A sweeps (the median row's B/A - 1): "
          + ", ".join(f"{x:+.1%}" for x in res["aa_shifts"])
-         + f"; on this host, `ghostbench compare --run-drift {res['run_drift']:.1%}` (their root mean square)")])
+         + f"; on this host, `ghostbench compare --run-drift {res['run_drift_share']:.1%}` (their root mean square)")])
 
 
 def headlines(res: dict[str, Any]) -> list[tuple[str, dict]]:

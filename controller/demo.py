@@ -236,7 +236,8 @@ def run(args: argparse.Namespace) -> int:
     budget = cpu.available_cpus()
     threads = demo_threads(budget.count)
     print(f"demo: ONNX Runtime on {threads} operator thread(s) of the {budget.count} CPU(s) this process may use "
-          f"({budget.source}): one is left to the rest of the machine, so that reruns compare", file=sys.stderr)
+          f"(counted from {budget.source}): one CPU is left to the rest of the machine, so that a second demo's "
+          "figures can be compared with this one's (README, 'The demo')", file=sys.stderr)
     spec = demo_spec(inputs, store.uri, batch_sizes, threads)
     plan = plan_mod.make_plan(spec, store.uri)
     code = launch.execute(spec, plan, store, "local", args.jobs)

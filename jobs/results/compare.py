@@ -404,9 +404,10 @@ def _notes(pairs: Sequence[Pair], tau: float, published_a: bool = False, drift: 
         out.append(f"a shift of the whole run between runs of up to about {math.expm1(drift):.1%} (--run-drift) "
                    "is added to each pair's uncertainty")
     elif drift > 0:
-        out.append(f"a shift every pair shares is what a host that changed between the two runs looks like too: "
-                   f"it is taken to be as large as the spread around it ({math.expm1(drift):.1%}) and added to each "
-                   "pair's uncertainty; --run-drift gives it from repeated runs of this environment")
+        out.append(f"a shift shared by every pair may be the host changing between the two runs, not the code: it "
+                   f"is assumed to be up to {math.expm1(drift):.1%} (the between-run variation) and added to each "
+                   "pair's uncertainty; measure it for this environment with `python -m benchmarks aa` and give it "
+                   "as --run-drift")
     if any(not p.b.repetitions or (not published_a and not p.a.repetitions) for p in pairs):
         out.append("a report without repetitions (an older ghostbench) gives no spread to test with: its pairs are "
                    "inconclusive")
